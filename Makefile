@@ -1,0 +1,47 @@
+# The two commands of the README:
+#   make demo   installs everything, then runs `radlabel demo`
+#   make test   installs everything, then runs the whole test suite
+# Both run as root on a fresh Debian 12 machine (apt, pip and npm registries only).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+APT_PACKAGES := orthanc orthanc-dicomweb orthanc-gdcm dcmtk
+
+.PHONY: install system-packages python-env tools demo test bench clean
+
+install: system-packages python-env tools
+
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+python-env: $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+
+tools: python-env
+	$(BIN)/radlabel install
+
+demo: install
+	$(BIN)/radlabel demo
+
+# pytest exits 5 when it collected no test: that is a broken suite, not a pass.
+test: install
+	@$(BIN)/python -m pytest -q -ra; rc=$$?; \
+	if [ $$rc = 5 ]; then echo "make test: pytest collected no tests"; exit 1; fi; exit $$rc
+
+bench: install
+	$(BIN)/python bench/stow.py
+
+clean:
+	-$(BIN)/radlabel down
+	rm -rf .radlabel

@@ -1,0 +1,70 @@
+"""The local stack: ``radlabel up`` / ``down`` / ``status``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from connectors.stack.process import ServiceProcess
+from connectors.stack.services import all_services, check_installed, write_orthanc_config
+from radlabel.settings import Settings
+
+
+@dataclass
+class ServiceState:
+    name: str
+    title: str
+    url: str
+    pid: int | None
+    healthy: bool
+    action: str = ""  # what `up` did: started / already running
+
+    @property
+    def state(self) -> str:
+        if self.pid is None:
+            return "stopped"
+        return "healthy" if self.healthy else "unhealthy"
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "url": self.url, "pid": self.pid, "state": self.state, "action": self.action}
+
+
+class Stack:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.secrets = settings.secrets()
+        self.services: list[ServiceProcess] = all_services(settings, self.secrets)
+
+    def up(self, progress=lambda message: None) -> list[ServiceState]:
+        """Start what is not running; a healthy running stack is left alone."""
+        check_installed(self.settings)
+        self.settings.save()
+        write_orthanc_config(self.settings, self.secrets)
+        states = []
+        for service in self.services:
+            pid = service.pid()
+            if pid is not None and service.is_healthy():
+                states.append(self._state(service, pid, True, "already running"))
+                continue
+            if pid is not None:  # running but sick: restart it
+                progress(f"restarting {service.title} (it was not answering)")
+                service.stop()
+            else:
+                progress(f"starting {service.title} …")
+            pid = service.start()
+            states.append(self._state(service, pid, True, "started"))
+        return states
+
+    def down(self) -> list[str]:
+        """Stop the processes this state directory started; names of those stopped."""
+        return [service.name for service in reversed(self.services) if service.stop()]
+
+    def status(self) -> list[ServiceState]:
+        states = []
+        for service in self.services:
+            pid = service.pid()
+            states.append(self._state(service, pid, pid is not None and service.is_healthy()))
+        return states
+
+    @staticmethod
+    def _state(service: ServiceProcess, pid: int | None, healthy: bool, action: str = "") -> ServiceState:
+        return ServiceState(service.name, service.title, service.url, pid, healthy, action)

@@ -1,0 +1,115 @@
+"""Same-origin web front for OHIF.
+
+Serves the prebuilt OHIF viewer, a generated ``app-config.js`` whose DICOMweb
+data source is ``/dicom-web`` on this same origin, and a proxy from
+``/dicom-web`` to Orthanc that adds Orthanc's credentials on the server side
+(the browser never holds them; Orthanc has no CORS, hence one origin).
+Unknown paths fall back to ``index.html`` (OHIF routes on the client).
+"""
+
+from __future__ import annotations
+
+import json
+
+import requests
+from flask import Flask, Response, abort, request, send_from_directory
+
+from radlabel.settings import load_settings
+
+# Hop-by-hop headers and those requests recomputes are not forwarded.
+_DROPPED = {"connection", "keep-alive", "transfer-encoding", "content-encoding", "content-length", "host",
+            "authorization", "cookie", "te", "trailers", "upgrade", "proxy-authorization"}
+
+
+def ohif_config(extensions: list[str] | None = None) -> dict:
+    """The OHIF ``window.config`` for our Orthanc behind ``/dicom-web``."""
+    return {
+        "routerBasename": "/",
+        "extensions": extensions or [],
+        "modes": [],
+        "showStudyList": True,
+        "maxNumberOfWebWorkers": 2,
+        "showWarningMessageForCrossOrigin": False,
+        "showCPUFallbackMessage": True,
+        "showLoadingIndicator": True,
+        "strictZSpacingForVolumeViewport": True,
+        "defaultDataSourceName": "radlabel",
+        "dataSources": [
+            {
+                "namespace": "@ohif/extension-default.dataSourcesModule.dicomweb",
+                "sourceName": "radlabel",
+                "configuration": {
+                    "friendlyName": "radlabel Orthanc",
+                    "name": "radlabel",
+                    "wadoUriRoot": "/dicom-web",
+                    "qidoRoot": "/dicom-web",
+                    "wadoRoot": "/dicom-web",
+                    "qidoSupportsIncludeField": False,
+                    "imageRendering": "wadors",
+                    "thumbnailRendering": "wadors",
+                    "enableStudyLazyLoad": True,
+                    "supportsFuzzyMatching": False,
+                    # Orthanc 1.10 takes percent-encoded wildcards literally (stack notes).
+                    "supportsWildcard": False,
+                    "supportsStow": True,
+                    "staticWado": False,
+                    "singlepart": "bulkdata,video",
+                    "bulkDataURI": {"enabled": True, "relativeResolution": "studies"},
+                    "omitQuotationForMultipartRequest": True,
+                },
+            }
+        ],
+    }
+
+
+def create_app() -> Flask:
+    settings = load_settings()
+    secrets = settings.secrets()
+    dist = settings.ohif_dist
+    orthanc = settings.url("orthanc")
+    auth = (settings.orthanc_user, secrets["orthanc_password"])
+    upstream = requests.Session()
+    app = Flask(__name__, static_folder=None)
+
+    @app.get("/health")
+    def health():
+        return {"status": "UP", "viewer": (dist / "index.html").exists()}
+
+    @app.get("/app-config.js")
+    def app_config():
+        body = "window.config = " + json.dumps(ohif_config(), indent=2) + ";\n"
+        return Response(body, mimetype="application/javascript", headers={"Cache-Control": "no-store"})
+
+    @app.route("/dicom-web/<path:path>", methods=["GET", "POST", "DELETE"])
+    def dicomweb(path: str):
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROPPED}
+        # Orthanc builds BulkDataURIs from Host: make them point back at us.
+        headers["Host"] = request.host
+        headers["Accept-Encoding"] = "identity"
+        try:
+            reply = upstream.request(
+                request.method,
+                f"{orthanc}/dicom-web/{path}",
+                params=request.query_string.decode() or None,
+                data=request.get_data() if request.method == "POST" else None,
+                headers=headers,
+                auth=auth,
+                stream=True,
+                timeout=(5, 300),
+            )
+        except requests.RequestException:
+            return Response("Orthanc is not reachable: run `radlabel status`.\n", status=502, mimetype="text/plain")
+        passed = [(k, v) for k, v in reply.headers.items() if k.lower() not in _DROPPED]
+        return Response(reply.iter_content(chunk_size=1 << 16), status=reply.status_code, headers=passed)
+
+    @app.get("/", defaults={"path": "index.html"})
+    @app.get("/<path:path>")
+    def static_or_index(path: str):
+        if path.startswith("dicom-web"):
+            abort(404)
+        target = (dist / path).resolve()
+        if dist.resolve() in target.parents and target.is_file():
+            return send_from_directory(dist, path)
+        return send_from_directory(dist, "index.html")  # SPA fallback
+
+    return app

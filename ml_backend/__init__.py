@@ -1,0 +1,2 @@
+"""radlabel's Label Studio ML backend: a model class with setup/predict/fit,
+and the Flask server around it (``ml_backend.app``)."""

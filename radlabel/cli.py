@@ -1,0 +1,157 @@
+"""The ``radlabel`` command.
+
+Every subcommand is a thin layer over a library call; user errors
+(:class:`RadlabelError`) print one line (plus a log tail where useful) and exit 2
+without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from radlabel import __version__
+from radlabel.errors import RadlabelError
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _print_states(states, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([s.as_dict() for s in states], indent=2))
+        return
+    width = max(len(s.title) for s in states)
+    for s in states:
+        extra = f"  ({s.action})" if s.action else ""
+        print(f"  {s.title:<{width}}  {s.state:<9}  {s.url}{extra}")
+
+
+def cmd_install(args) -> int:
+    from connectors.stack.install import install
+    from radlabel.settings import load_settings
+
+    done = install(load_settings(), _say)
+    print("installed: " + ", ".join(done) if done else "everything was already installed")
+    return 0
+
+
+def cmd_up(args) -> int:
+    from connectors.stack import Stack
+    from radlabel.settings import load_settings
+
+    settings = load_settings()
+    states = Stack(settings).up(_say)
+    if not args.json:
+        print(f"radlabel stack in {settings.home}:")
+    _print_states(states, args.json)
+    return 0
+
+
+def cmd_down(args) -> int:
+    from connectors.stack import Stack
+    from radlabel.settings import load_settings
+
+    stopped = Stack(load_settings()).down()
+    print("stopped: " + ", ".join(stopped) if stopped else "nothing was running")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from connectors.stack import Stack
+    from radlabel.settings import load_settings
+
+    states = Stack(load_settings()).status()
+    _print_states(states, args.json)
+    return 0 if all(s.state == "healthy" for s in states) else 1
+
+
+def cmd_samples_load(args) -> int:
+    from connectors.samples import SampleSizes, load_samples
+    from radlabel.settings import load_settings
+
+    sizes = SampleSizes(ct_slices=args.ct_slices, mr_slices=args.mr_slices)
+    loaded = load_samples(load_settings(), sizes, [Path(p) for p in args.paths],
+                          synthetic=not args.no_synthetic, real=not args.no_real, progress=_say)
+    if args.json:
+        print(json.dumps([series.as_dict() for series in loaded], indent=2))
+    else:
+        for series in loaded:
+            print(f"  {series.source:<16} {series.modality:<3} {series.stored:>4}/{series.instances} instances  "
+                  f"series {series.series_uid}")
+    return 0
+
+
+def cmd_samples_make(args) -> int:
+    from radlabel.phantom import make_ct_study, make_mr_study
+
+    make = make_ct_study if args.modality == "ct" else make_mr_study
+    study = make(seed=args.seed, slices=args.slices)
+    folder = study.write(Path(args.out))
+    print(f"wrote {len(study.datasets)} {args.modality.upper()} slices and the ground truth to {folder}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from radlabel.demo import run_demo
+
+    return run_demo(as_json=args.json, progress=_say)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="radlabel", description="DICOM annotation pipeline: Orthanc + Label Studio + OHIF.")
+    parser.add_argument("--version", action="version", version=f"radlabel {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("install", help="install Label Studio and the OHIF viewer (apt parts: make install)").set_defaults(func=cmd_install)
+    for name, func, text in (("up", cmd_up, "start the local stack (idempotent)"),
+                             ("status", cmd_status, "report each service's health (exit 1 unless all healthy)")):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("--json", action="store_true", help="machine-readable output")
+        command.set_defaults(func=func)
+    sub.add_parser("down", help="stop the processes this state directory started").set_defaults(func=cmd_down)
+
+    samples = sub.add_parser("samples", help="sample studies").add_subparsers(dest="samples_command", required=True, metavar="ACTION")
+    load = samples.add_parser("load", help="store synthetic studies, the real CT and any PATHS in Orthanc")
+    load.add_argument("paths", nargs="*", help="extra DICOM files or folders to store")
+    load.add_argument("--ct-slices", type=int, default=120, help="slices of the synthetic CT (default 120)")
+    load.add_argument("--mr-slices", type=int, default=40, help="slices of the synthetic MR (default 40)")
+    load.add_argument("--no-synthetic", action="store_true", help="skip the synthetic studies")
+    load.add_argument("--no-real", action="store_true", help="skip the real CT")
+    load.add_argument("--json", action="store_true")
+    load.set_defaults(func=cmd_samples_load)
+    make = samples.add_parser("make", help="write a synthetic study and its ground truth to a folder")
+    make.add_argument("out")
+    make.add_argument("--modality", choices=["ct", "mr"], default="ct")
+    make.add_argument("--slices", type=int, default=60)
+    make.add_argument("--seed", type=int, default=1)
+    make.set_defaults(func=cmd_samples_make)
+
+    demo = sub.add_parser("demo", help="bring the stack up and run the whole pipeline that exists on samples")
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for name in ("ct_slices", "mr_slices", "slices"):
+        value = getattr(args, name, None)
+        if value is not None and not 2 <= value <= 1000:
+            _say(f"radlabel: error: --{name.replace('_', '-')} must be between 2 and 1000, not {value}.")
+            return 2
+    try:
+        return args.func(args)
+    except RadlabelError as exc:
+        _say(f"radlabel: error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        _say("radlabel: interrupted.")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

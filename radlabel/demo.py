@@ -1,0 +1,70 @@
+"""``radlabel demo``: the whole pipeline that exists, on the embedded default stack.
+
+Stages so far: 1. stack up  2. samples into Orthanc  3. check them over QIDO-RS.
+Each later capability appends its stage here, so the demo always shows the
+pipeline end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable
+
+from connectors.dicomweb import OrthancDicomWeb
+from connectors.samples import SampleSizes, load_samples
+from connectors.stack import Stack
+from radlabel.errors import RadlabelError
+from radlabel.settings import load_settings
+
+
+def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, sizes: SampleSizes = SampleSizes()) -> int:
+    settings = load_settings()
+    summary: dict = {"state_directory": str(settings.home), "stages": []}
+
+    def stage(name: str, started: float, **details) -> None:
+        summary["stages"].append({"stage": name, "seconds": round(time.monotonic() - started, 2), **details})
+        progress(f"[{len(summary['stages'])}] {name}: done in {time.monotonic() - started:.1f} s")
+
+    started = time.monotonic()
+    states = Stack(settings).up(progress)
+    stage("stack up", started, services={s.name: s.state for s in states})
+
+    started = time.monotonic()
+    loaded = load_samples(settings, sizes, progress=progress)
+    stage("samples into Orthanc (STOW-RS)", started, series=[s.as_dict() for s in loaded])
+
+    started = time.monotonic()
+    client = OrthancDicomWeb.from_settings(settings)
+    found = []
+    for series in loaded:
+        hits = client.search_series(series.study_uid, SeriesInstanceUID=series.series_uid)
+        instances = client.search_instances(series.study_uid, series.series_uid)
+        if not hits or len(instances) != series.instances:
+            raise RadlabelError(f"series from {series.source} is not complete over QIDO-RS "
+                                f"({len(instances)} of {series.instances} instances): see the Orthanc log.")
+        found.append({"source": series.source, "instances": len(instances)})
+    stage("queried back over QIDO-RS", started, series=found)
+
+    viewer = settings.url("viewer")
+    summary["open"] = {
+        "OHIF viewer (study list)": viewer + "/",
+        **{f"OHIF: {s.source}": f"{viewer}/viewer?StudyInstanceUIDs={s.study_uid}" for s in loaded},
+        "Label Studio": settings.url("label_studio") + f"  (user {settings.label_studio_user}, "
+                        f"password in {settings.secrets_file})",
+        "Orthanc": settings.url("orthanc") + f"/app/explorer.html  (user {settings.orthanc_user}, "
+                   f"password in {settings.secrets_file})",
+    }
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print("\nradlabel demo — what ran:")
+    for number, item in enumerate(summary["stages"], 1):
+        print(f"  {number}. {item['stage']} ({item['seconds']} s)")
+    for series in loaded:
+        print(f"     - {series.source}: {series.modality}, {series.stored}/{series.instances} instances stored and found")
+    print("\nOpen:")
+    for name, url in summary["open"].items():
+        print(f"  {name:<26} {url}")
+    print("\nStop the stack with `radlabel down`.")
+    return 0

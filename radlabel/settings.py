@@ -1,0 +1,136 @@
+"""Where radlabel keeps its state, which ports it uses, and its secrets.
+
+State lives in ``RADLABEL_HOME`` (default ``./.radlabel``). Installed tools that
+are too big for the state directory (the Label Studio virtual environment, the
+prebuilt OHIF viewer) live in ``RADLABEL_TOOLS`` (default ``~/.cache/radlabel``)
+so that many state directories (tests, demos) share one install.
+
+Secrets are generated on first use and stored in ``secrets.json`` with mode
+0600; they are never printed in full (see :func:`redact`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as _secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from radlabel.errors import RadlabelError
+
+LABEL_STUDIO_VERSION = "1.23.2"
+OHIF_VERSION = "3.13.2"
+
+# Service name -> (environment variable, default port). All bind to loopback.
+DEFAULT_PORTS = {
+    "orthanc": ("RADLABEL_ORTHANC_PORT", 8042),
+    "label_studio": ("RADLABEL_LABEL_STUDIO_PORT", 8080),
+    "ml_backend": ("RADLABEL_ML_BACKEND_PORT", 9090),
+    "hooks": ("RADLABEL_HOOKS_PORT", 9091),
+    "viewer": ("RADLABEL_VIEWER_PORT", 3000),
+}
+
+SECRET_NAMES = ("orthanc_password", "label_studio_password", "label_studio_token", "webhook_secret")
+
+
+def redact(secret: str) -> str:
+    """Show only enough of a secret to tell two apart."""
+    return secret[:4] + "…" if secret else ""
+
+
+@dataclass
+class Settings:
+    home: Path
+    tools: Path
+    ports: dict[str, int] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+
+    # -- locations -------------------------------------------------------
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def label_studio_venv(self) -> Path:
+        return self.tools / f"label-studio-{LABEL_STUDIO_VERSION}"
+
+    @property
+    def ohif_dist(self) -> Path:
+        return self.tools / f"ohif-{OHIF_VERSION}" / "dist"
+
+    def url(self, service: str) -> str:
+        return f"http://{self.host}:{self.ports[service]}"
+
+    @property
+    def dicomweb_url(self) -> str:
+        return self.url("orthanc") + "/dicom-web"
+
+    orthanc_user = "radlabel"
+    label_studio_user = "admin@radlabel.local"
+
+    # -- secrets ---------------------------------------------------------
+    @property
+    def secrets_file(self) -> Path:
+        return self.home / "secrets.json"
+
+    def secrets(self) -> dict[str, str]:
+        """Read the secrets, creating them (mode 0600) on first use."""
+        path = self.secrets_file
+        if path.exists():
+            try:
+                values = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                raise RadlabelError(
+                    f"{path} is not readable JSON ({exc.__class__.__name__}): restore it or move it away "
+                    "to generate new secrets (the stack must then be set up again)."
+                ) from None
+            missing = [name for name in SECRET_NAMES if not values.get(name)]
+            if missing:
+                raise RadlabelError(f"{path} lacks the secret(s) {', '.join(missing)}: restore the file.")
+            return values
+        self.home.mkdir(parents=True, exist_ok=True)
+        values = {name: _secrets.token_hex(20) for name in SECRET_NAMES}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(values, handle)
+        return values
+
+    def save(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "settings.json").write_text(json.dumps({"ports": self.ports}, indent=2))
+
+
+def _port_from_env(variable: str, default: int) -> int:
+    raw = os.environ.get(variable)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise RadlabelError(f"{variable}={raw!r} is not a TCP port: give a number between 1 and 65535.")
+    return int(raw)
+
+
+def load_settings() -> Settings:
+    """Settings of the current state directory.
+
+    Ports chosen at the first ``up`` are kept in ``settings.json`` so that a
+    stack started with overrides is found again without them; an environment
+    variable set now still wins.
+    """
+    home = Path(os.environ.get("RADLABEL_HOME") or ".radlabel").resolve()
+    tools = Path(os.environ.get("RADLABEL_TOOLS") or Path.home() / ".cache" / "radlabel").resolve()
+    stored: dict[str, int] = {}
+    settings_file = home / "settings.json"
+    if settings_file.exists():
+        try:
+            stored = json.loads(settings_file.read_text()).get("ports", {})
+        except ValueError:
+            raise RadlabelError(f"{settings_file} is not valid JSON: fix it or delete it to use default ports.") from None
+    ports = {}
+    for service, (variable, default) in DEFAULT_PORTS.items():
+        ports[service] = _port_from_env(variable, int(stored.get(service, default)))
+    return Settings(home=home, tools=tools, ports=ports)
