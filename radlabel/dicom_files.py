@@ -13,6 +13,7 @@ from typing import Iterable
 
 import pydicom
 from pydicom import Dataset
+from pydicom.encaps import generate_fragments
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import generate_uid
 
@@ -26,17 +27,29 @@ class Repair:
     how: str
 
 
-def dicom_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files named, plus every regular file under folders named, sorted."""
+def has_dicom_preamble(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(128)
+        return handle.read(4) == b"DICM"
+
+
+def dicom_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
+    """(files to read, files skipped): files named, plus the DICOM files under folders named.
+
+    Inside a folder, files without the DICM preamble (README, DICOMDIR's
+    neighbours, JSON...) are skipped; a file named explicitly is always read.
+    """
     found: list[Path] = []
+    skipped: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            for candidate in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                (found if has_dicom_preamble(candidate) else skipped).append(candidate)
         elif path.is_file():
             found.append(path)
         else:
             raise RadlabelError(f"{path} does not exist: give DICOM files or folders that hold them.")
-    return found
+    return found, skipped
 
 
 def read_dicom(path: Path) -> Dataset:
@@ -44,7 +57,7 @@ def read_dicom(path: Path) -> Dataset:
     try:
         ds = pydicom.dcmread(path)
         if "PixelData" in ds:
-            len(ds.PixelData)  # a truncated file fails here rather than later
+            _check_pixel_data_length(ds)
         return ds
     except InvalidDicomError:
         raise RadlabelError(f"{path} is not a DICOM file (no DICM preamble): remove it or give the right file.") from None
@@ -53,11 +66,26 @@ def read_dicom(path: Path) -> Dataset:
         raise RadlabelError(f"{path} is a damaged DICOM file ({reason}): replace it with an intact copy.") from None
 
 
+def _check_pixel_data_length(ds: Dataset) -> None:
+    """pydicom reads a truncated file without complaint: compare with what the header promises."""
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    data = ds.PixelData
+    if syntax is not None and syntax.is_encapsulated:
+        fragments = list(generate_fragments(data[8 + int.from_bytes(data[4:8], "little"):]))
+        if not fragments or not all(fragments):
+            raise ValueError("encapsulated pixel data has no complete fragment")
+        return
+    expected = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
+                * int(ds.get("NumberOfFrames", 1) or 1) * int(ds.BitsAllocated) + 7) // 8
+    if len(data) < expected:
+        raise ValueError(f"pixel data holds {len(data)} bytes where Rows x Columns x frames need {expected}")
+
+
 def read_dicom_files(paths: Iterable[Path]) -> list[Dataset]:
     """Read every file first, so that one bad file stops the whole batch before anything is stored."""
-    files = dicom_paths(paths)
+    files, _ = dicom_paths(paths)
     if not files:
-        raise RadlabelError("no files found in the paths given: give DICOM files or folders that hold them.")
+        raise RadlabelError("no DICOM files found in the paths given: give DICOM files or folders that hold them.")
     return [read_dicom(path) for path in files]
 
 

@@ -39,6 +39,9 @@ class Stack:
         check_installed(self.settings)
         self.settings.save()
         write_orthanc_config(self.settings, self.secrets)
+        for service in self.services:  # before anything starts: all or nothing
+            if service.pid() is None:
+                service.check_port()
         states = []
         for service in self.services:
             pid = service.pid()

@@ -99,13 +99,16 @@ class ServiceProcess:
         except Exception:  # a probe that fails for any reason means "not healthy"
             return False
 
-    def start(self) -> int:
-        """Start the process and wait until its health probe answers."""
+    def check_port(self) -> None:
         if port_in_use("127.0.0.1", self.port):
             raise RadlabelError(
                 f"port {self.port} for {self.title} is already in use by another program: "
                 f"stop that program or choose another port with {self.port_hint}."
             )
+
+    def start(self) -> int:
+        """Start the process and wait until its health probe answers."""
+        self.check_port()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_file, "ab")

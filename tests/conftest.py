@@ -1,0 +1,55 @@
+"""Shared fixtures.
+
+``stack`` starts the real Orthanc, Label Studio and our servers once per test
+session, in a temporary state directory on free ports, and stops them at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SERVICE_PORT_VARIABLES = ("RADLABEL_ORTHANC_PORT", "RADLABEL_LABEL_STUDIO_PORT", "RADLABEL_ML_BACKEND_PORT",
+                          "RADLABEL_HOOKS_PORT", "RADLABEL_VIEWER_PORT")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def stack_env(tmp_path_factory):
+    """Environment of the session stack: its own RADLABEL_HOME and free ports."""
+    home = tmp_path_factory.mktemp("radlabel-home")
+    env = {"RADLABEL_HOME": str(home)} | {name: str(free_port()) for name in SERVICE_PORT_VARIABLES}
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    yield env
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def stack(stack_env):
+    from connectors.stack import Stack
+    from radlabel.settings import load_settings
+
+    settings = load_settings()
+    running = Stack(settings)
+    running.up()
+    yield running
+    running.down()
+
+
+@pytest.fixture(scope="session")
+def settings(stack):
+    return stack.settings
