@@ -7,13 +7,13 @@ minted deterministically from the instances, and every repair is reported.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 import pydicom
 from pydicom import Dataset
-from pydicom.encaps import generate_fragments
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import generate_uid
 
@@ -55,12 +55,20 @@ def dicom_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
 def read_dicom(path: Path) -> Dataset:
     """Read one Part 10 file, pixel data included, or fail naming the file."""
     try:
-        ds = pydicom.dcmread(path)
+        with warnings.catch_warnings():
+            # pydicom only warns when undefined-length data (encapsulated pixels) runs off the end.
+            warnings.filterwarnings("error", message="End of file reached before delimiter")
+            ds = pydicom.dcmread(path)
         if "PixelData" in ds:
             _check_pixel_data_length(ds)
+        elif "Rows" in ds:
+            raise ValueError("an image without pixel data: the file ends early")
         return ds
     except InvalidDicomError:
         raise RadlabelError(f"{path} is not a DICOM file (no DICM preamble): remove it or give the right file.") from None
+    except UserWarning:
+        raise RadlabelError(f"{path} is a damaged DICOM file (encapsulated pixel data cut short): "
+                            "replace it with an intact copy.") from None
     except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
         reason = str(exc).splitlines()[0][:120] if str(exc) else exc.__class__.__name__
         raise RadlabelError(f"{path} is a damaged DICOM file ({reason}): replace it with an intact copy.") from None
@@ -71,9 +79,17 @@ def _check_pixel_data_length(ds: Dataset) -> None:
     syntax = ds.file_meta.get("TransferSyntaxUID")
     data = ds.PixelData
     if syntax is not None and syntax.is_encapsulated:
-        fragments = list(generate_fragments(data[8 + int.from_bytes(data[4:8], "little"):]))
-        if not fragments or not all(fragments):
-            raise ValueError("encapsulated pixel data has no complete fragment")
+        # pydicom's generate_fragments accepts a short last item, so walk the items here.
+        offset, items = 0, 0
+        while offset + 8 <= len(data):
+            tag, length = data[offset:offset + 4], int.from_bytes(data[offset + 4:offset + 8], "little")
+            if tag == b"\xfe\xff\xdd\xe0":
+                break
+            if tag != b"\xfe\xff\x00\xe0" or offset + 8 + length > len(data):
+                raise ValueError(f"encapsulated pixel data item {items} is cut short")
+            offset, items = offset + 8 + length, items + 1
+        if items < 2:
+            raise ValueError("encapsulated pixel data holds no fragment")
         return
     expected = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
                 * int(ds.get("NumberOfFrames", 1) or 1) * int(ds.BitsAllocated) + 7) // 8
