@@ -1,0 +1,66 @@
+"""Shared bench helpers: a throw-away Orthanc, timing, JSON output."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def scratch_orthanc():
+    """A real Orthanc in a temporary state directory on a free port; yields Settings."""
+    import socket
+
+    from connectors.stack.services import orthanc, write_orthanc_config
+    from radlabel.settings import load_settings
+
+    with tempfile.TemporaryDirectory(prefix="radlabel-bench-") as home:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        saved = {k: os.environ.get(k) for k in ("RADLABEL_HOME", "RADLABEL_ORTHANC_PORT")}
+        os.environ.update(RADLABEL_HOME=home, RADLABEL_ORTHANC_PORT=str(port))
+        try:
+            settings = load_settings()
+            secrets = settings.secrets()
+            write_orthanc_config(settings, secrets)
+            service = orthanc(settings, secrets)
+            service.start()
+            try:
+                yield settings
+            finally:
+                service.stop()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def timed(function) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def report(name: str, ours: list[float], theirs: list[float], ours_label: str, theirs_label: str, **extra) -> dict:
+    """Medians of alternating runs and the ratio theirs/ours (>1: ours is faster)."""
+    result = {
+        "benchmark": name,
+        f"{ours_label}_s": round(statistics.median(ours), 4),
+        f"{theirs_label}_s": round(statistics.median(theirs), 4),
+        "speedup": round(statistics.median(theirs) / statistics.median(ours), 3),
+        "runs": len(ours),
+        **extra,
+    }
+    print(json.dumps(result))
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2))
+    return result
