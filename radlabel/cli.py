@@ -95,6 +95,77 @@ def cmd_samples_make(args) -> int:
     return 0
 
 
+def _template_paths(paths: list[str]) -> list[Path]:
+    if paths:
+        return [Path(p) for p in paths]
+    default = Path("protocol_templates")
+    if not default.is_dir():
+        default = Path(__file__).resolve().parent.parent / "protocol_templates"
+    return [default]
+
+
+def cmd_templates_lint(args) -> int:
+    from radlabel.protocol.loader import lint
+
+    results = lint(_template_paths(args.paths))
+    if not results:
+        raise RadlabelError("no template files (*.yaml) in the paths given.")
+    if args.json:
+        print(json.dumps([{"path": str(r.path), "ok": r.ok, "problems": r.problems,
+                           "id": r.protocol.id if r.protocol else None,
+                           "version": r.protocol.version if r.protocol else None} for r in results], indent=2))
+    else:
+        for result in results:
+            if result.ok:
+                print(f"ok    {result.path} ({result.protocol.id} {result.protocol.version}, "
+                      f"{len(result.protocol.classes)} classes)")
+            else:
+                for problem in result.problems:
+                    print(problem)
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_templates_schema(args) -> int:
+    from radlabel.protocol.loader import json_schema
+
+    print(json_schema())
+    return 0
+
+
+def cmd_templates_show(args) -> int:
+    from radlabel.protocol import load_template
+    from radlabel.protocol.instructions import instructions_html
+    from radlabel.protocol.labelconfig import label_config
+    from radlabel.protocol.ohif import ohif_config
+
+    protocol = load_template(args.template)
+    if args.part == "label-config":
+        print(label_config(protocol))
+    elif args.part == "instructions":
+        print(instructions_html(protocol))
+    else:
+        print(json.dumps(ohif_config(protocol), indent=2))
+    return 0
+
+
+def cmd_provision(args) -> int:
+    from connectors.provision import Provisioner, parse_migrations
+    from radlabel.protocol import load_template
+    from radlabel.settings import load_settings
+
+    migrations = parse_migrations(args.migrate)
+    protocols = [load_template(path) for path in args.templates]  # all valid before any is provisioned
+    provisioner = Provisioner(load_settings(), _say)
+    results = [provisioner.provision(protocol, migrations) for protocol in protocols]
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], indent=2))
+    else:
+        for r in results:
+            detail = f": {'; '.join(r.changes)}" if r.changes else ""
+            print(f"  {r.protocol_id} {r.version}: {r.action} project {r.project_id}{detail}  {r.url}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from radlabel.demo import run_demo
 
@@ -129,6 +200,24 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--slices", type=int, default=60)
     make.add_argument("--seed", type=int, default=1)
     make.set_defaults(func=cmd_samples_make)
+
+    templates = sub.add_parser("templates", help="protocol templates").add_subparsers(dest="templates_command", required=True, metavar="ACTION")
+    lint = templates.add_parser("lint", help="validate templates (default: protocol_templates/)")
+    lint.add_argument("paths", nargs="*")
+    lint.add_argument("--json", action="store_true")
+    lint.set_defaults(func=cmd_templates_lint)
+    templates.add_parser("schema", help="print the template JSON Schema").set_defaults(func=cmd_templates_schema)
+    show = templates.add_parser("show", help="print what a template generates")
+    show.add_argument("template")
+    show.add_argument("part", choices=["label-config", "instructions", "ohif"])
+    show.set_defaults(func=cmd_templates_show)
+
+    provision = sub.add_parser("provision", help="create or update the Label Studio project of each template")
+    provision.add_argument("templates", nargs="+")
+    provision.add_argument("--migrate", action="append", default=[], metavar="OLD=NEW",
+                           help="move labels of a removed class OLD to NEW (OLD= deletes them); repeatable")
+    provision.add_argument("--json", action="store_true")
+    provision.set_defaults(func=cmd_provision)
 
     demo = sub.add_parser("demo", help="bring the stack up and run the whole pipeline that exists on samples")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")

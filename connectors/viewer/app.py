@@ -80,6 +80,13 @@ def create_app() -> Flask:
         body = "window.config = " + json.dumps(ohif_config(), indent=2) + ";\n"
         return Response(body, mimetype="application/javascript", headers={"Cache-Control": "no-store"})
 
+    @app.get("/radlabel/protocols/<protocol_id>.json")
+    def protocol_config(protocol_id: str):
+        """OHIF-side configuration of a provisioned protocol (presets, segments, codes)."""
+        if not protocol_id.replace("_", "").isalnum():
+            abort(404)
+        return send_from_directory(settings.home / "protocols", f"{protocol_id}.json", max_age=0)
+
     @app.route("/dicom-web/<path:path>", methods=["GET", "POST", "DELETE"])
     def dicomweb(path: str):
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROPPED}
@@ -105,7 +112,7 @@ def create_app() -> Flask:
     @app.get("/", defaults={"path": "index.html"})
     @app.get("/<path:path>")
     def static_or_index(path: str):
-        if path.startswith("dicom-web"):
+        if path.startswith(("dicom-web", "radlabel/")):
             abort(404)
         target = (dist / path).resolve()
         if dist.resolve() in target.parents and target.is_file():
