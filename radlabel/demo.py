@@ -1,6 +1,7 @@
 """``radlabel demo``: the whole pipeline that exists, on the embedded default stack.
 
-Stages so far: 1. stack up  2. samples into Orthanc  3. check them over QIDO-RS.
+Stages so far: 1. stack up  2. samples into Orthanc  3. check them over QIDO-RS
+4. protocol templates linted and provisioned as Label Studio projects.
 Each later capability appends its stage here, so the demo always shows the
 pipeline end to end.
 """
@@ -9,13 +10,19 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Callable
 
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.samples import SampleSizes, load_samples
+from connectors.provision import Provisioner
 from connectors.stack import Stack
 from radlabel.errors import RadlabelError
+from radlabel.protocol import load_template
 from radlabel.settings import load_settings
+
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "protocol_templates"
 
 
 def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, sizes: SampleSizes = SampleSizes()) -> int:
@@ -46,12 +53,20 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
         found.append({"source": series.source, "instances": len(instances)})
     stage("queried back over QIDO-RS", started, series=found)
 
+    started = time.monotonic()
+    templates = sorted(TEMPLATES.glob("*.yaml"))
+    provisioner = Provisioner(settings, progress)
+    provisioned = [provisioner.provision(load_template(path)) for path in templates]
+    stage("protocols provisioned into Label Studio", started,
+          projects=[r.as_dict() for r in provisioned])
+
     viewer = settings.url("viewer")
     summary["open"] = {
         "OHIF viewer (study list)": viewer + "/",
         **{f"OHIF: {s.source}": f"{viewer}/viewer?StudyInstanceUIDs={s.study_uid}" for s in loaded},
         "Label Studio": settings.url("label_studio") + f"  (user {settings.label_studio_user}, "
                         f"password in {settings.secrets_file})",
+        **{f"Label Studio: {r.protocol_id} {r.version}": r.url for r in provisioned},
         "Orthanc": settings.url("orthanc") + f"/app/explorer.html  (user {settings.orthanc_user}, "
                    f"password in {settings.secrets_file})",
     }
@@ -61,10 +76,14 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
     print("\nradlabel demo — what ran:")
     for number, item in enumerate(summary["stages"], 1):
         print(f"  {number}. {item['stage']} ({item['seconds']} s)")
+    print("\nSeries in Orthanc:")
     for series in loaded:
-        print(f"     - {series.source}: {series.modality}, {series.stored}/{series.instances} instances stored and found")
+        print(f"  - {series.source}: {series.modality}, {series.stored}/{series.instances} instances stored and found")
+    print("\nLabel Studio projects from protocol templates:")
+    for r in provisioned:
+        print(f"  - {r.protocol_id} {r.version}: project {r.project_id} ({r.action})")
     print("\nOpen:")
     for name, url in summary["open"].items():
-        print(f"  {name:<26} {url}")
+        print(f"  {name:<38} {url}")
     print("\nStop the stack with `radlabel down`.")
     return 0

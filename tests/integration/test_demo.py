@@ -1,0 +1,17 @@
+"""The demo runs the whole pipeline that exists, on the session's stack."""
+
+import json
+
+from connectors.samples import SampleSizes
+from radlabel.demo import run_demo
+
+
+def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
+    assert run_demo(as_json=True, progress=lambda message: None, sizes=SampleSizes(ct_slices=8, mr_slices=6)) == 0
+    summary = json.loads(capsys.readouterr().out)
+    stages = [s["stage"] for s in summary["stages"]]
+    assert stages == ["stack up", "samples into Orthanc (STOW-RS)", "queried back over QIDO-RS",
+                      "protocols provisioned into Label Studio"]
+    assert {p["protocol_id"] for p in summary["stages"][3]["projects"]} >= {"ct_lung_nodules", "spine_landmarks"}
+    assert summary["open"]["OHIF viewer (study list)"].endswith("/")
+    assert not any(value in json.dumps(summary) for value in stack.secrets.values())
