@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-APT_PACKAGES := orthanc orthanc-dicomweb orthanc-gdcm dcmtk
+APT_PACKAGES := orthanc orthanc-dicomweb orthanc-gdcm dcmtk tesseract-ocr tesseract-ocr-eng
 
 .PHONY: install system-packages python-env tools demo test bench clean
 

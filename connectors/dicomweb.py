@@ -87,6 +87,11 @@ class OrthancDicomWeb:
         return result
 
     def _store_batch(self, batch: list[Dataset]) -> StoreResult:
+        for ds in batch:
+            # dicomweb-client writes a dataset as it is: one made in memory has no preamble, and
+            # Orthanc would then store and serve a file that pydicom (and others) refuse to read.
+            if getattr(ds, "preamble", None) is None:
+                ds.preamble = b"\x00" * 128
         try:
             reply = self.client.store_instances(batch)
         except requests.HTTPError as exc:
@@ -102,8 +107,9 @@ class OrthancDicomWeb:
     def search_studies(self, **filters) -> list[dict]:
         return self.client.search_for_studies(search_filters=filters or None)
 
-    def search_series(self, study_uid: str | None = None, **filters) -> list[dict]:
-        return self.client.search_for_series(study_instance_uid=study_uid, search_filters=filters or None)
+    def search_series(self, study_uid: str | None = None, fields: list[str] | None = None, **filters) -> list[dict]:
+        return self.client.search_for_series(study_instance_uid=study_uid, fields=fields, search_filters=filters or None,
+                                             get_remaining=True)
 
     def search_instances(self, study_uid: str, series_uid: str) -> list[dict]:
         return self.client.search_for_instances(study_instance_uid=study_uid, series_instance_uid=series_uid)

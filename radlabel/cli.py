@@ -166,6 +166,97 @@ def cmd_provision(args) -> int:
     return 0
 
 
+def cmd_sync(args) -> int:
+    from connectors.sync import Syncer
+    from radlabel.protocol import load_template
+    from radlabel.settings import load_settings
+
+    protocol = load_template(args.template)
+    summary = Syncer(load_settings(), protocol, _say).run(limit=args.limit, force=args.force)
+    if args.json:
+        print(json.dumps(summary.as_dict(), indent=2))
+    else:
+        print(f"{protocol.id}: {summary.selected} series selected, {summary.synced} synced, "
+              f"{summary.already_done} already done, {summary.quarantined} quarantined, {summary.held} held")
+        for series in summary.series:
+            detail = ", ".join(series["reasons"]) or ", ".join(f["code"] for f in series["flags"]
+                                                               if f["code"] != "deidentified")
+            print(f"  {series['series_key']}  {series['status']:<11} task {series['task_id'] or '-'}  {detail}")
+    return 0
+
+
+def _series_groups(paths: list[str]):
+    from radlabel.dicom_files import dicom_paths, read_dicom
+
+    files, skipped = dicom_paths([Path(p) for p in paths])
+    if not files:
+        raise RadlabelError("no DICOM files found in the paths given: give folders that hold DICOM files.")
+    groups: dict[str, list] = {}
+    for path in files:
+        ds = read_dicom(path)
+        groups.setdefault(str(ds.get("SeriesInstanceUID", "") or f"(no series UID: {path.parent})"), []).append(ds)
+    return groups, skipped
+
+
+def cmd_validate(args) -> int:
+    from radlabel.ingest.validate import validate_series
+
+    groups, skipped = _series_groups(args.paths)
+    reports = [validate_series(datasets, min_slices=args.min_slices)[0] for datasets in groups.values()]
+    if args.json:
+        print(json.dumps({"series": [r.as_dict() for r in reports], "skipped_files": len(skipped)}, indent=2))
+    else:
+        for r in reports:
+            print(f"{'ok         ' if r.ok else 'QUARANTINE '} {r.series_uid}  {r.frames} frame(s)")
+            for finding in r.findings:
+                print(f"    {finding.reason.value}: {finding.message}")
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def cmd_deid(args) -> int:
+    from radlabel.ingest.deid import DeidReport, Deidentifier
+    from radlabel.ingest import burned_in
+    from radlabel.protocol import load_template
+    from radlabel.protocol.enum import DeidentificationOption
+    from radlabel.settings import load_settings
+
+    options = list(load_template(args.template).deidentification.options) if args.template else []
+    try:
+        options += [DeidentificationOption(o) for o in args.option]
+    except ValueError as exc:
+        raise RadlabelError(f"--option: {exc}; expected one of {[o.value for o in DeidentificationOption]}.") from None
+    out = Path(args.out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise RadlabelError(f"{out} is not empty: give a new or empty output folder (nothing is overwritten).")
+    groups, skipped = _series_groups([args.in_dir])
+    key = bytes.fromhex(load_settings().secrets()["pseudonym_key"])
+    deid = Deidentifier(key, options)
+    report = DeidReport()
+    staging = out.with_name(out.name + ".partial")
+    staging.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for datasets in groups.values():
+        evidence = burned_in.header_evidence(datasets[0])
+        if evidence:
+            report.flags.append({"code": "burned_in_header", "message": "; ".join(evidence),
+                                 "series": deid.uid(str(datasets[0].get("SeriesInstanceUID", "")))})
+        for ds in datasets:
+            copy = deid.deidentify(ds, report)
+            folder = staging / str(copy.get("SeriesInstanceUID", "series"))
+            folder.mkdir(exist_ok=True)
+            copy.save_as(folder / f"{copy.SOPInstanceUID}.dcm", enforce_file_format=True)
+            written += 1
+    if out.exists():
+        out.rmdir()
+    staging.rename(out)  # all or nothing
+    summary = {"written": written, "series": len(groups), "skipped_files": len(skipped),
+               "options": sorted(o.value for o in options)} | report.as_dict()
+    print(json.dumps(summary, indent=2) if args.json else
+          f"wrote {written} de-identified file(s) in {len(groups)} series to {out}; "
+          f"changed: {summary['changed']}; flags: {len(summary['flags'])}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from radlabel.demo import run_demo
 
@@ -218,6 +309,27 @@ def build_parser() -> argparse.ArgumentParser:
                            help="move labels of a removed class OLD to NEW (OLD= deletes them); repeatable")
     provision.add_argument("--json", action="store_true")
     provision.set_defaults(func=cmd_provision)
+
+    sync = sub.add_parser("sync", help="Orthanc series -> de-identified, rendered Label Studio tasks for a protocol")
+    sync.add_argument("template")
+    sync.add_argument("--limit", type=int, default=None, help="at most this many series")
+    sync.add_argument("--force", action="store_true", help="redo series already synced or quarantined")
+    sync.add_argument("--json", action="store_true")
+    sync.set_defaults(func=cmd_sync)
+
+    validate = sub.add_parser("validate", help="validation report for every series in folders of DICOM files")
+    validate.add_argument("paths", nargs="+")
+    validate.add_argument("--min-slices", type=int, default=1)
+    validate.add_argument("--json", action="store_true")
+    validate.set_defaults(func=cmd_validate)
+
+    deid = sub.add_parser("deid", help="de-identify a folder of DICOM files into a new folder")
+    deid.add_argument("in_dir")
+    deid.add_argument("out_dir")
+    deid.add_argument("--template", help="take the retention options of this protocol template")
+    deid.add_argument("--option", action="append", default=[], help="a PS3.15 retention option (repeatable)")
+    deid.add_argument("--json", action="store_true")
+    deid.set_defaults(func=cmd_deid)
 
     demo = sub.add_parser("demo", help="bring the stack up and run the whole pipeline that exists on samples")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -31,7 +31,8 @@ DEFAULT_PORTS = {
     "viewer": ("RADLABEL_VIEWER_PORT", 3000),
 }
 
-SECRET_NAMES = ("orthanc_password", "label_studio_password", "label_studio_token", "webhook_secret")
+SECRET_NAMES = ("orthanc_password", "label_studio_password", "label_studio_token", "webhook_secret",
+                "pseudonym_key", "image_url_key")
 
 
 def redact(secret: str) -> str:
@@ -90,8 +91,13 @@ class Settings:
                     "to generate new secrets (the stack must then be set up again)."
                 ) from None
             missing = [name for name in SECRET_NAMES if not values.get(name)]
-            if missing:
-                raise RadlabelError(f"{path} lacks the secret(s) {', '.join(missing)}: restore the file.")
+            if missing:  # secrets added by a newer radlabel: made once, kept from then on
+                values |= {name: _secrets.token_hex(20) for name in missing}
+                partial = path.with_suffix(".partial")
+                fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    json.dump(values, handle)
+                partial.replace(path)
             return values
         self.home.mkdir(parents=True, exist_ok=True)
         values = {name: _secrets.token_hex(20) for name in SECRET_NAMES}

@@ -9,6 +9,7 @@ Unknown paths fall back to ``index.html`` (OHIF routes on the client).
 
 from __future__ import annotations
 
+import hmac
 import json
 
 import requests
@@ -69,6 +70,8 @@ def create_app() -> Flask:
     orthanc = settings.url("orthanc")
     auth = (settings.orthanc_user, secrets["orthanc_password"])
     upstream = requests.Session()
+    image_key = secrets["image_url_key"]
+    label_studio_origin = settings.url("label_studio")
     app = Flask(__name__, static_folder=None)
 
     @app.get("/health")
@@ -86,6 +89,21 @@ def create_app() -> Flask:
         if not protocol_id.replace("_", "").isalnum():
             abort(404)
         return send_from_directory(settings.home / "protocols", f"{protocol_id}.json", max_age=0)
+
+    @app.get("/radlabel/images/<key>/<preset>/<name>")
+    def rendered_slice(key: str, preset: str, name: str):
+        """A rendered slice for Label Studio: capability URL signed with a key of ours; no PHI in it."""
+        from connectors.sync import sign_image_path
+
+        given = request.args.get("sig", "")
+        if not hmac.compare_digest(given, sign_image_path(image_key, request.path)):
+            abort(403)
+        if not (key.isalnum() and preset.replace("_", "").isalnum() and name[:-4].isdigit() and name.endswith(".png")):
+            abort(404)
+        reply = send_from_directory(settings.home / "images" / key / preset, name, max_age=3600)
+        # Label Studio's canvas tools read the pixels: allow its origin.
+        reply.headers["Access-Control-Allow-Origin"] = label_studio_origin
+        return reply
 
     @app.route("/dicom-web/<path:path>", methods=["GET", "POST", "DELETE"])
     def dicomweb(path: str):

@@ -1,0 +1,342 @@
+"""``radlabel sync``: Orthanc → de-identified research copy → rendered slices → Label Studio task.
+
+Per series: retrieve (WADO-RS, as stored) → repair blank UIDs explicitly →
+validate (quarantine with reason codes) → burned-in text and face risk (mask,
+flag or hold per protocol) → de-identify → STOW the research copy back to
+Orthanc → render every slice with the protocol's presets → one Label Studio
+task. The state store makes it idempotent and resumable: a series already
+done is skipped, a half-done one is redone step by step (every step repeats to
+the same result), and a task is never created twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Callable
+
+import numpy as np
+from pydicom import Dataset
+from pydicom.uid import ExplicitVRLittleEndian
+
+from connectors.dicomweb import OrthancDicomWeb
+from connectors.label_studio import client as label_studio_client, label_studio_errors
+from connectors.provision import Provisioner
+from connectors.state import SeriesRecord, StateStore
+from radlabel.dicom_files import repair_missing_uids
+from radlabel.errors import RadlabelError
+from radlabel.ingest import burned_in
+from radlabel.ingest.deid import DeidReport, Deidentifier
+from radlabel.ingest.render import png_bytes, window
+from radlabel.ingest.series import Frame, frame_pixels
+from radlabel.ingest.validate import validate_series
+from radlabel.protocol.labelconfig import IMAGES_KEY
+from radlabel.protocol.template import Protocol
+from radlabel.settings import Settings
+
+# QIDO attributes asked for when selecting series.
+_FIELDS = ["0008103E", "00180015", "00080020", "00201209", "00080060"]
+
+
+def _value(row: dict, tag: str, default=None):
+    values = (row.get(tag) or {}).get("Value")
+    return values[0] if values else default
+
+
+@dataclass
+class SyncSummary:
+    protocol_id: str
+    selected: int = 0
+    synced: int = 0
+    already_done: int = 0
+    quarantined: int = 0
+    held: int = 0
+    skipped_research_copies: int = 0
+    series: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def sign_image_path(key: str, path: str) -> str:
+    return hmac.new(key.encode(), path.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class Syncer:
+    def __init__(self, settings: Settings, protocol: Protocol, progress: Callable[[str], None] = lambda m: None):
+        self.settings = settings
+        self.protocol = protocol
+        self.progress = progress
+        secrets = settings.secrets()
+        self.image_key = secrets["image_url_key"]
+        method = "options: " + ",".join(sorted(o.value for o in protocol.deidentification.options)) \
+            if protocol.deidentification.options else ""
+        self.deid = Deidentifier(bytes.fromhex(secrets["pseudonym_key"]), protocol.deidentification.options, method)
+        self.client = OrthancDicomWeb.from_settings(settings)
+        self.state = StateStore(settings.home / "state.sqlite")
+        self.ls = label_studio_client(settings)
+        self._project_id: int | None = None
+
+    # -- selection ---------------------------------------------------------
+    def select(self) -> list[tuple[str, str]]:
+        """(study UID, series UID) of the series matching the protocol's criteria."""
+        sel = self.protocol.selection
+        pattern = re.compile(sel.series_description, re.IGNORECASE) if sel.series_description else None
+        research = self.state.pseudo_series_uids()
+        chosen = []
+        for modality in sel.modalities:
+            # Exact-value QIDO only: Orthanc 1.10 takes encoded wildcards literally; the rest is filtered here.
+            for row in self.client.search_series(fields=_FIELDS, Modality=modality):
+                series_uid = _value(row, "0020000E")
+                if series_uid in research:
+                    continue
+                body_part = str(_value(row, "00180015", "") or "").upper()
+                description = str(_value(row, "0008103E", "") or "")
+                study_date = str(_value(row, "00080020", "") or "")
+                count = int(_value(row, "00201209", 0) or 0)
+                if sel.body_parts and body_part and body_part not in sel.body_parts:
+                    continue
+                if pattern and not pattern.search(description):
+                    continue
+                if study_date and (sel.study_date_from or sel.study_date_to):
+                    try:
+                        day = date(int(study_date[:4]), int(study_date[4:6]), int(study_date[6:8]))
+                    except ValueError:
+                        day = None
+                    if day and ((sel.study_date_from and day < sel.study_date_from) or
+                                (sel.study_date_to and day > sel.study_date_to)):
+                        continue
+                if count > 1 and count < sel.min_slices:
+                    continue  # (a single instance may be multi-frame: validation decides)
+                chosen.append((_value(row, "0020000D"), series_uid))
+        return chosen
+
+    def project_id(self) -> int:
+        if self._project_id is None:
+            project, marker = Provisioner(self.settings).find_project(self.protocol.id)
+            if project is None:
+                raise RadlabelError(f"protocol {self.protocol.id} has no Label Studio project: "
+                                    f"run `radlabel provision` on its template first.")
+            if marker["version"] != self.protocol.version:
+                raise RadlabelError(f"the project of {self.protocol.id} is at version {marker['version']}, the template "
+                                    f"at {self.protocol.version}: provision the template first.")
+            self._project_id = project.id
+        return self._project_id
+
+    # -- the run -----------------------------------------------------------
+    def run(self, limit: int | None = None, force: bool = False) -> SyncSummary:
+        self.project_id()
+        summary = SyncSummary(self.protocol.id)
+        targets = self.select()[:limit] if limit else self.select()
+        summary.selected = len(targets)
+        for number, (study_uid, series_uid) in enumerate(targets, 1):
+            record = self.sync_series(study_uid, series_uid, force=force)
+            if record is None:
+                summary.skipped_research_copies += 1
+                continue
+            outcome = record.pop("outcome")
+            summary.series.append(record)
+            if outcome == "already done":
+                summary.already_done += 1
+            elif record["status"] == "quarantined":
+                summary.quarantined += 1
+            elif record["status"] == "held":
+                summary.held += 1
+            else:
+                summary.synced += 1
+            self.progress(f"[{number}/{len(targets)}] series {record['series_key']}: {outcome}"
+                          + (f" ({', '.join(record['reasons'])})" if record["reasons"] else ""))
+        return summary
+
+    def series_key(self, series_uid: str) -> str:
+        return self.deid._digest("series", series_uid).hex()[:24]
+
+    def sync_series(self, study_uid: str, series_uid: str, force: bool = False) -> dict | None:
+        key = self.series_key(series_uid)
+        record = self.state.get(key, self.protocol.id)
+        if record and record.status in ("done", "quarantined", "held") and not force:
+            return record.as_dict() | {"outcome": "already done"}
+        datasets = self.client.client.retrieve_series(study_uid, series_uid, media_types=(("application/dicom", "*"),))
+        if datasets and all(str(ds.get("DeidentificationMethod", "")).startswith("radlabel") for ds in datasets):
+            return None  # our own research copy
+        interrupted_at_task = record is not None and record.status == "creating_task"
+        record = SeriesRecord(key, self.protocol.id, "retrieved", task_id=record.task_id if record else None)
+        try:
+            repairs = repair_missing_uids(datasets)
+        except RadlabelError as exc:
+            return self._finish(record, "quarantined", [{"code": "missing_uids", "message": str(exc)}], "quarantined")
+        report, frames = validate_series(datasets, min_slices=self.protocol.selection.min_slices)
+        if not report.ok:
+            return self._finish(record, "quarantined", [f.as_dict() for f in report.findings], "quarantined")
+        flags = [{"code": "uids_repaired", "message": f"{r.attribute} blank in {r.count} instance(s): {r.how}"}
+                 for r in repairs]
+        values = {id(f): frame_pixels(f) for f in frames}
+        hold, masked = self._pixel_phi(frames, values, report.slice_spacing_mm or 0.0, flags)
+        if hold:
+            return self._finish(record, "held", flags, "held for review")
+        record.frames = len(frames)
+        research = self._research_copies(datasets, frames, values, masked, flags)
+        stored = self.client.store(research)
+        if stored.failed or len(stored.stored) != len(research):
+            raise RadlabelError(f"Orthanc stored {len(stored.stored)} of {len(research)} research instances of series "
+                                f"{key}: see the Orthanc log; re-run sync to retry.")
+        record.pseudo_study_uid = str(research[0].StudyInstanceUID)
+        record.pseudo_series_uid = str(research[0].SeriesInstanceUID)
+        record.status, record.flags = "stored", flags
+        self.state.put(record)
+        images = self._render(key, frames, values, str(datasets[0].get("Modality", "")))
+        record.status = "rendered"
+        self.state.put(record)
+        record.project_id = self.project_id()
+        record.task_id = self._ensure_task(record, frames, images, report.slice_spacing_mm, interrupted_at_task)
+        return self._finish(record, "done", flags, "synced")
+
+    def _finish(self, record: SeriesRecord, status: str, items: list[dict], outcome: str) -> dict:
+        record.status = status
+        if status == "quarantined":
+            record.reasons = [item["code"] for item in items]
+            record.flags = items
+        else:
+            record.flags = items
+            record.reasons = [item["code"] for item in items if status == "held"]
+        self.state.put(record)
+        return record.as_dict() | {"outcome": outcome}
+
+    # -- pixels: burned-in text and face risk ----------------------------------
+    def _pixel_phi(self, frames: list[Frame], values: dict, spacing: float, flags: list[dict]) -> tuple[bool, set]:
+        """Flag (and mask in ``values``) pixel PHI: (must the series be held, ids of masked frames)."""
+        options = self.protocol.deidentification
+        first = frames[0].instance
+        evidence = burned_in.header_evidence(first)
+        hold, masked = False, set()
+        if burned_in.ocr_available():
+            # Every frame when the header hints at overlays, else first / middle / last.
+            sample = frames if evidence else [frames[0], frames[len(frames) // 2], frames[-1]]
+            found = 0
+            for frame in sample:
+                shown = window(values[id(frame)], *self._display_window(frame))
+                boxes = burned_in.find_text(shown)
+                if boxes:
+                    found += len(boxes)
+                    if options.burned_in_text == "mask":
+                        values[id(frame)] = burned_in.mask_boxes(values[id(frame)], boxes)
+                        masked.add(id(frame))
+            if found:
+                flags.append({"code": "burned_in_text",
+                              "message": f"OCR read {found} word(s) in the pixels; "
+                                         + ("masked" if options.burned_in_text == "mask" else "held for review")})
+                hold = options.burned_in_text == "hold"
+        elif evidence:
+            flags.append({"code": "burned_in_unchecked", "message": "OCR is not installed; the header suggests burned-in text"})
+            hold = True
+        if evidence and not hold:
+            flags.append({"code": "burned_in_header", "message": "; ".join(evidence)})
+        face = burned_in.face_risk(first, spacing * len(frames), self.protocol.selection.body_parts)
+        if face:
+            flags.append({"code": "face_risk", "message": face})
+            hold = hold or options.face_risk == "hold"
+        return hold, masked
+
+    def _display_window(self, frame: Frame) -> tuple[float, float]:
+        preset = self.protocol.preset(self.protocol.default_preset)
+        return preset.center, preset.width
+
+    # -- research copies -----------------------------------------------------
+    def _research_copies(self, datasets: list[Dataset], frames: list[Frame], values: dict, masked_frames: set,
+                         flags: list[dict]) -> list[Dataset]:
+        report = DeidReport()
+        masked = {id(f.instance) for f in frames if id(f) in masked_frames}
+        copies = []
+        for ds in datasets:
+            copy = self.deid.deidentify(ds, report)
+            if id(ds) in masked:
+                self._write_masked_pixels(copy, [f for f in frames if f.instance is ds], values)
+            copies.append(copy)
+        flags.append({"code": "deidentified", "message": ", ".join(f"{k}: {v}" for k, v in sorted(report.changed.items()))})
+        return copies
+
+    @staticmethod
+    def _write_masked_pixels(copy: Dataset, frames: list[Frame], values: dict) -> None:
+        """Store masked pixels uncompressed (the masked values back in stored units)."""
+        slope = float(copy.get("RescaleSlope", 1) or 1)
+        intercept = float(copy.get("RescaleIntercept", 0) or 0)
+        stored = [np.rint((values[id(f)] - intercept) / slope) for f in sorted(frames, key=lambda f: f.frame_index)]
+        dtype = np.int16 if int(copy.get("PixelRepresentation", 0)) else np.uint16
+        array = np.stack(stored).astype(dtype) if len(stored) > 1 else stored[0].astype(dtype)
+        copy.PixelData = array.tobytes()
+        copy.BitsAllocated, copy.BitsStored, copy.HighBit = 16, 16, 15
+        copy.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        copy.BurnedInAnnotation = "NO"
+
+    # -- rendering -------------------------------------------------------------
+    def _render(self, key: str, frames: list[Frame], values: dict, modality: str) -> dict[str, list[str]]:
+        presets = [p for p in self.protocol.window_presets if p.modality in (None, modality)]
+        folder = self.settings.home / "images" / key
+        jobs = []
+        for preset in presets:
+            (folder / preset.name).mkdir(parents=True, exist_ok=True)
+            for index, frame in enumerate(frames):
+                jobs.append((folder / preset.name / f"{index:04d}.png", values[id(frame)], preset.center, preset.width))
+
+        def render(job):
+            path, pixels, center, width = job
+            path.write_bytes(png_bytes(window(pixels, center, width)))
+
+        with ThreadPoolExecutor(2) as pool:  # zlib releases the GIL
+            list(pool.map(render, jobs))
+        viewer = self.settings.url("viewer")
+        urls = {}
+        for preset in presets:
+            urls[preset.name] = []
+            for index in range(len(frames)):
+                path = f"/radlabel/images/{key}/{preset.name}/{index:04d}.png"
+                urls[preset.name].append(f"{viewer}{path}?sig={sign_image_path(self.image_key, path)}")
+        return urls
+
+    # -- Label Studio ------------------------------------------------------------
+    def _ensure_task(self, record: SeriesRecord, frames: list[Frame], images: dict[str, list[str]],
+                     slice_spacing: float | None, interrupted_at_task: bool) -> int:
+        if record.task_id:
+            return record.task_id
+        if interrupted_at_task:  # the last run stopped while creating this task: did it get made?
+            existing = self._find_task(record.pseudo_series_uid)
+            if existing:
+                return existing
+        default = self.protocol.default_preset if self.protocol.default_preset in images else next(iter(images))
+        first = frames[0]
+        data = {
+            IMAGES_KEY: images[default],
+            "series": record.pseudo_series_uid,
+            "study": record.pseudo_study_uid,
+            "sop_instance_uids": [self.deid.uid(f.sop_instance_uid) for f in frames],
+            "frame_numbers": [f.frame_index + 1 for f in frames],
+            "slice_positions_mm": [[round(v, 4) for v in f.position] for f in frames],
+            "image_orientation": list(first.orientation),
+            "pixel_spacing_mm": list(first.pixel_spacing),
+            "slice_spacing_mm": slice_spacing,
+            "rows": first.rows, "columns": first.columns,
+            "preset": default,
+            "presets": {p.name: {"center": p.center, "width": p.width} for p in self.protocol.window_presets
+                        if p.name in images},
+            "images_by_preset": images,
+            "flags": [f["code"] for f in record.flags if f["code"] not in ("deidentified",)],
+            "protocol": {"id": self.protocol.id, "version": self.protocol.version},
+        }
+        record.status = "creating_task"
+        self.state.put(record)
+        with label_studio_errors(f"create the task of series {record.series_key}"):
+            task = self.ls.tasks.create(project=record.project_id, data=data)
+        return task.id
+
+    def _find_task(self, pseudo_series_uid: str) -> int | None:
+        with label_studio_errors("look for an existing task"):
+            for task in self.ls.tasks.list(project=self.project_id(), fields="all", page_size=100):
+                if (task.data or {}).get("series") == pseudo_series_uid:
+                    return task.id
+        return None
+

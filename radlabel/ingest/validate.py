@@ -1,0 +1,138 @@
+"""Series validation: is this series complete and consistent enough to annotate?
+
+A failing series is quarantined with machine-readable reason codes and a
+sentence for people. Nothing of a quarantined series goes further.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+from pydicom import Dataset
+
+from radlabel.ingest.series import Frame, frame_pixels, frames_of, is_image, normal_of, sort_frames
+
+POSITION_TOLERANCE_MM = 0.01
+ORIENTATION_TOLERANCE = 1e-3
+GAP_FACTOR = 1.5  # a step this many times the usual one means slices are missing
+SPACING_TOLERANCE = 0.1  # relative deviation tolerated between steps
+
+
+class Reason(str, Enum):
+    NON_IMAGE = "non_image_sop_class"
+    MISSING_GEOMETRY = "missing_geometry"
+    SIZE_CHANGE = "size_change"
+    ORIENTATION_CHANGE = "orientation_change"
+    MIXED_ACQUISITION = "mixed_acquisition"
+    DUPLICATE_POSITION = "duplicate_position"
+    MISSING_SLICES = "missing_slices"
+    NON_UNIFORM_SPACING = "non_uniform_spacing"
+    UNDECODABLE_PIXELS = "undecodable_pixels"
+    TOO_FEW_SLICES = "too_few_slices"
+
+
+@dataclass
+class Finding:
+    reason: Reason
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"code": self.reason.value, "message": self.message}
+
+
+@dataclass
+class SeriesReport:
+    series_uid: str
+    instances: int
+    frames: int
+    findings: list[Finding] = field(default_factory=list)
+    slice_spacing_mm: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f.reason.value for f in self.findings]
+
+    def as_dict(self) -> dict:
+        return {"series_instance_uid": self.series_uid, "instances": self.instances, "frames": self.frames,
+                "ok": self.ok, "reasons": self.reasons, "findings": [f.as_dict() for f in self.findings],
+                "slice_spacing_mm": self.slice_spacing_mm}
+
+
+def _distinct(values) -> int:
+    return len({v for v in values})
+
+
+def validate_series(datasets: list[Dataset], min_slices: int = 1, decode: bool = True) -> tuple[SeriesReport, list[Frame]]:
+    """Check one series; return the report and its frames sorted along the normal."""
+    series_uid = str(datasets[0].get("SeriesInstanceUID", "")) if datasets else ""
+    findings: list[Finding] = []
+    non_image = [ds for ds in datasets if not is_image(ds)]
+    if non_image:
+        sop = str(non_image[0].get("SOPClassUID", "unknown"))
+        findings.append(Finding(Reason.NON_IMAGE, f"{len(non_image)} instance(s) are not images (SOP class {sop})."))
+    frames = [frame for ds in datasets if is_image(ds) for frame in frames_of(ds)]
+    report = SeriesReport(series_uid, len(datasets), len(frames), findings)
+    if not frames:
+        return report, []
+
+    if any(f.position is None or f.orientation is None or f.pixel_spacing is None for f in frames):
+        missing = sum(1 for f in frames if f.position is None or f.orientation is None or f.pixel_spacing is None)
+        findings.append(Finding(Reason.MISSING_GEOMETRY, f"{missing} frame(s) lack position, orientation or pixel spacing."))
+    if _distinct((f.rows, f.columns) for f in frames) > 1 or _distinct(f.pixel_spacing for f in frames) > 1:
+        findings.append(Finding(Reason.SIZE_CHANGE, "image size or pixel spacing changes inside the series."))
+    orientations = [f.orientation for f in frames if f.orientation is not None]
+    if orientations and np.max(np.abs(np.asarray(orientations) - orientations[0])) > ORIENTATION_TOLERANCE:
+        findings.append(Finding(Reason.ORIENTATION_CHANGE, "slice orientation changes inside the series."))
+    acquisition_keys = Counter(
+        (str(f.instance.get("FrameOfReferenceUID", "")), tuple(f.instance.get("ImageType", []) or [])[:2],
+         str(f.instance.get("EchoNumbers", "")))
+        for f in frames
+    )
+    if len(acquisition_keys) > 1:
+        findings.append(Finding(Reason.MIXED_ACQUISITION,
+                                f"{len(acquisition_keys)} acquisitions are mixed (frame of reference, image type or echo differ)."))
+    if len(frames) < min_slices:
+        findings.append(Finding(Reason.TOO_FEW_SLICES, f"{len(frames)} slice(s); the protocol needs at least {min_slices}."))
+
+    frames = sort_frames(frames)
+    geometric = not any(f.reason in (Reason.MISSING_GEOMETRY, Reason.ORIENTATION_CHANGE) for f in findings)
+    if geometric and len(frames) > 1:
+        normal = normal_of(frames[0].orientation)
+        along = np.array([float(np.dot(normal, f.position)) for f in frames])
+        steps = np.diff(along)
+        duplicates = int(np.sum(steps < POSITION_TOLERANCE_MM))
+        if duplicates:
+            findings.append(Finding(Reason.DUPLICATE_POSITION, f"{duplicates} slice position(s) occur twice."))
+        real_steps = steps[steps >= POSITION_TOLERANCE_MM]
+        if real_steps.size:
+            usual = float(np.median(real_steps))
+            report.slice_spacing_mm = round(usual, 4)
+            gaps = real_steps[real_steps > GAP_FACTOR * usual]
+            if gaps.size:
+                missing = int(np.sum(np.round(gaps / usual) - 1))
+                findings.append(Finding(Reason.MISSING_SLICES,
+                                        f"{gaps.size} gap(s) along the slice normal: about {missing} slice(s) missing "
+                                        f"(usual step {usual:.2f} mm, largest {gaps.max():.2f} mm)."))
+            regular = real_steps[real_steps <= GAP_FACTOR * usual]
+            if regular.size and np.max(np.abs(regular - usual)) > SPACING_TOLERANCE * usual:
+                findings.append(Finding(Reason.NON_UNIFORM_SPACING,
+                                        f"slice steps vary from {regular.min():.2f} to {regular.max():.2f} mm."))
+    if decode:
+        broken = 0
+        first_error = ""
+        for frame in {id(f.instance): f for f in frames}.values():
+            try:
+                frame_pixels(frame)
+            except Exception as exc:  # any decoder failure means the pixels cannot be used
+                broken += 1
+                first_error = first_error or (str(exc).splitlines() or [exc.__class__.__name__])[0][:120]
+        if broken:
+            findings.append(Finding(Reason.UNDECODABLE_PIXELS, f"{broken} instance(s) cannot be decoded ({first_error})."))
+    return report, frames
