@@ -9,6 +9,7 @@ same UIDs, pixels and PHI.
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import hashlib
 import json
@@ -177,8 +178,7 @@ def _base_dataset(patient: FakePatient, sop_class: str, modality: str, seed: int
 
 
 def _finish_slice(template: Dataset, geometry: VolumeGeometry, k: int, pixels: np.ndarray, seed_text: str) -> Dataset:
-    ds = Dataset()
-    ds.update(template)
+    ds = copy.deepcopy(template)  # no element shared between slices
     ds.SOPInstanceUID = _uid(f"{seed_text}-instance-{k}")
     ds.InstanceNumber = k + 1
     ds.ImagePositionPatient = geometry.slice_position(k)
@@ -224,9 +224,23 @@ def _place_spheres(rng, count, organ_centre, organ_radii, radius_range, label) -
     return lesions
 
 
+def burn_in_text(stored: np.ndarray, lines: list[str], value: int) -> np.ndarray:
+    """Draw text into the top-left corner of a slice, as old scanners and screen captures do."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    canvas = Image.new("L", (stored.shape[1], stored.shape[0]), 0)
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=max(12, stored.shape[0] // 24))
+    for number, line in enumerate(lines):
+        draw.text((8, 8 + number * (stored.shape[0] // 20)), line, fill=255, font=font)
+    out = stored.copy()
+    out[np.asarray(canvas) > 127] = value
+    return out
+
+
 def make_ct_study(seed: int = 0, slices: int = 60, size: int = 512, pixel_spacing: float = 0.8,
                   slice_spacing: float = 2.5, noise_hu: float = 12.0, liver_lesions: int = 2,
-                  lung_nodules: int = 2) -> SyntheticStudy:
+                  lung_nodules: int = 2, burned_in: bool = False) -> SyntheticStudy:
     """A chest-abdomen CT phantom with HU-realistic tissues and lesions of known size.
 
     Tissues: air, subcutaneous fat, soft tissue, lungs (upper half), liver
@@ -287,10 +301,14 @@ def make_ct_study(seed: int = 0, slices: int = 60, size: int = 512, pixel_spacin
     template.HighBit = 11
     template.WindowCenter = [40, -600]
     template.WindowWidth = [400, 1500]
+    if burned_in:
+        template.BurnedInAnnotation = "YES"
     datasets = []
     for k in range(slices):
         hu = hu_lookup[labelmap[k]] + rng.normal(0, noise_hu, (size, size)).astype(np.float32)
         stored = np.clip(np.round(hu + 1024), 0, 4095)
+        if burned_in:  # the patient's name and ID in the pixels, bright in every window
+            stored = burn_in_text(stored, [patient.name.replace("^", " "), patient.patient_id], 4095)
         datasets.append(_finish_slice(template, geometry, k, stored, f"ct-{seed}"))
     return SyntheticStudy(datasets, labelmap, dict(CT_LABELS), geometry, lesions)
 
