@@ -1,0 +1,161 @@
+"""Orthanc -> de-identified research copy -> rendered slices -> Label Studio task, for real."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import yaml
+from PIL import Image
+
+from connectors.dicomweb import OrthancDicomWeb
+from connectors.label_studio import client
+from connectors.provision import Provisioner
+from connectors.samples import shared_ct_datasets
+from connectors.sync import Syncer
+from radlabel.ingest import burned_in
+from radlabel.phantom import FakePatient, make_ct_study
+from radlabel.protocol import load_template, parse_template
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "protocol_templates"
+
+
+@pytest.fixture(scope="module")
+def liver(settings):
+    protocol = load_template(TEMPLATES / "ct-liver-lesions.yaml")
+    Provisioner(settings).provision(protocol)
+    return protocol
+
+
+@pytest.fixture(scope="module")
+def stored(settings, liver):
+    """A CT with the patient's name burned into its pixels, a CT with missing slices, and the real CT."""
+    orthanc = OrthancDicomWeb.from_settings(settings)
+    good = make_ct_study(seed=41, slices=30, burned_in=True)
+    gappy = make_ct_study(seed=42, slices=30)
+    gappy.datasets = gappy.datasets[:10] + gappy.datasets[12:]
+    real, _ = shared_ct_datasets()
+    for datasets in (good.datasets, gappy.datasets, real):
+        assert not orthanc.store(datasets).failed
+    return {"good": good, "gappy": gappy, "real": real}
+
+
+@pytest.fixture(scope="module")
+def first_run(settings, liver, stored):
+    syncer = Syncer(settings, liver)
+    return syncer, syncer.run()
+
+
+def record_of(summary, syncer, series_uid):
+    key = syncer.series_key(series_uid)
+    return next(s for s in summary.series if s["series_key"] == key)
+
+
+def test_series_become_tasks_and_bad_ones_are_quarantined(settings, stored, first_run):
+    syncer, summary = first_run
+    good = record_of(summary, syncer, stored["good"].series_uid)
+    assert good["status"] == "done" and good["frames"] == 30
+    codes = {f["code"] for f in good["flags"]}
+    assert {"burned_in_text", "burned_in_header", "deidentified"} <= codes
+    gappy = record_of(summary, syncer, stored["gappy"].series_uid)
+    assert gappy["status"] == "quarantined" and gappy["reasons"] == ["missing_slices"]
+    assert gappy["task_id"] is None and gappy["pseudo_series_uid"] is None
+    real = record_of(summary, syncer, str(stored["real"][0].SeriesInstanceUID))
+    assert real["status"] == "done" and real["frames"] == 20
+
+    task = client(settings).tasks.get(id=good["task_id"])
+    assert len(task.data["images"]) == 30 and task.data["series"] == good["pseudo_series_uid"]
+    assert task.data["preset"] == "liver" and set(task.data["images_by_preset"]) == {"liver", "soft_tissue"}
+    positions = [p[2] for p in task.data["slice_positions_mm"]]
+    assert positions == sorted(positions) and len(set(task.data["sop_instance_uids"])) == 30
+    # the slices are served, windowed, to whoever holds the signed URL, and to nobody else
+    reply = requests.get(task.data["images"][15], timeout=10)
+    assert reply.status_code == 200 and reply.headers["Content-Type"] == "image/png"
+    assert reply.headers["Access-Control-Allow-Origin"] == settings.url("label_studio")
+    tampered = task.data["images"][15].replace("/0015.png", "/0016.png")
+    assert requests.get(tampered, timeout=10).status_code == 403
+
+    # the research copy is in Orthanc, de-identified, with the same instance count
+    orthanc = OrthancDicomWeb.from_settings(settings)
+    copies = orthanc.retrieve_series(good["pseudo_study_uid"], good["pseudo_series_uid"])
+    assert len(copies) == 30
+    assert copies[0].PatientIdentityRemoved == "YES" and copies[0].PatientID.startswith("RL")
+    assert copies[0].BurnedInAnnotation == "NO"
+
+
+def test_resync_is_idempotent_and_pseudonyms_repeat(settings, liver, stored, first_run):
+    syncer, summary = first_run
+    ls = client(settings)
+    project_id = syncer.project_id()
+    tasks_before = len(list(ls.tasks.list(project=project_id)))
+    again = Syncer(settings, liver).run()
+    assert again.synced == 0 and again.already_done == len(summary.series)
+    forced = Syncer(settings, liver).run(force=True)
+    assert len(list(ls.tasks.list(project=project_id))) == tasks_before
+    before = {s["series_key"]: s["pseudo_series_uid"] for s in summary.series}
+    assert {s["series_key"]: s["pseudo_series_uid"] for s in forced.series} == before
+
+
+def test_no_phi_reaches_label_studio_images_or_logs(settings, stored, first_run):
+    syncer, summary = first_run
+    phi = FakePatient.from_seed(41).phi_strings() + FakePatient.from_seed(42).phi_strings()
+    phi += [stored["good"].study_uid, stored["good"].series_uid, str(stored["good"].datasets[0].SOPInstanceUID),
+            str(stored["real"][0].SeriesInstanceUID), str(stored["real"][0].SOPInstanceUID)]
+    ls_base = settings.url("label_studio")
+    token = settings.secrets()["label_studio_token"]
+    export = requests.get(f"{ls_base}/api/projects/{syncer.project_id()}/export?exportType=JSON&download_all_tasks=true",
+                          headers={"Authorization": f"Token {token}"}, timeout=60).text
+    assert "images" in export
+    for value in phi:
+        assert value not in export, "PHI in Label Studio's export"
+    # the images readers see: no identifying words survive OCR
+    good = record_of(summary, syncer, stored["good"].series_uid)
+    folder = settings.home / "images" / good["series_key"] / "liver"
+    for png in sorted(folder.glob("*.png"))[::10]:
+        words = " ".join(box.text for box in burned_in.find_text(np.asarray(Image.open(png))))
+        assert not any(part in words for part in phi if len(part) >= 4), f"PHI readable in {png.name}"
+    # nor in any file name under images/, nor in our logs or state store
+    names = " ".join(str(p) for p in (settings.home / "images").rglob("*"))
+    assert not any(value in names for value in phi)
+    for path in list(settings.logs.glob("*.log")) + [settings.home / "state.sqlite"]:
+        data = path.read_bytes()
+        for value in phi:
+            assert value.encode() not in data, f"PHI in {path.name}"
+
+
+def test_an_interrupted_sync_resumes_without_loss_or_duplicates(settings, tmp_path):
+    data = yaml.safe_load((TEMPLATES / "ct-liver-lesions.yaml").read_text())
+    data.update(id="resume_test")
+    data["selection"]["series_description"] = "^resume test$"
+    template = tmp_path / "resume.yaml"
+    template.write_text(yaml.safe_dump(data, sort_keys=False))
+    Provisioner(settings).provision(parse_template(template.read_text()))
+    orthanc = OrthancDicomWeb.from_settings(settings)
+    for seed in range(51, 55):
+        study = make_ct_study(seed=seed, slices=40)
+        for ds in study.datasets:
+            ds.SeriesDescription = "resume test"
+        assert not orthanc.store(study.datasets).failed
+
+    run = subprocess.Popen([sys.executable, "-m", "radlabel.cli", "sync", str(template)], stderr=subprocess.PIPE,
+                           stdout=subprocess.DEVNULL, text=True, env=os.environ.copy(), start_new_session=True)
+    for line in run.stderr:  # kill it as soon as the first series is done
+        if line.startswith("[1/4]"):
+            os.killpg(run.pid, signal.SIGKILL)
+            break
+    run.wait(timeout=60)
+    assert run.returncode == -signal.SIGKILL
+
+    protocol = load_template(template)
+    summary = Syncer(settings, protocol).run()
+    assert summary.selected == 4 and summary.already_done >= 1 and summary.synced + summary.already_done == 4
+    tasks = list(client(settings).tasks.list(project=Syncer(settings, protocol).project_id(), fields="all"))
+    assert len(tasks) == 4 and len({t.data["series"] for t in tasks}) == 4
+    assert all(len(t.data["images"]) == 40 for t in tasks)
