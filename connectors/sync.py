@@ -40,7 +40,7 @@ from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
 
 # QIDO attributes asked for when selecting series.
-_FIELDS = ["0008103E", "00180015", "00080020", "00201209", "00080060"]
+_FIELDS = ["0008103E", "00180015", "00080020", "00201209", "00080060", "00180050"]
 
 
 def _value(row: dict, tag: str, default=None):
@@ -111,6 +111,9 @@ class Syncer:
                     if day and ((sel.study_date_from and day < sel.study_date_from) or
                                 (sel.study_date_to and day > sel.study_date_to)):
                         continue
+                thickness = _value(row, "00180050")
+                if sel.max_slice_thickness_mm and thickness and float(thickness) > sel.max_slice_thickness_mm:
+                    continue
                 if count > 1 and count < sel.min_slices:
                     continue  # (a single instance may be multi-frame: validation decides)
                 chosen.append((_value(row, "0020000D"), series_uid))

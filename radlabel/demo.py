@@ -1,7 +1,8 @@
 """``radlabel demo``: the whole pipeline that exists, on the embedded default stack.
 
 Stages so far: 1. stack up  2. samples into Orthanc  3. check them over QIDO-RS
-4. protocol templates linted and provisioned as Label Studio projects.
+4. protocol templates linted and provisioned as Label Studio projects
+5. sync: series selected per protocol, validated, de-identified, rendered, turned into tasks.
 Each later capability appends its stage here, so the demo always shows the
 pipeline end to end.
 """
@@ -17,12 +18,14 @@ from connectors.dicomweb import OrthancDicomWeb
 from connectors.samples import SampleSizes, load_samples
 from connectors.provision import Provisioner
 from connectors.stack import Stack
+from connectors.sync import Syncer
 from radlabel.errors import RadlabelError
 from radlabel.protocol import load_template
 from radlabel.settings import load_settings
 
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "protocol_templates"
+DEMO_SYNC = ["ct-liver-lesions.yaml", "ct-lung-nodules.yaml", "mr-brain-tumour.yaml"]
 
 
 def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, sizes: SampleSizes = SampleSizes()) -> int:
@@ -60,6 +63,13 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
     stage("protocols provisioned into Label Studio", started,
           projects=[r.as_dict() for r in provisioned])
 
+    started = time.monotonic()
+    synced = {}
+    for name in DEMO_SYNC:
+        protocol = load_template(TEMPLATES / name)
+        synced[protocol.id] = Syncer(settings, protocol, progress).run().as_dict()
+    stage("sync: Orthanc -> de-identified research copies -> Label Studio tasks", started, sync=synced)
+
     viewer = settings.url("viewer")
     summary["open"] = {
         "OHIF viewer (study list)": viewer + "/",
@@ -82,6 +92,14 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
     print("\nLabel Studio projects from protocol templates:")
     for r in provisioned:
         print(f"  - {r.protocol_id} {r.version}: project {r.project_id} ({r.action})")
+    print("\nSync (validate, de-identify, render, task):")
+    for protocol_id, result in synced.items():
+        print(f"  - {protocol_id}: {result['selected']} series selected, {result['synced']} synced, "
+              f"{result['already_done']} already done, {result['quarantined']} quarantined, {result['held']} held")
+        for series in result["series"]:
+            flags = ", ".join(f["code"] for f in series["flags"] if f["code"] != "deidentified")
+            print(f"      series {series['series_key']}: {series['status']}"
+                  + (f", task {series['task_id']}" if series["task_id"] else "") + (f" ({flags})" if flags else ""))
     print("\nOpen:")
     for name, url in summary["open"].items():
         print(f"  {name:<38} {url}")

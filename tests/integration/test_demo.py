@@ -11,7 +11,11 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
     summary = json.loads(capsys.readouterr().out)
     stages = [s["stage"] for s in summary["stages"]]
     assert stages == ["stack up", "samples into Orthanc (STOW-RS)", "queried back over QIDO-RS",
-                      "protocols provisioned into Label Studio"]
+                      "protocols provisioned into Label Studio",
+                      "sync: Orthanc -> de-identified research copies -> Label Studio tasks"]
     assert {p["protocol_id"] for p in summary["stages"][3]["projects"]} >= {"ct_lung_nodules", "spine_landmarks"}
+    sync = summary["stages"][4]["sync"]
+    assert set(sync) == {"ct_liver_lesions", "ct_lung_nodules", "mr_brain_tumour"}
+    assert sum(r["synced"] + r["already_done"] for r in sync.values()) >= 1
     assert summary["open"]["OHIF viewer (study list)"].endswith("/")
     assert not any(value in json.dumps(summary) for value in stack.secrets.values())
