@@ -11,6 +11,39 @@ import time
 from pathlib import Path
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def scratch_stack():
+    """The whole local stack in a temporary state directory on free ports; yields Settings."""
+    from connectors.stack import Stack
+    from radlabel.settings import DEFAULT_PORTS, load_settings
+
+    with tempfile.TemporaryDirectory(prefix="radlabel-bench-") as home:
+        env = {"RADLABEL_HOME": home} | {variable: str(_free_port()) for variable, _ in DEFAULT_PORTS.values()}
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            stack = Stack(load_settings())
+            stack.up()
+            try:
+                yield stack.settings
+            finally:
+                stack.down()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
 @contextlib.contextmanager
 def scratch_orthanc():
     """A real Orthanc in a temporary state directory on a free port; yields Settings."""

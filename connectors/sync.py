@@ -179,21 +179,24 @@ class Syncer:
         flags = [{"code": "uids_repaired", "message": f"{r.attribute} blank in {r.count} instance(s): {r.how}"}
                  for r in repairs]
         values = {id(f): frame_pixels(f) for f in frames}
-        hold, masked = self._pixel_phi(frames, values, report.slice_spacing_mm or 0.0, flags)
-        if hold:
-            return self._finish(record, "held", flags, "held for review")
         record.frames = len(frames)
-        research = self._research_copies(datasets, frames, values, masked, flags)
-        stored = self.client.store(research)
+        # Overlap what waits on other processes (Tesseract, Orthanc) with our own CPU work.
+        with ThreadPoolExecutor(1) as background:
+            pixel_check = background.submit(self._pixel_phi, frames, values, report.slice_spacing_mm or 0.0, flags)
+            research = self._research_copies(datasets, flags)
+            hold, masked = pixel_check.result()
+            if hold:
+                return self._finish(record, "held", flags, "held for review")
+            self._mask_research_copies(research, datasets, frames, values, masked)
+            storing = background.submit(self.client.store, research)
+            images = self._render(key, frames, values, str(datasets[0].get("Modality", "")))
+            stored = storing.result()
         if stored.failed or len(stored.stored) != len(research):
             raise RadlabelError(f"Orthanc stored {len(stored.stored)} of {len(research)} research instances of series "
                                 f"{key}: see the Orthanc log; re-run sync to retry.")
         record.pseudo_study_uid = str(research[0].StudyInstanceUID)
         record.pseudo_series_uid = str(research[0].SeriesInstanceUID)
-        record.status, record.flags = "stored", flags
-        self.state.put(record)
-        images = self._render(key, frames, values, str(datasets[0].get("Modality", "")))
-        record.status = "rendered"
+        record.status, record.flags = "rendered", flags
         self.state.put(record)
         record.project_id = self.project_id()
         record.task_id = self._ensure_task(record, frames, images, report.slice_spacing_mm, interrupted_at_task)
@@ -252,18 +255,20 @@ class Syncer:
         return preset.center, preset.width
 
     # -- research copies -----------------------------------------------------
-    def _research_copies(self, datasets: list[Dataset], frames: list[Frame], values: dict, masked_frames: set,
-                         flags: list[dict]) -> list[Dataset]:
+    def _research_copies(self, datasets: list[Dataset], flags: list[dict]) -> list[Dataset]:
         report = DeidReport()
-        masked = {id(f.instance) for f in frames if id(f) in masked_frames}
-        copies = []
-        for ds in datasets:
-            copy = self.deid.deidentify(ds, report)
-            if id(ds) in masked:
-                self._write_masked_pixels(copy, [f for f in frames if f.instance is ds], values)
-            copies.append(copy)
+        copies = [self.deid.deidentify(ds, report) for ds in datasets]
         flags.append({"code": "deidentified", "message": ", ".join(f"{k}: {v}" for k, v in sorted(report.changed.items()))})
         return copies
+
+    def _mask_research_copies(self, copies: list[Dataset], datasets: list[Dataset], frames: list[Frame],
+                              values: dict, masked_frames: set) -> None:
+        if not masked_frames:
+            return
+        for copy, ds in zip(copies, datasets):
+            own = [f for f in frames if f.instance is ds]
+            if any(id(f) in masked_frames for f in own):
+                self._write_masked_pixels(copy, own, values)
 
     @staticmethod
     def _write_masked_pixels(copy: Dataset, frames: list[Frame], values: dict) -> None:
