@@ -58,6 +58,7 @@ class SyncSummary:
     held: int = 0
     skipped_research_copies: int = 0
     series: list[dict] = field(default_factory=list)
+    segs: list[dict] = field(default_factory=list)  # readers' SEGs imported into tasks
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -154,6 +155,11 @@ class Syncer:
                 summary.synced += 1
             self.progress(f"[{number}/{len(targets)}] series {record['series_key']}: {outcome}"
                           + (f" ({', '.join(record['reasons'])})" if record["reasons"] else ""))
+        from connectors.seg_import import SegImporter  # the reverse path: readers' SEGs into the tasks
+
+        summary.segs = [result.as_dict() for result in SegImporter(self).run()]
+        for result in summary.segs:
+            self.progress(f"SEG {result['seg_key']}: {result['outcome']} into task {result['task_id']}")
         return summary
 
     def series_key(self, series_uid: str) -> str:

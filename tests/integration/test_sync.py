@@ -130,6 +130,39 @@ def test_no_phi_reaches_label_studio_images_or_logs(settings, stored, first_run)
             assert value.encode() not in data, f"PHI in {path.name}"
 
 
+def test_a_readers_seg_in_orthanc_becomes_their_annotation(settings, liver, stored, first_run):
+    from radlabel import brush_rle, seg
+
+    syncer, summary = first_run
+    good = record_of(summary, syncer, stored["good"].series_uid)
+    ls = client(settings)
+    task = ls.tasks.get(id=good["task_id"])
+    orthanc = OrthancDicomWeb.from_settings(settings)
+    research = orthanc.retrieve_series(good["pseudo_study_uid"], good["pseudo_series_uid"])
+    by_uid = {str(ds.SOPInstanceUID): ds for ds in research}
+    ordered = [by_uid[uid] for uid in task.data["sop_instance_uids"]]
+    truth = stored["good"].labelmap  # slices in the same (ascending) order as the task
+    masks = {"liver": truth == 4, "liver_lesion": truth == 6}
+    reader_seg = seg.encode(ordered, masks, liver, series_description="reader SEG", content_creator="READER^ONE")
+    assert not orthanc.store([reader_seg]).failed
+
+    result = Syncer(settings, liver).run()
+    [imported] = [s for s in result.segs if s["task_id"] == good["task_id"]]
+    assert imported["outcome"] == "imported" and imported["reader"].startswith("reader-")
+    annotation = ls.annotations.get(id=imported["annotation_id"])
+    user = next(u for u in ls.users.list() if u.id == annotation.completed_by)
+    assert user.email.startswith(imported["reader"])
+    rebuilt = {name: np.zeros_like(mask) for name, mask in masks.items()}
+    for region in annotation.result:
+        label = region["value"]["brushlabels"][0]
+        rebuilt[label][region["item_index"]] |= brush_rle.decode(region["value"]["rle"], 512, 512) > 0
+    for name, mask in masks.items():
+        assert np.array_equal(rebuilt[name], mask), name
+    again = Syncer(settings, liver).run()
+    assert [s["outcome"] for s in again.segs if s["task_id"] == good["task_id"]] == ["already imported"]
+    assert len(ls.annotations.list(id=good["task_id"])) == 1
+
+
 def test_an_interrupted_sync_resumes_without_loss_or_duplicates(settings, tmp_path):
     data = yaml.safe_load((TEMPLATES / "ct-liver-lesions.yaml").read_text())
     data.update(id="resume_test")

@@ -1,0 +1,134 @@
+"""Orthanc SEG → Label Studio: readers' DICOM-SEGs become annotations of the synced task.
+
+A SEG (from OHIF readers, for example) that references a synced series —
+its research copy, or the source series it came from — is imported into
+that series' task as the reader's annotation: each segment mapped to its
+protocol class (by segment label, display name, or segmented property type),
+3-D masks turned into per-slice brush RLE with the slice's ``item_index``,
+attributed to a Label Studio user for the reader's pseudonym. Each SEG is
+imported once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from connectors.label_studio import label_studio_errors
+from connectors.sync import Syncer
+from radlabel import brush_rle, seg as seg_codec
+from radlabel.protocol.enum import Geometry
+from radlabel.protocol.labelconfig import REGION_CONTROLS, IMAGE
+
+READER_DOMAIN = "readers.radlabel.local"
+
+
+@dataclass
+class SegImport:
+    seg_key: str
+    task_id: int | None
+    annotation_id: int | None
+    regions: int = 0
+    reader: str = ""
+    skipped_segments: list[str] = field(default_factory=list)
+    outcome: str = "imported"
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+class SegImporter:
+    def __init__(self, syncer: Syncer):
+        self.syncer = syncer
+        self.protocol = syncer.protocol
+        self.ls = syncer.ls
+        self.db_path = syncer.settings.home / "state.sqlite"
+        with sqlite3.connect(self.db_path) as db:
+            db.execute("CREATE TABLE IF NOT EXISTS imported_segs (seg_key TEXT PRIMARY KEY, task_id INTEGER,"
+                       " annotation_id INTEGER)")
+
+    def _done(self, seg_key: str):
+        with sqlite3.connect(self.db_path) as db:
+            return db.execute("SELECT task_id, annotation_id FROM imported_segs WHERE seg_key=?", (seg_key,)).fetchone()
+
+    def run(self) -> list[SegImport]:
+        records = {r.pseudo_series_uid: r for r in self.syncer.state.all(self.protocol.id) if r.status == "done"}
+        if not records:
+            return []
+        results = []
+        client = self.syncer.client
+        for row in client.search_series(Modality="SEG"):
+            study_uid, series_uid = row["0020000D"]["Value"][0], row["0020000E"]["Value"][0]
+            for ds in client.retrieve_series(study_uid, series_uid):
+                result = self.import_one(ds, records)
+                if result:
+                    results.append(result)
+        return results
+
+    def _class_for(self, label: str, type_code: str):
+        label_lower = label.lower()
+        for cls in self.protocol.classes:
+            if label_lower in (cls.name, cls.display_name.lower()):
+                return cls
+        by_type = [c for c in self.protocol.classes if c.type.value == type_code]
+        return by_type[0] if len(by_type) == 1 else None
+
+    def reader_pseudonym(self, name: str) -> str:
+        if name.startswith("reader-"):
+            return name
+        return "reader-" + self.syncer.deid._digest("reader", name).hex()[:10]
+
+    def _reader_user(self, pseudonym: str) -> int:
+        email = f"{pseudonym}@{READER_DOMAIN}"
+        with label_studio_errors(f"find or create the user of {pseudonym}"):
+            for user in self.ls.users.list():
+                if user.email == email:
+                    return user.id
+            return self.ls.users.create(email=email, username=pseudonym).id
+
+    def import_one(self, ds, records: dict) -> SegImport | None:
+        seg_key = self.syncer.deid._digest("seg", str(ds.SOPInstanceUID)).hex()[:24]
+        referenced = str(ds.ReferencedSeriesSequence[0].SeriesInstanceUID) if "ReferencedSeriesSequence" in ds else ""
+        record = records.get(referenced) or records.get(self.syncer.deid.uid(referenced))
+        if record is None:
+            return None  # not a series of this protocol
+        done = self._done(seg_key)
+        if done:
+            return SegImport(seg_key, done[0], done[1], outcome="already imported")
+        task = self.ls.tasks.get(id=record.task_id)
+        pseudo_uids = task.data["sop_instance_uids"]
+        # The SEG may reference the research copy (pseudonymous UIDs) or the source series.
+        seg_uids = {str(item.ReferencedSOPInstanceUID) for s in ds.ReferencedSeriesSequence
+                    for item in s.ReferencedInstanceSequence}
+        if seg_uids & set(pseudo_uids):
+            order = pseudo_uids
+        else:
+            by_pseudo = {self.syncer.deid.uid(uid): uid for uid in seg_uids}
+            order = [by_pseudo.get(uid, "") for uid in pseudo_uids]
+        control = REGION_CONTROLS[Geometry.MASK][1]
+        result = SegImport(seg_key, task.id, None, reader=self.reader_pseudonym(str(ds.get("ContentCreatorName", "") or "")))
+        regions = []
+        for segment in seg_codec.decode(ds, order):
+            cls = self._class_for(segment.label, segment.type_code)
+            if cls is None or Geometry.MASK not in cls.geometry:
+                result.skipped_segments.append(segment.label)
+                continue
+            for item_index in np.flatnonzero(segment.mask.reshape(segment.mask.shape[0], -1).any(axis=1)):
+                plane = segment.mask[item_index].astype(np.uint8) * 255
+                regions.append({
+                    "id": uuid.uuid4().hex[:10], "from_name": control, "to_name": IMAGE, "type": "brushlabels",
+                    "item_index": int(item_index), "origin": "manual", "image_rotation": 0,
+                    "original_width": int(plane.shape[1]), "original_height": int(plane.shape[0]),
+                    "value": {"format": "rle", "rle": brush_rle.encode(plane), "brushlabels": [cls.name]},
+                })
+        result.regions = len(regions)
+        user_id = self._reader_user(result.reader)
+        with label_studio_errors(f"store the imported SEG in task {task.id}"):
+            annotation = self.ls.annotations.create(id=task.id, result=regions, completed_by=user_id)
+        result.annotation_id = annotation.id
+        with sqlite3.connect(self.db_path) as db:
+            db.execute("INSERT INTO imported_segs VALUES (?,?,?)", (seg_key, task.id, annotation.id))
+        return result

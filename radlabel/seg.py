@@ -1,0 +1,106 @@
+"""DICOM-SEG: the one place masks become segmentations and back (highdicom).
+
+Binary SEG, uncompressed, empty frames omitted: the form OHIF, dcmqi and
+Orthanc all read. Segments carry the protocol's coded concepts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import highdicom as hd
+import numpy as np
+from pydicom import Dataset
+from pydicom.sr.coding import Code
+from pydicom.uid import generate_uid
+
+from radlabel import __version__
+from radlabel.protocol.content import CodedConcept, LabelClass
+from radlabel.protocol.template import Protocol
+
+
+def _code(concept: CodedConcept) -> Code:
+    return Code(concept.value, concept.scheme, concept.meaning)
+
+
+def segment_description(number: int, cls: LabelClass, algorithm: str | None = None) -> hd.seg.SegmentDescription:
+    if algorithm:
+        kind = hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC
+        identification = hd.AlgorithmIdentificationSequence(name=algorithm, version=__version__,
+                                                            family=Code("113037", "DCM", "Neural Network"))
+    else:
+        kind, identification = hd.seg.SegmentAlgorithmTypeValues.MANUAL, None
+    return hd.seg.SegmentDescription(
+        segment_number=number,
+        segment_label=cls.name,
+        segmented_property_category=_code(cls.category),
+        segmented_property_type=_code(cls.type),
+        algorithm_type=kind,
+        algorithm_identification=identification,
+        tracking_uid=generate_uid(),
+        tracking_id=cls.name,
+        anatomic_regions=[_code(cls.anatomic_region)] if cls.anatomic_region else None,
+    )
+
+
+def encode(source: list[Dataset], masks: dict[str, np.ndarray], protocol: Protocol, *, series_description: str,
+           content_creator: str = "", algorithm: str | None = None, series_number: int = 900,
+           content_description: str = "") -> Dataset:
+    """A binary SEG over ``source`` (slices in order) with one segment per class in ``masks``.
+
+    ``masks[class name]`` is a (slices, rows, columns) boolean array aligned with ``source``.
+    """
+    classes = [protocol.label_class(name) for name in masks]
+    unknown = [name for name, cls in zip(masks, classes) if cls is None]
+    if unknown:
+        raise ValueError(f"classes {unknown} are not in protocol {protocol.id}")
+    stacked = np.stack([np.asarray(masks[c.name], dtype=bool) for c in classes], axis=-1)
+    seg = hd.seg.Segmentation(
+        source_images=source,
+        pixel_array=stacked.astype(np.uint8),
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[segment_description(n, c, algorithm) for n, c in enumerate(classes, 1)],
+        series_instance_uid=generate_uid(),
+        series_number=series_number,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer="radlabel",
+        manufacturer_model_name="radlabel",
+        software_versions=__version__,
+        device_serial_number="radlabel",
+        content_description=(content_description or f"{protocol.id} {protocol.version}")[:64],
+        content_creator_name=content_creator or None,
+        content_label="RADLABEL",
+        omit_empty_frames=True,
+    )
+    seg.SeriesDescription = series_description[:64]
+    return seg
+
+
+@dataclass
+class DecodedSegment:
+    number: int
+    label: str
+    type_code: str
+    mask: np.ndarray  # (slices, rows, columns) bool, in the order of the source UIDs asked for
+
+
+def decode(ds: Dataset, source_sop_instance_uids: list[str]) -> list[DecodedSegment]:
+    """Every segment of a SEG as masks over the given source instances (in that order)."""
+    seg = hd.seg.Segmentation.from_dataset(ds)
+    numbers = list(seg.segment_numbers)
+    referenced = {uid for _, _, uid in seg.get_source_image_uids()}
+    wanted = [uid for uid in source_sop_instance_uids if uid in referenced]
+    pixels = seg.get_pixels_by_source_instance(wanted, segment_numbers=numbers, combine_segments=False,
+                                               assert_missing_frames_are_empty=True)
+    index = {uid: i for i, uid in enumerate(wanted)}
+    out = []
+    for position, number in enumerate(numbers):
+        description = seg.get_segment_description(number)
+        mask = np.zeros((len(source_sop_instance_uids), *pixels.shape[1:3]), dtype=bool)
+        for slot, uid in enumerate(source_sop_instance_uids):
+            if uid in index:
+                mask[slot] = pixels[index[uid], :, :, position] > 0
+        out.append(DecodedSegment(number, str(description.segment_label),
+                                  str(description.segmented_property_type.value), mask))
+    return out
