@@ -41,6 +41,9 @@ test: install
 
 bench: install
 	$(BIN)/python bench/stow.py
+	$(BIN)/python bench/brush_rle.py
+	$(BIN)/python bench/deid.py
+	$(BIN)/python bench/sync.py
 
 clean:
 	-$(BIN)/radlabel down

@@ -129,7 +129,7 @@ class Deidentifier:
         self._copy(ds, out, patient_id, phi, report)
         pseudonym = self.patient_pseudonym(patient_id)
         out.PatientID = pseudonym
-        out.PatientName = pseudonym
+        out.PatientName = pseudonym + "^"  # one component, said explicitly (PS3.5 6.2.1.2)
         out.PatientIdentityRemoved = "YES"
         codes = [BASIC_PROFILE_CODE] + sorted(option.code for option in self.options)
         out.DeidentificationMethod = ("radlabel PS3.15 Basic Profile" + (f"; {self.method_note}" if self.method_note else ""))[:64]
