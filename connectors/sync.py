@@ -12,6 +12,7 @@ the same result), and a task is never created twice.
 from __future__ import annotations
 
 import hashlib
+import sys
 import hmac
 import re
 import time
@@ -21,6 +22,7 @@ from datetime import date
 from typing import Callable
 
 import numpy as np
+from tqdm import tqdm
 from pydicom import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
@@ -138,8 +140,11 @@ class Syncer:
         summary = SyncSummary(self.protocol.id)
         targets = self.select()[:limit] if limit else self.select()
         summary.selected = len(targets)
+        # A progress bar where a person watches; plain lines in logs and CI.
+        bar = tqdm(total=len(targets), unit="series", disable=not sys.stderr.isatty(), file=sys.stderr)
         for number, (study_uid, series_uid) in enumerate(targets, 1):
             record = self.sync_series(study_uid, series_uid, force=force)
+            bar.update(1)
             if record is None:
                 summary.skipped_research_copies += 1
                 continue
@@ -155,6 +160,7 @@ class Syncer:
                 summary.synced += 1
             self.progress(f"[{number}/{len(targets)}] series {record['series_key']}: {outcome}"
                           + (f" ({', '.join(record['reasons'])})" if record["reasons"] else ""))
+        bar.close()
         from connectors.seg_import import SegImporter  # the reverse path: readers' SEGs into the tasks
 
         summary.segs = [result.as_dict() for result in SegImporter(self).run()]

@@ -130,6 +130,63 @@ def test_no_phi_reaches_label_studio_images_or_logs(settings, stored, first_run)
             assert value.encode() not in data, f"PHI in {path.name}"
 
 
+def bad_series() -> dict[str, list]:
+    """One small series per quarantine reason, as a scanner or an export could send them."""
+    from highdicom.legacy import LegacyConvertedEnhancedCTImage
+    from pydicom.uid import generate_uid
+
+    def fresh(seed, slices=10):
+        return make_ct_study(seed=seed, slices=slices, size=64, pixel_spacing=4.0).datasets
+
+    series = {}
+    d = fresh(70); series["missing_slices"] = d[:4] + d[6:]
+    d = fresh(71); d[3].ImagePositionPatient = d[4].ImagePositionPatient; series["duplicate_position"] = d
+    d = fresh(72)
+    for k, ds in enumerate(d):
+        ds.ImagePositionPatient = [ds.ImagePositionPatient[0], ds.ImagePositionPatient[1], k * 2.5 + (0.7 if k % 2 else 0)]
+    series["non_uniform_spacing"] = d
+    d = fresh(73); d[2].ImageOrientationPatient = [1, 0, 0, 0, 0.9, 0.43589]; series["orientation_change"] = d
+    d = fresh(74); d[1].PixelSpacing = [3.0, 3.0]; series["size_change"] = d
+    d = fresh(75)
+    other = generate_uid()
+    for ds in d[5:]:
+        ds.FrameOfReferenceUID = other
+    series["mixed_acquisition"] = d
+    d = fresh(76); d[4].PixelData = d[4].PixelData[:100]; series["undecodable_pixels"] = d
+    d = fresh(77); del d[0].ImagePositionPatient; series["missing_geometry"] = d
+    d = fresh(78); d[0].SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.22"; d[0].file_meta.MediaStorageSOPClassUID = d[0].SOPClassUID
+    series["non_image_sop_class"] = d
+    few = fresh(79, slices=4)
+    series["too_few_slices"] = [LegacyConvertedEnhancedCTImage(few, series_instance_uid=generate_uid(), series_number=3,
+                                                               sop_instance_uid=generate_uid(), instance_number=1)]
+    for reason, datasets in series.items():
+        for ds in datasets:
+            ds.SeriesDescription = f"quarantine {reason}"
+    return series
+
+
+def test_every_quarantine_reason_through_the_real_servers(settings, tmp_path):
+    data = yaml.safe_load((TEMPLATES / "ct-liver-lesions.yaml").read_text())
+    data.update(id="quarantine_test")
+    data["selection"].update(series_description="^quarantine ", min_slices=8, body_parts=[])
+    protocol = parse_template(yaml.safe_dump(data, sort_keys=False))
+    Provisioner(settings).provision(protocol)
+    orthanc = OrthancDicomWeb.from_settings(settings)
+    series = bad_series()
+    for datasets in series.values():
+        assert not orthanc.store(datasets).failed
+    syncer = Syncer(settings, protocol)
+    summary = syncer.run()
+    assert summary.quarantined == len(series) and summary.synced == 0
+    by_key = {s["series_key"]: s for s in summary.series}
+    for reason, datasets in series.items():
+        record = by_key[syncer.series_key(str(datasets[0].SeriesInstanceUID))]
+        assert reason in record["reasons"], (reason, record["reasons"])
+        assert record["task_id"] is None and record["pseudo_series_uid"] is None
+        assert all(f["message"] for f in record["flags"])
+    assert list(client(settings).tasks.list(project=syncer.project_id())) == []
+
+
 def test_a_readers_seg_in_orthanc_becomes_their_annotation(settings, liver, stored, first_run):
     from radlabel import brush_rle, seg
 
