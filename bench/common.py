@@ -1,10 +1,11 @@
-"""Shared bench helpers: a throw-away Orthanc, timing, JSON output."""
+"""Shared bench helpers: throw-away servers, timing, JSON output."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import socket
 import statistics
 import tempfile
 import time
@@ -12,11 +13,23 @@ from pathlib import Path
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @contextlib.contextmanager
@@ -26,39 +39,24 @@ def scratch_stack():
     from radlabel.settings import DEFAULT_PORTS, load_settings
 
     with tempfile.TemporaryDirectory(prefix="radlabel-bench-") as home:
-        env = {"RADLABEL_HOME": home} | {variable: str(_free_port()) for variable, _ in DEFAULT_PORTS.values()}
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
+        ports = {variable: str(_free_port()) for variable, _ in DEFAULT_PORTS.values()}
+        with _environment({"RADLABEL_HOME": home} | ports):
             stack = Stack(load_settings())
             stack.up()
             try:
                 yield stack.settings
             finally:
                 stack.down()
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 @contextlib.contextmanager
 def scratch_orthanc():
-    """A real Orthanc in a temporary state directory on a free port; yields Settings."""
-    import socket
-
+    """A real Orthanc alone in a temporary state directory on a free port; yields Settings."""
     from connectors.stack.services import orthanc, write_orthanc_config
     from radlabel.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="radlabel-bench-") as home:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        saved = {k: os.environ.get(k) for k in ("RADLABEL_HOME", "RADLABEL_ORTHANC_PORT")}
-        os.environ.update(RADLABEL_HOME=home, RADLABEL_ORTHANC_PORT=str(port))
-        try:
+        with _environment({"RADLABEL_HOME": home, "RADLABEL_ORTHANC_PORT": str(_free_port())}):
             settings = load_settings()
             secrets = settings.secrets()
             write_orthanc_config(settings, secrets)
@@ -68,12 +66,6 @@ def scratch_orthanc():
                 yield settings
             finally:
                 service.stop()
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def timed(function) -> float:
