@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from radlabel import __version__
 from radlabel.errors import RadlabelError
 
@@ -257,6 +259,119 @@ def cmd_deid(args) -> int:
     return 0
 
 
+def _series_geometry(folder: str):
+    from radlabel.dicom_files import read_dicom_files, repair_missing_uids
+    from radlabel.ingest.series import geometry_of
+    from radlabel.ingest.validate import validate_series
+
+    datasets = read_dicom_files([Path(folder)])
+    repair_missing_uids(datasets)
+    report, frames = validate_series(datasets, decode=False)
+    if not report.ok:
+        raise RadlabelError(f"the series in {folder} is not usable: {report.findings[0].message}")
+    return datasets, frames, geometry_of(frames)
+
+
+def cmd_agreement(args) -> int:
+    from radlabel.adjudication.labelmaps import class_masks, read_labelmap, read_labels_file, same_grid
+    from radlabel.adjudication.metrics import pairwise
+
+    geometry = _series_geometry(args.from_dicom)[2] if args.from_dicom else None
+    maps = [read_labelmap(Path(p), geometry) for p in args.labelmaps]
+    same_grid(maps)
+    spacing = tuple(args.spacing) if args.spacing else maps[0].spacing
+    classes = {}
+    for name, masks in class_masks(maps, read_labels_file(args.labels)).items():
+        pairs = pairwise(masks, spacing, args.tolerance_mm)
+        classes[name] = [
+            {"a": maps[i].path.name, "b": maps[j].path.name} | agreement.as_dict() for (i, j), agreement in pairs.items()]
+    result = {"spacing_mm": list(spacing), "tolerance_mm": args.tolerance_mm, "readers": [m.path.name for m in maps],
+              "hd95_definition": "max of directed 95th percentiles over surface voxels",
+              "classes": classes}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for name, pairs in classes.items():
+            for pair in pairs:
+                print(f"{name:<24} {pair['a']} ~ {pair['b']}: Dice {pair['dice']:.3f}  HD95 {pair['hd95_mm']} mm  "
+                      f"surface Dice@{args.tolerance_mm}mm {pair['surface_dice']:.3f}")
+    return 0
+
+
+def cmd_consensus(args) -> int:
+    import nibabel as nib
+
+    from radlabel.adjudication.consensus import majority, staple
+    from radlabel.adjudication.labelmaps import read_labelmap, same_grid
+
+    maps = [read_labelmap(Path(p)) for p in args.labelmaps]
+    same_grid(maps)
+    if maps[0].nifti is None:
+        raise RadlabelError("consensus reads and writes NIfTI label maps: convert SEGs with `radlabel seg to-labelmap`.")
+    values = sorted(set().union(*(np.unique(m.array).tolist() for m in maps)) - {0})
+    score = np.zeros((len(values) + 1, *maps[0].array.shape), dtype=np.float32)
+    report = {}
+    for index, value in enumerate(values, 1):
+        masks = [m.array == value for m in maps]
+        if args.method == "staple":
+            result = staple(masks)
+            score[index] = np.where(result.consensus, result.probability, 0)
+            report[str(value)] = {"sensitivity": result.sensitivity, "specificity": result.specificity}
+        else:
+            chosen, ties = majority(masks)
+            score[index] = np.where(chosen, np.sum(masks, axis=0) / len(masks), 0)
+            report[str(value)] = {"tie_voxels": int(ties.sum())}
+    labels = np.asarray([0] + values)[np.argmax(score, axis=0)] * (score.max(axis=0) > 0)
+    out = Path(args.out)
+    image = nib.Nifti1Image(labels.astype(np.uint16), maps[0].nifti.affine, maps[0].nifti.header)
+    nib.save(image, str(out))
+    print(json.dumps({"out": str(out), "method": args.method, "classes": report}, indent=2))
+    return 0
+
+
+def cmd_seg_from_labelmap(args) -> int:
+    import nibabel as nib
+
+    from radlabel import seg
+    from radlabel.adjudication.labelmaps import read_labels_file
+    from radlabel.geometry import labelmap_from_nifti
+
+    datasets, frames, geometry = _series_geometry(args.series)
+    names = read_labels_file(args.labels)
+    try:
+        labelmap = labelmap_from_nifti(nib.load(args.labelmap), geometry)
+    except Exception as exc:
+        raise RadlabelError(f"{args.labelmap} does not fit the series in {args.series} ({str(exc)[:160]}).") from None
+    values = sorted(set(np.unique(labelmap).tolist()) - {0})
+    classes = {}
+    masks = {}
+    for value in values:
+        cls = seg.structure_class(value, names.get(value, f"label_{value}"))
+        classes[cls.name] = cls
+        masks[cls.name] = labelmap == value
+    ordered = [f.instance for f in frames]
+    encoded = seg.encode(ordered, masks, classes, series_description=args.description)
+    encoded.save_as(args.out, enforce_file_format=True)
+    print(f"wrote {args.out}: {len(values)} segment(s) over {len(ordered)} slices")
+    return 0
+
+
+def cmd_seg_to_labelmap(args) -> int:
+    import highdicom as hd
+    import pydicom
+
+    from radlabel.adjudication.labelmaps import read_labelmap
+
+    labelmap = read_labelmap(Path(args.seg))
+    seg_ds = hd.seg.Segmentation.from_dataset(pydicom.dcmread(args.seg))
+    volume = seg_ds.get_volume(combine_segments=True, relabel=False)
+    volume.to_nibabel().to_filename(args.out)
+    (Path(args.out).parent / (Path(args.out).name.split(".")[0] + ".labels.json")).write_text(
+        json.dumps({"labels": {str(k): {"name": v} for k, v in labelmap.names.items()}}, indent=1))
+    print(f"wrote {args.out} ({len(labelmap.names)} segment(s)) and its labels file")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from radlabel.demo import run_demo
 
@@ -331,6 +446,33 @@ def build_parser() -> argparse.ArgumentParser:
     deid.add_argument("--json", action="store_true")
     deid.set_defaults(func=cmd_deid)
 
+    agreement = sub.add_parser("agreement", help="agreement between label maps (NIfTI or DICOM-SEG)")
+    agreement.add_argument("labelmaps", nargs="+")
+    agreement.add_argument("--spacing", type=float, nargs=3, metavar=("A0", "A1", "A2"),
+                           help="voxel size in mm along the array axes (default: from the files)")
+    agreement.add_argument("--from-dicom", metavar="SERIES", help="put NIfTI maps on this DICOM series' grid")
+    agreement.add_argument("--tolerance-mm", type=float, default=1.5, help="surface Dice tolerance (default 1.5)")
+    agreement.add_argument("--labels", help="labels JSON naming the label values")
+    agreement.add_argument("--json", action="store_true")
+    agreement.set_defaults(func=cmd_agreement)
+    consensus = sub.add_parser("consensus", help="consensus label map of several readers' NIfTI maps")
+    consensus.add_argument("labelmaps", nargs="+")
+    consensus.add_argument("--method", choices=["majority", "staple"], default="staple")
+    consensus.add_argument("--out", required=True)
+    consensus.set_defaults(func=cmd_consensus)
+    segs = sub.add_parser("seg", help="DICOM-SEG conversions").add_subparsers(dest="seg_command", required=True, metavar="ACTION")
+    from_map = segs.add_parser("from-labelmap", help="a NIfTI label map on a DICOM series -> binary DICOM-SEG")
+    from_map.add_argument("labelmap")
+    from_map.add_argument("--series", required=True, help="folder of the DICOM series the map belongs to")
+    from_map.add_argument("--labels", help="labels JSON (value -> name, or the TotalSegmentator form)")
+    from_map.add_argument("--description", default="radlabel segmentation")
+    from_map.add_argument("--out", required=True)
+    from_map.set_defaults(func=cmd_seg_from_labelmap)
+    to_map = segs.add_parser("to-labelmap", help="a DICOM-SEG -> NIfTI label map (+ labels JSON)")
+    to_map.add_argument("seg")
+    to_map.add_argument("--out", required=True)
+    to_map.set_defaults(func=cmd_seg_to_labelmap)
+
     demo = sub.add_parser("demo", help="bring the stack up and run the whole pipeline that exists on samples")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
     demo.set_defaults(func=cmd_demo)
@@ -352,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("radlabel: interrupted.")
         return 130
+    except BrokenPipeError:  # output piped into `head`
+        return 0
 
 
 if __name__ == "__main__":

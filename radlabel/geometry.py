@@ -94,3 +94,28 @@ class VolumeGeometry:
         affine = self.affine_lps()
         points = [affine[axis, 0] * i + affine[axis, 1] * j + affine[axis, 2] * k + affine[axis, 3] for axis in range(3)]
         return points[0], points[1], points[2]
+
+
+# -- NIfTI (RAS) label maps on a DICOM series' grid, through highdicom's Volume ---------------
+
+def highdicom_geometry(geometry: VolumeGeometry):
+    """The same grid as a highdicom VolumeGeometry (its index order is ours: slice, row, column)."""
+    import highdicom as hd
+
+    return hd.VolumeGeometry(geometry.affine_lps()[:, [2, 1, 0, 3]], geometry.shape, "PATIENT")
+
+
+def labelmap_from_nifti(image, geometry: VolumeGeometry) -> np.ndarray:
+    """A NIfTI label map resampled (nearest, exact on the same grid) onto a series: (slice, row, column)."""
+    import highdicom as hd
+
+    volume = hd.Volume.from_nibabel(image)
+    return np.asarray(volume.match_geometry(highdicom_geometry(geometry)).array)
+
+
+def labelmap_to_nifti(labelmap: np.ndarray, geometry: VolumeGeometry):
+    """A (slice, row, column) label map on a series grid as a NIfTI image with its RAS affine."""
+    import highdicom as hd
+
+    affine = highdicom_geometry(geometry).affine
+    return hd.Volume(np.asarray(labelmap), affine, "PATIENT").to_nibabel()

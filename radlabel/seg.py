@@ -43,17 +43,19 @@ def segment_description(number: int, cls: LabelClass, algorithm: str | None = No
     )
 
 
-def encode(source: list[Dataset], masks: dict[str, np.ndarray], protocol: Protocol, *, series_description: str,
-           content_creator: str = "", algorithm: str | None = None, series_number: int = 900,
+def encode(source: list[Dataset], masks: dict[str, np.ndarray], protocol: Protocol | dict[str, LabelClass], *,
+           series_description: str, content_creator: str = "", algorithm: str | None = None, series_number: int = 900,
            content_description: str = "") -> Dataset:
     """A binary SEG over ``source`` (slices in order) with one segment per class in ``masks``.
 
-    ``masks[class name]`` is a (slices, rows, columns) boolean array aligned with ``source``.
+    ``masks[class name]`` is a (slices, rows, columns) boolean array aligned with ``source``; the
+    classes (codes, names) come from the protocol, or from a name -> LabelClass mapping.
     """
-    classes = [protocol.label_class(name) for name in masks]
+    lookup = protocol.label_class if isinstance(protocol, Protocol) else protocol.get
+    classes = [lookup(name) for name in masks]
     unknown = [name for name, cls in zip(masks, classes) if cls is None]
     if unknown:
-        raise ValueError(f"classes {unknown} are not in protocol {protocol.id}")
+        raise ValueError(f"classes {unknown} have no coded description")
     stacked = np.stack([np.asarray(masks[c.name], dtype=bool) for c in classes], axis=-1)
     seg = hd.seg.Segmentation(
         source_images=source,
@@ -68,13 +70,36 @@ def encode(source: list[Dataset], masks: dict[str, np.ndarray], protocol: Protoc
         manufacturer_model_name="radlabel",
         software_versions=__version__,
         device_serial_number="radlabel",
-        content_description=(content_description or f"{protocol.id} {protocol.version}")[:64],
+        content_description=(content_description or (f"{protocol.id} {protocol.version}"
+                                                     if isinstance(protocol, Protocol) else "radlabel"))[:64],
         content_creator_name=content_creator or None,
         content_label="RADLABEL",
         omit_empty_frames=True,
     )
     seg.SeriesDescription = series_description[:64]
     return seg
+
+
+ANATOMICAL_STRUCTURE = CodedConcept(value="91723000", scheme="SCT", meaning="Anatomical Structure")
+_PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (67, 99, 216), (245, 130, 49), (145, 30, 180),
+            (66, 212, 244), (240, 50, 230), (191, 239, 69), (250, 190, 212), (70, 153, 144), (220, 190, 255),
+            (154, 99, 36), (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 216, 177),
+            (0, 0, 117), (169, 169, 169)]
+
+
+def structure_class(label: int, name: str) -> LabelClass:
+    """A segment for a named anatomical structure (label maps from other tools), coded when DICOM knows it."""
+    from radlabel.protocol.codes import concept_for_name
+
+    found = concept_for_name(name)
+    kind = CodedConcept(value=found[0], scheme="SCT", meaning=found[1]) if found else ANATOMICAL_STRUCTURE
+    slug = "".join(c if c.isalnum() else "_" for c in name).strip("_") or f"label_{label}"
+    if not slug[0].isalpha():
+        slug = "s_" + slug
+    return LabelClass.model_construct(
+        name=slug[:48], display_name=name[:64], color="#%02x%02x%02x" % _PALETTE[label % len(_PALETTE)],
+        geometry=[], read_in="", category=ANATOMICAL_STRUCTURE, type=kind, type_modifier=None,
+        anatomic_region=None, tiers=[], boundary=None, landmarks=None)
 
 
 @dataclass

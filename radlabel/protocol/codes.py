@@ -69,3 +69,27 @@ def check_code(scheme: str, value: str, meaning: str) -> str | None:
     if meanings and meaning.lower() not in meanings:
         return f"{scheme} {value} means {sorted(meanings)[0]!r}, not {meaning!r}"
     return None
+
+
+def concept_for_name(name: str, scheme: str = "SCT") -> tuple[str, str] | None:
+    """(code value, meaning) of a structure named like 'vertebrae_T12' or 'liver', when DICOM knows it."""
+    from pydicom.sr._concepts_dict import concepts
+
+    table = concepts.get(scheme, {})
+    words = [w for w in name.replace("-", "_").lower().split("_") if w]
+    plain = [w for w in words if w not in ("left", "right") and not w.isdigit()]
+    if plain != words:  # lateral or numbered structures: the structure itself
+        found = concept_for_name("_".join(plain), scheme) if plain else None
+        if found:
+            return found
+    candidates = ["".join(w.capitalize() for w in words), "".join(w.capitalize() for w in reversed(words))]
+    if len(words) == 2 and words[0].startswith("vertebra"):
+        candidates.append(words[1].upper() + "Vertebra")
+    if words and words[-1].endswith("s"):  # plural: ribs, cartilages
+        candidates.append("".join(w.capitalize() for w in words)[:-1])
+    for keyword in candidates:
+        entry = table.get(keyword)
+        if entry:
+            value, (meaning, _) = next(iter(entry.items()))
+            return value, meaning
+    return None
