@@ -127,6 +127,10 @@ class Provisioner:
         partial = target.with_suffix(".json.partial")
         partial.write_text(json.dumps(ohif_config(protocol), indent=2))
         partial.replace(target)  # readers never see a half-written file
+        # The whole protocol, for the hooks server and workers that only know a project.
+        whole = folder / f"{protocol.id}.protocol.json"
+        whole.with_suffix(".partial").write_text(protocol.model_dump_json(indent=1))
+        whole.with_suffix(".partial").replace(whole)
 
     def _provision(self, protocol: Protocol, migrations: dict[str, str | None]) -> ProvisionResult:
         project, marker = self.find_project(protocol.id)
@@ -140,7 +144,7 @@ class Provisioner:
             if project.label_config.strip() != label_config(protocol).strip():
                 # Same template, newer radlabel: regenerate what radlabel derives from it.
                 return self._update(protocol, project, old_version, migrations, url)
-            changes = self._connect(project.id)
+            changes = self.connect(project.id)
             return ProvisionResult(protocol.id, protocol.version, project.id, "unchanged", url, changes)
         if old_version == protocol.version:
             raise RadlabelError(
@@ -168,7 +172,7 @@ class Provisioner:
                 maximum_annotations=protocol.readers.per_study,
                 color=protocol.classes[0].color,
             )
-        changes = ["project created"] + self._connect(project.id)
+        changes = ["project created"] + self.connect(project.id)
         url = f"{self.settings.url('label_studio')}/projects/{project.id}"
         return ProvisionResult(protocol.id, protocol.version, project.id, "created", url, changes)
 
@@ -208,7 +212,7 @@ class Provisioner:
             changes.append("classes added: " + ", ".join(added))
         if removed:
             changes.append("classes removed: " + ", ".join(removed))
-        changes += self._connect(project.id)
+        changes += self.connect(project.id)
         return ProvisionResult(protocol.id, protocol.version, project.id, "updated", url, changes)
 
     def _migrate(self, project_id: int, migrations: dict[str, str | None]) -> list[str]:
@@ -232,7 +236,7 @@ class Provisioner:
                     self.ls.annotations.update(id=annotation["id"], result=result)
         return [f"migrated {count} label(s) {old} -> {new or '(deleted)'}" for (old, new), count in sorted(renamed.items(), key=str)]
 
-    def _connect(self, project_id: int) -> list[str]:
+    def connect(self, project_id: int) -> list[str]:
         """Make sure the hooks webhook and the ML backend are attached (once)."""
         changes = []
         hooks_url = self.settings.url("hooks") + "/webhook"

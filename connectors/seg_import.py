@@ -12,16 +12,15 @@ imported once.
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from connectors.label_studio import label_studio_errors
 from connectors.sync import Syncer
-from radlabel import brush_rle, seg as seg_codec
+from radlabel import seg as seg_codec
+from radlabel.adjudication.reads import mask_regions
 from radlabel.protocol.enum import Geometry
-from radlabel.protocol.labelconfig import REGION_CONTROLS, IMAGE
 
 READER_DOMAIN = "readers.radlabel.local"
 
@@ -108,22 +107,15 @@ class SegImporter:
         else:
             by_pseudo = {self.syncer.deid.uid(uid): uid for uid in seg_uids}
             order = [by_pseudo.get(uid, "") for uid in pseudo_uids]
-        control = REGION_CONTROLS[Geometry.MASK][1]
         result = SegImport(seg_key, task.id, None, reader=self.reader_pseudonym(str(ds.get("ContentCreatorName", "") or "")))
-        regions = []
+        masks: dict[str, np.ndarray] = {}
         for segment in seg_codec.decode(ds, order):
             cls = self._class_for(segment.label, segment.type_code)
             if cls is None or Geometry.MASK not in cls.geometry:
                 result.skipped_segments.append(segment.label)
                 continue
-            for item_index in np.flatnonzero(segment.mask.reshape(segment.mask.shape[0], -1).any(axis=1)):
-                plane = segment.mask[item_index].astype(np.uint8) * 255
-                regions.append({
-                    "id": uuid.uuid4().hex[:10], "from_name": control, "to_name": IMAGE, "type": "brushlabels",
-                    "item_index": int(item_index), "origin": "manual", "image_rotation": 0,
-                    "original_width": int(plane.shape[1]), "original_height": int(plane.shape[0]),
-                    "value": {"format": "rle", "rle": brush_rle.encode(plane), "brushlabels": [cls.name]},
-                })
+            masks[cls.name] = masks[cls.name] | segment.mask if cls.name in masks else segment.mask
+        regions = mask_regions(masks)
         result.regions = len(regions)
         user_id = self._reader_user(result.reader)
         with label_studio_errors(f"store the imported SEG in task {task.id}"):

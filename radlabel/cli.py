@@ -372,6 +372,20 @@ def cmd_seg_to_labelmap(args) -> int:
     return 0
 
 
+def cmd_reconcile(args) -> int:
+    from connectors.adjudicate import Adjudicator
+    from radlabel.settings import load_settings
+
+    outcomes = Adjudicator(load_settings(), _say).reconcile()
+    if args.json:
+        print(json.dumps([o.as_dict() for o in outcomes], indent=2))
+    else:
+        for o in outcomes:
+            print(f"  task {o.task_id}: {o.status}" + (f" ({o.detail})" if o.detail else ""))
+        print(f"{len(outcomes)} task(s) looked at")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from radlabel.demo import run_demo
 
@@ -472,6 +486,10 @@ def build_parser() -> argparse.ArgumentParser:
     to_map.add_argument("seg")
     to_map.add_argument("--out", required=True)
     to_map.set_defaults(func=cmd_seg_to_labelmap)
+
+    reconcile = sub.add_parser("reconcile", help="adjudicate every task whose reads are in (catches missed webhooks)")
+    reconcile.add_argument("--json", action="store_true")
+    reconcile.set_defaults(func=cmd_reconcile)
 
     demo = sub.add_parser("demo", help="bring the stack up and run the whole pipeline that exists on samples")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")

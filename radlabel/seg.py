@@ -45,7 +45,7 @@ def segment_description(number: int, cls: LabelClass, algorithm: str | None = No
 
 def encode(source: list[Dataset], masks: dict[str, np.ndarray], protocol: Protocol | dict[str, LabelClass], *,
            series_description: str, content_creator: str = "", algorithm: str | None = None, series_number: int = 900,
-           content_description: str = "") -> Dataset:
+           content_description: str = "", series_uid: str | None = None, sop_uid: str | None = None) -> Dataset:
     """A binary SEG over ``source`` (slices in order) with one segment per class in ``masks``.
 
     ``masks[class name]`` is a (slices, rows, columns) boolean array aligned with ``source``; the
@@ -62,9 +62,9 @@ def encode(source: list[Dataset], masks: dict[str, np.ndarray], protocol: Protoc
         pixel_array=stacked.astype(np.uint8),
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=[segment_description(n, c, algorithm) for n, c in enumerate(classes, 1)],
-        series_instance_uid=generate_uid(),
+        series_instance_uid=series_uid or generate_uid(),
         series_number=series_number,
-        sop_instance_uid=generate_uid(),
+        sop_instance_uid=sop_uid or generate_uid(),
         instance_number=1,
         manufacturer="radlabel",
         manufacturer_model_name="radlabel",

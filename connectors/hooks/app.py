@@ -1,14 +1,18 @@
 """Hooks server: receives Label Studio webhooks.
 
 It answers within milliseconds (Label Studio waits 1 s and never retries) and
-only records the event in a durable queue; the work is done elsewhere.
+only records the event in a durable queue; a worker thread takes events in
+order and hands annotation events to the adjudicator. ``radlabel reconcile``
+catches whatever never arrived.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -27,7 +31,9 @@ class EventQueue:
         self.path = path
         with self._connect() as db:
             db.execute(
-                "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, received REAL, action TEXT, body TEXT)"
+                "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, received REAL, action TEXT, body TEXT,"
+                " done INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, error TEXT,"
+                " next_try REAL NOT NULL DEFAULT 0)"
             )
 
     def _connect(self) -> sqlite3.Connection:
@@ -41,16 +47,57 @@ class EventQueue:
             )
             return int(cursor.lastrowid)
 
+    def pending(self, limit: int = 20) -> list[tuple[int, str, dict]]:
+        with self._connect() as db:
+            rows = db.execute("SELECT id, action, body FROM events WHERE done=0 AND attempts<5 AND next_try<=?"
+                              " ORDER BY id LIMIT ?", (time.time(), limit)).fetchall()
+        return [(row[0], row[1], json.loads(row[2])) for row in rows]
+
+    def finish(self, event_id: int, error: str | None = None) -> None:
+        with self._connect() as db:
+            # A failed event waits 2, 4, 8, 16 s before its next try (Orthanc or Label Studio may be restarting).
+            db.execute("UPDATE events SET done=?, attempts=attempts+1, error=?, next_try=? + (1 << (attempts + 1))"
+                       " WHERE id=?", (0 if error else 1, error, time.time(), event_id))
+
     def count(self) -> int:
         with self._connect() as db:
             return db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
 
 
-def create_app() -> Flask:
+ANNOTATION_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED"}
+
+
+def work(queue: EventQueue, settings, stop: threading.Event, interval: float = 0.5) -> None:
+    """Take queued events in order; annotation events go to the adjudicator."""
+    from connectors.adjudicate import Adjudicator
+
+    adjudicator = None
+    while not stop.is_set():
+        events = queue.pending()
+        for event_id, action, body in events:
+            try:
+                if action in ANNOTATION_ACTIONS:
+                    adjudicator = adjudicator or Adjudicator(settings)
+                    project = (body.get("project") or {}).get("id") or (body.get("task") or {}).get("project")
+                    task = (body.get("task") or {}).get("id")
+                    if project and task:
+                        adjudicator.handle(int(project), int(task))
+                queue.finish(event_id)
+            except Exception as exc:  # kept for a retry (at most 5 attempts); reconcile catches the rest
+                queue.finish(event_id, f"{exc.__class__.__name__}: {str(exc)[:300]}")
+                logging.getLogger("radlabel.hooks").warning("event %s failed: %s", event_id, exc.__class__.__name__)
+        if not events:
+            stop.wait(interval)
+
+
+def create_app(start_worker: bool = True) -> Flask:
     settings = load_settings()
     secret = settings.secrets()["webhook_secret"].encode()
     queue = EventQueue(settings.home / "hooks" / "events.sqlite")
     app = Flask(__name__)
+    if start_worker:
+        stop = threading.Event()
+        threading.Thread(target=work, args=(queue, settings, stop), daemon=True, name="radlabel-worker").start()
 
     @app.get("/health")
     def health():

@@ -1,0 +1,284 @@
+"""Adjudication in the annotation loop: Label Studio reads → decision → final labels → DICOM-SEG in Orthanc.
+
+Driven by webhook events (the hooks server's queue) and by ``radlabel reconcile``, which polls
+Label Studio for whatever the events missed. Every step is idempotent and serialised by a lock:
+the final SEG of a task has a UID derived from the task, and a task that is final is never
+adjudicated again, so duplicate or out-of-order events produce exactly one final SEG.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from connectors.dicomweb import OrthancDicomWeb
+from connectors.label_studio import client as label_studio_client, label_studio_errors
+from connectors.provision import MARKER, Provisioner
+from radlabel import seg as seg_codec
+from radlabel.adjudication.decision import Decision, decide
+from radlabel.adjudication.reads import annotator, mask_regions, read_from_annotation
+from radlabel.errors import RadlabelError
+from radlabel.protocol.instructions import instructions_html
+from radlabel.protocol.labelconfig import FINDINGS, IMAGE, label_config
+from radlabel.protocol.template import Protocol
+from radlabel.settings import Settings
+
+CONSENSUS_USER = "radlabel-consensus@readers.radlabel.local"
+ARBITRATION_MARKER = "radlabel-arbitration:"
+
+SCHEMA = """CREATE TABLE IF NOT EXISTS adjudications (
+    task_id INTEGER PRIMARY KEY, protocol_id TEXT NOT NULL, status TEXT NOT NULL,
+    arbitration_task_id INTEGER, seg_sop_uid TEXT, decision TEXT, updated REAL NOT NULL)"""
+
+
+def load_protocol(settings: Settings, protocol_id: str) -> Protocol:
+    path = settings.home / "protocols" / f"{protocol_id}.protocol.json"
+    if not path.exists():
+        raise RadlabelError(f"protocol {protocol_id} was never provisioned from this state directory: run `radlabel provision`.")
+    return Protocol.model_validate_json(path.read_text())
+
+
+@dataclass
+class Outcome:
+    task_id: int
+    status: str  # waiting / arbitration / final / already final
+    detail: str = ""
+    seg_sop_uid: str | None = None
+    arbitration_task_id: int | None = None
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+class Adjudicator:
+    def __init__(self, settings: Settings, progress: Callable[[str], None] = lambda m: None):
+        self.settings = settings
+        self.ls = label_studio_client(settings)
+        self.orthanc = OrthancDicomWeb.from_settings(settings)
+        self.progress = progress
+        self.db = settings.home / "state.sqlite"
+        self.key = bytes.fromhex(settings.secrets()["pseudonym_key"])
+        with sqlite3.connect(self.db) as db:
+            db.execute(SCHEMA)
+        self._consensus_user: int | None = None
+
+    # -- bookkeeping ------------------------------------------------------------
+    @contextlib.contextmanager
+    def _lock(self):
+        """One adjudication at a time across processes (hooks worker, reconcile)."""
+        with open(self.settings.home / "adjudication.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def _row(self, task_id: int):
+        with sqlite3.connect(self.db) as db:
+            return db.execute("SELECT status, arbitration_task_id, seg_sop_uid FROM adjudications WHERE task_id=?",
+                              (task_id,)).fetchone()
+
+    def _save(self, task_id: int, protocol_id: str, status: str, arbitration: int | None, seg_uid: str | None,
+              decision: dict) -> None:
+        with sqlite3.connect(self.db) as db:
+            db.execute("INSERT INTO adjudications VALUES (?,?,?,?,?,?,?) ON CONFLICT(task_id) DO UPDATE SET "
+                       "status=excluded.status, arbitration_task_id=excluded.arbitration_task_id, "
+                       "seg_sop_uid=excluded.seg_sop_uid, decision=excluded.decision, updated=excluded.updated",
+                       (task_id, protocol_id, status, arbitration, seg_uid, json.dumps(decision), time.time()))
+
+    def _uid(self, *parts) -> str:
+        digest = hashlib.sha256(self.key + "|".join(map(str, parts)).encode()).digest()
+        return "2.25." + str(int.from_bytes(digest[:16], "big"))
+
+    def consensus_user(self) -> int:
+        if self._consensus_user is None:
+            with label_studio_errors("find the consensus user"):
+                found = [u.id for u in self.ls.users.list() if u.email == CONSENSUS_USER]
+                self._consensus_user = found[0] if found else self.ls.users.create(
+                    email=CONSENSUS_USER, username="radlabel-consensus").id
+        return self._consensus_user
+
+    # -- projects ---------------------------------------------------------------------
+    def project_protocol(self, project_id: int) -> tuple[str, str] | None:
+        """(protocol id, 'reads' or 'arbitration') of a project of ours, else None."""
+        with label_studio_errors(f"read project {project_id}"):
+            description = self.ls.projects.get(id=project_id).description or ""
+        marker = MARKER.search(description)
+        if marker:
+            return marker["id"], "reads"
+        for line in description.splitlines():
+            if line.startswith(ARBITRATION_MARKER):
+                return line.split()[1], "arbitration"
+        return None
+
+    def arbitration_project(self, protocol: Protocol) -> int:
+        wanted = f"{ARBITRATION_MARKER} {protocol.id} {protocol.version}"
+        with label_studio_errors("find the arbitration project"):
+            for project in self.ls.projects.list(page_size=100):
+                if wanted in (project.description or ""):
+                    return project.id
+            project = self.ls.projects.create(
+                title=f"{protocol.name[:36]} — arbitration",
+                description=f"Senior arbitration of {protocol.id} {protocol.version}: every reader's labels are shown "
+                            f"as predictions; your annotation is final.\n{wanted}",
+                label_config=label_config(protocol), expert_instruction=instructions_html(protocol),
+                show_instruction=True, maximum_annotations=1, show_skip_button=False)
+        Provisioner(self.settings).connect(project.id)  # its annotations must reach us too
+        return project.id
+
+    # -- the work --------------------------------------------------------------------------
+    def handle(self, project_id: int, task_id: int) -> Outcome | None:
+        kind = self.project_protocol(project_id)
+        if kind is None:
+            return None
+        protocol = load_protocol(self.settings, kind[0])
+        with self._lock():
+            if kind[1] == "reads":
+                return self.adjudicate_task(protocol, task_id)
+            return self.finish_arbitration(protocol, task_id)
+
+    def _shape(self, task) -> tuple[int, int, int]:
+        data = task.data
+        return len(data["images"]), int(data["rows"]), int(data["columns"])
+
+    def _spacing(self, task) -> tuple[float, float, float]:
+        data = task.data
+        pixel = data["pixel_spacing_mm"]
+        return float(data.get("slice_spacing_mm") or 1.0), float(pixel[0]), float(pixel[1])
+
+    def _reads(self, task, protocol: Protocol) -> list:
+        consensus = self.consensus_user()
+        annotations = [a if isinstance(a, dict) else a.dict() for a in (task.annotations or [])]
+        latest = {}
+        for annotation in sorted(annotations, key=lambda a: a["id"]):
+            if annotation.get("was_cancelled") or annotation.get("ground_truth") or annotator(annotation) == consensus:
+                continue
+            latest[annotator(annotation)] = annotation  # a reader's latest read counts
+        return [read_from_annotation(a, protocol, self._shape(task)) for a in latest.values()]
+
+    def adjudicate_task(self, protocol: Protocol, task_id: int) -> Outcome:
+        row = self._row(task_id)
+        if row and row[0] == "final":
+            return Outcome(task_id, "already final", seg_sop_uid=row[2])
+        if row and row[0] == "arbitration":
+            return Outcome(task_id, "arbitration", "waiting for the arbiter", arbitration_task_id=row[1])
+        with label_studio_errors(f"read task {task_id}"):
+            task = self.ls.tasks.get(id=task_id)
+        reads = self._reads(task, protocol)
+        if len(reads) < protocol.readers.per_study:
+            return Outcome(task_id, "waiting", f"{len(reads)} of {protocol.readers.per_study} reads")
+        decision = decide(reads, protocol, self._spacing(task))
+        if decision.accepted:
+            seg_uid = self._finalise(protocol, task, decision.consensus, decision.findings, decision.summary(),
+                                     method=protocol.adjudication.method.value, readers=[r.reader for r in reads])
+            self.progress(f"task {task_id}: consensus accepted, SEG stored")
+            return Outcome(task_id, "final", "consensus accepted", seg_uid)
+        arbitration = self._open_arbitration(protocol, task, reads, decision)
+        self._save(task_id, protocol.id, "arbitration", arbitration, None, decision.summary())
+        self.progress(f"task {task_id}: to arbitration ({'; '.join(decision.reasons)[:200]})")
+        return Outcome(task_id, "arbitration", "; ".join(decision.reasons), arbitration_task_id=arbitration)
+
+    def _open_arbitration(self, protocol: Protocol, task, reads, decision: Decision) -> int:
+        project = self.arbitration_project(protocol)
+        data = dict(task.data) | {"source_task": task.id, "disagreement": decision.reasons[:20]}
+        with label_studio_errors("create the arbitration task"):
+            created = self.ls.tasks.create(project=project, data=data)
+            for read in reads:  # every reader's labels as a toggleable prediction
+                annotation = next(a for a in task.annotations if (a["id"] if isinstance(a, dict) else a.id) == read.annotation_id)
+                result = annotation["result"] if isinstance(annotation, dict) else annotation.result
+                figures = decision.agreement
+                score = min((v["vs_consensus"][str(read.reader)]["dice"] for v in figures.values()), default=1.0)
+                self.ls.predictions.create(task=created.id, result=result, score=score,
+                                           model_version=f"reader-{read.reader}")
+        return created.id
+
+    def finish_arbitration(self, protocol: Protocol, arbitration_task_id: int) -> Outcome | None:
+        with label_studio_errors(f"read arbitration task {arbitration_task_id}"):
+            arbitration = self.ls.tasks.get(id=arbitration_task_id)
+        source_id = int(arbitration.data["source_task"])
+        row = self._row(source_id)
+        if row and row[0] == "final":
+            return Outcome(source_id, "already final", seg_sop_uid=row[2])
+        annotations = [a if isinstance(a, dict) else a.dict() for a in (arbitration.annotations or [])]
+        annotations = [a for a in annotations if not a.get("was_cancelled")]
+        if not annotations:
+            return Outcome(source_id, "arbitration", "waiting for the arbiter", arbitration_task_id=arbitration_task_id)
+        final = read_from_annotation(sorted(annotations, key=lambda a: a["id"])[-1], protocol, self._shape(arbitration))
+        with label_studio_errors(f"read task {source_id}"):
+            source = self.ls.tasks.get(id=source_id)
+        summary = json.loads(self._decision_json(source_id) or "{}") | {"arbitrated_by": final.reader}
+        readers = [r.reader for r in self._reads(source, protocol)]
+        seg_uid = self._finalise(protocol, source, final.masks, final.findings, summary,
+                                 method=f"{protocol.adjudication.method.value}+senior_arbitration", readers=readers)
+        self.progress(f"task {source_id}: arbitrated, SEG stored")
+        return Outcome(source_id, "final", "arbitrated", seg_uid, arbitration_task_id)
+
+    def _decision_json(self, task_id: int) -> str | None:
+        with sqlite3.connect(self.db) as db:
+            row = db.execute("SELECT decision FROM adjudications WHERE task_id=?", (task_id,)).fetchone()
+        return row[0] if row else None
+
+    def _finalise(self, protocol: Protocol, task, masks: dict, findings: set, summary: dict, *, method: str,
+                  readers: list[int]) -> str:
+        """Ground truth in Label Studio, final SEG in Orthanc, state 'final' — in that order, each repeatable."""
+        result = mask_regions(masks)
+        if findings:
+            result.append({"id": "findings", "from_name": FINDINGS, "to_name": IMAGE, "type": "choices",
+                           "value": {"choices": sorted(findings)}})
+        consensus_user = self.consensus_user()
+        with label_studio_errors(f"store the final labels of task {task.id}"):
+            existing = [a for a in self.ls.annotations.list(id=task.id) if a.completed_by == consensus_user]
+            if not existing:
+                self.ls.annotations.create(id=task.id, result=result, ground_truth=True, completed_by=consensus_user)
+        seg_uid = self._uid("final-seg", protocol.id, task.id)
+        if any(m.any() for m in masks.values()):
+            source = self._research_copy(task)
+            provenance = {"protocol": protocol.id, "version": protocol.version, "method": method,
+                          "readers": [f"reader-{r}" for r in readers], "task": task.id} | \
+                         {k: v for k, v in summary.items() if k in ("agreement", "reasons", "arbitrated_by", "reader_quality")}
+            model_versions = sorted({a.get("model_version") or "" for a in (task.predictions or [])
+                                     if isinstance(a, dict)} - {""})
+            seg = seg_codec.encode(source, masks, protocol, series_description=f"radlabel final {protocol.id}"[:64],
+                                   content_creator="RADLABEL^CONSENSUS", series_uid=self._uid("final-series", protocol.id, task.id),
+                                   sop_uid=seg_uid, content_description=f"{protocol.id} {protocol.version} {method}"[:64],
+                                   algorithm=model_versions[0] if model_versions and "prediction" in method else None)
+            seg.ImageComments = json.dumps(provenance, default=str)[:10240]
+            stored = self.orthanc.store([seg])
+            if stored.failed:
+                raise RadlabelError(f"Orthanc refused the final SEG of task {task.id}: see the Orthanc log.")
+        self._save(task.id, protocol.id, "final", self._row(task.id)[1] if self._row(task.id) else None, seg_uid, summary)
+        return seg_uid
+
+    def _research_copy(self, task) -> list:
+        datasets = self.orthanc.retrieve_series(task.data["study"], task.data["series"])
+        by_uid = {str(ds.SOPInstanceUID): ds for ds in datasets}
+        missing = [uid for uid in task.data["sop_instance_uids"] if uid not in by_uid]
+        if missing:
+            raise RadlabelError(f"the research copy of task {task.id} lacks {len(missing)} instance(s) in Orthanc: re-run sync.")
+        return [by_uid[uid] for uid in task.data["sop_instance_uids"]]
+
+    # -- catching up ---------------------------------------------------------------------------------
+    def reconcile(self) -> list[Outcome]:
+        """Poll every project of ours for tasks the webhooks missed."""
+        outcomes = []
+        with label_studio_errors("list projects"):
+            projects = list(self.ls.projects.list(page_size=100))
+        for project in projects:
+            kind = self.project_protocol(project.id)
+            if kind is None:
+                continue
+            protocol = load_protocol(self.settings, kind[0])
+            with label_studio_errors(f"list the tasks of project {project.id}"):
+                tasks = list(self.ls.tasks.list(project=project.id, page_size=100))
+            for task in tasks:
+                if not (task.total_annotations or 0):
+                    continue
+                with self._lock():
+                    outcome = (self.adjudicate_task(protocol, task.id) if kind[1] == "reads"
+                               else self.finish_arbitration(protocol, task.id))
+                if outcome:
+                    outcomes.append(outcome)
+        return outcomes

@@ -1,0 +1,87 @@
+"""A reader's Label Studio annotation of a series task as arrays: the domain's "read".
+
+Masks come from brush regions (per-slice RLE with ``item_index``), boxes and
+landmarks from their percent coordinates, findings from choices, escalations
+and edge-case flags from their controls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from radlabel import brush_rle
+from radlabel.protocol.enum import Geometry
+from radlabel.protocol.labelconfig import EDGE_CASES, ESCALATION, FINDINGS, REGION_CONTROLS
+from radlabel.protocol.template import Protocol
+
+MASK_CONTROL = REGION_CONTROLS[Geometry.MASK][1]
+
+
+@dataclass
+class Read:
+    reader: int  # Label Studio user id
+    annotation_id: int
+    masks: dict[str, np.ndarray] = field(default_factory=dict)  # class -> (slices, rows, columns) bool
+    boxes: dict[str, list[tuple[int, tuple[float, float, float, float]]]] = field(default_factory=dict)
+    landmarks: dict[str, list[tuple[int, tuple[float, float]]]] = field(default_factory=dict)
+    findings: set[str] = field(default_factory=set)
+    edge_cases: set[str] = field(default_factory=set)
+    escalated: bool = False
+
+
+def annotator(annotation: dict) -> int:
+    """The user id of an annotation (Label Studio gives an id or a user object, depending on the endpoint)."""
+    value = annotation.get("completed_by")
+    if isinstance(value, dict):
+        value = value.get("id")
+    return int(value or 0)
+
+
+def read_from_annotation(annotation: dict, protocol: Protocol, shape: tuple[int, int, int]) -> Read:
+    """``shape`` is the task's (slices, rows, columns)."""
+    read = Read(annotator(annotation), int(annotation["id"]))
+    for cls in protocol.classes_with(Geometry.MASK):
+        read.masks[cls.name] = np.zeros(shape, dtype=bool)
+    for region in annotation.get("result") or []:
+        value = region.get("value") or {}
+        kind = region.get("type", "")
+        index = int(region.get("item_index") or 0)
+        if kind == "brushlabels" and region.get("from_name") == MASK_CONTROL:
+            for name in value.get("brushlabels", []):
+                if name in read.masks and 0 <= index < shape[0]:
+                    read.masks[name][index] |= brush_rle.decode(value["rle"], shape[1], shape[2]) > 0
+        elif kind == "rectanglelabels":
+            box = (value["x"] * shape[2] / 100, value["y"] * shape[1] / 100,
+                   value["width"] * shape[2] / 100, value["height"] * shape[1] / 100)
+            for name in value.get("rectanglelabels", []):
+                read.boxes.setdefault(name, []).append((index, box))
+        elif kind == "keypointlabels":
+            point = (value["x"] * shape[2] / 100, value["y"] * shape[1] / 100)
+            for name in value.get("keypointlabels", []):
+                read.landmarks.setdefault(name, []).append((index, point))
+        elif kind == "choices":
+            chosen = set(value.get("choices", []))
+            if region.get("from_name") == FINDINGS:
+                read.findings |= chosen
+            elif region.get("from_name") == EDGE_CASES:
+                read.edge_cases |= chosen
+            elif region.get("from_name") == ESCALATION and "escalate" in chosen:
+                read.escalated = True
+    return read
+
+
+def mask_regions(masks: dict[str, np.ndarray]) -> list[dict]:
+    """Label Studio brush regions for class masks (one region per class and slice)."""
+    regions = []
+    for name, mask in masks.items():
+        for index in np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1)):
+            plane = mask[index].astype(np.uint8) * 255
+            regions.append({
+                "id": f"{name[:12]}-{index}", "from_name": MASK_CONTROL, "to_name": "image", "type": "brushlabels",
+                "item_index": int(index), "origin": "manual", "image_rotation": 0,
+                "original_width": int(plane.shape[1]), "original_height": int(plane.shape[0]),
+                "value": {"format": "rle", "rle": brush_rle.encode(plane), "brushlabels": [name]},
+            })
+    return regions

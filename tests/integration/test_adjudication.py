@@ -1,0 +1,167 @@
+"""Two readers, consensus and arbitration through the real Label Studio, ending in Orthanc as a valid SEG."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import yaml
+from scipy import ndimage
+
+from connectors.adjudicate import Adjudicator
+from connectors.dicomweb import OrthancDicomWeb
+from connectors.hooks.app import SECRET_HEADER
+from connectors.label_studio import client
+from connectors.provision import Provisioner
+from connectors.sync import Syncer
+from radlabel import seg
+from radlabel.adjudication.consensus import staple
+from radlabel.adjudication.reads import mask_regions
+from radlabel.phantom import make_ct_study
+from radlabel.protocol import parse_template
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "protocol_templates"
+
+
+@pytest.fixture(scope="module")
+def protocol(settings):
+    data = yaml.safe_load((TEMPLATES / "ct-lung-nodules.yaml").read_text())
+    data.update(id="adjudication_test")
+    data["selection"].update(series_description="^adjudication test$")
+    protocol = parse_template(yaml.safe_dump(data, sort_keys=False))
+    Provisioner(settings).provision(protocol)
+    return protocol
+
+
+@pytest.fixture(scope="module")
+def tasks(settings, protocol):
+    """Two synced series of 24 slices and their known truth."""
+    orthanc = OrthancDicomWeb.from_settings(settings)
+    studies = {}
+    for seed in (81, 82):
+        study = make_ct_study(seed=seed, slices=24, size=128, pixel_spacing=3.2, lung_nodules=2)
+        for ds in study.datasets:
+            ds.SeriesDescription = "adjudication test"
+        assert not orthanc.store(study.datasets).failed
+        studies[seed] = study
+    syncer = Syncer(settings, protocol)
+    summary = syncer.run()
+    out = {}
+    for seed, study in studies.items():
+        record = next(s for s in summary.series if s["series_key"] == syncer.series_key(study.series_uid))
+        out[seed] = (record["task_id"], study)
+    return out
+
+
+def reader(ls, name):
+    email = f"{name}@readers.radlabel.local"
+    found = [u.id for u in ls.users.list() if u.email == email]
+    return found[0] if found else ls.users.create(email=email, username=name).id
+
+
+def annotate(ls, task_id, user, masks):
+    return ls.annotations.create(id=task_id, result=mask_regions(masks), completed_by=user).id
+
+
+def wait_final(settings, task_id, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sqlite3.connect(settings.home / "state.sqlite") as db:
+            row = db.execute("SELECT status, seg_sop_uid, arbitration_task_id FROM adjudications WHERE task_id=?",
+                             (task_id,)).fetchone() if db.execute(
+                "SELECT name FROM sqlite_master WHERE name='adjudications'").fetchone() else None
+        if row and row[0] in ("final", "arbitration"):
+            return row
+        time.sleep(0.5)
+    raise AssertionError(f"task {task_id} was not adjudicated in {timeout} s")
+
+
+def final_segs(settings, task):
+    orthanc = OrthancDicomWeb.from_settings(settings)
+    series = orthanc.search_series(task.data["study"], Modality="SEG")
+    return [ds for row in series for ds in orthanc.retrieve_series(task.data["study"], row["0020000E"]["Value"][0])
+            if str(ds.get("ContentCreatorName", "")) == "RADLABEL^CONSENSUS"]
+
+
+def check_seg(settings, ls, task_id, expected, tmp_path):
+    task = ls.tasks.get(id=task_id)
+    [final] = final_segs(settings, task)
+    path = tmp_path / f"final-{task_id}.dcm"
+    final.save_as(path, enforce_file_format=True)
+    dciodvfy = shutil.which("dciodvfy") or str(Path(__import__("sys").executable).parent / "dciodvfy")
+    report = subprocess.run([dciodvfy, str(path)], capture_output=True, text=True)
+    errors = [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
+    assert errors == [], errors
+    decoded = {s.label: s.mask for s in seg.decode(final, task.data["sop_instance_uids"])}
+    for name, mask in expected.items():
+        if mask.any():
+            assert np.array_equal(decoded[name], mask), name
+    assert "adjudication_test" in final.ImageComments and "reader-" in final.ImageComments
+    return final
+
+
+def test_agreeing_readers_get_consensus_in_label_studio_and_orthanc(settings, protocol, tasks, tmp_path):
+    ls = client(settings)
+    task_id, study = tasks[81]
+    truth = {"lung_field": study.labelmap == 3, "solid_nodule": study.labelmap == 7}
+    first = {k: v.copy() for k, v in truth.items()}
+    second = {"lung_field": ndimage.binary_erosion(truth["lung_field"], iterations=1) | (truth["lung_field"] & False),
+              "solid_nodule": truth["solid_nodule"].copy()}
+    second["lung_field"] = truth["lung_field"].copy()
+    second["lung_field"][:, :, :2] = False  # a sliver of disagreement
+    annotate(ls, task_id, reader(ls, "reader-a"), first)
+    annotate(ls, task_id, reader(ls, "reader-b"), second)
+    status, seg_uid, _ = wait_final(settings, task_id)  # driven by Label Studio's webhooks
+    assert status == "final"
+    expected = {name: staple([first[name], second[name]]).consensus for name in truth}
+    check_seg(settings, ls, task_id, expected, tmp_path)
+    ground_truth = [a for a in ls.annotations.list(id=task_id) if a.ground_truth]
+    assert len(ground_truth) == 1
+
+
+def test_disagreement_goes_to_the_senior_whose_labels_become_final(settings, protocol, tasks, tmp_path):
+    ls = client(settings)
+    task_id, study = tasks[82]
+    truth = {"lung_field": study.labelmap == 3, "solid_nodule": study.labelmap == 7}
+    wrong = {"lung_field": truth["lung_field"], "solid_nodule": np.roll(truth["solid_nodule"], 12, axis=2)}
+    annotate(ls, task_id, reader(ls, "reader-a"), truth)
+    annotate(ls, task_id, reader(ls, "reader-b"), wrong)
+    status, _, arbitration_id = wait_final(settings, task_id)
+    assert status == "arbitration" and arbitration_id
+    arbitration = ls.tasks.get(id=arbitration_id)
+    assert arbitration.data["source_task"] == task_id and any("solid_nodule" in r for r in arbitration.data["disagreement"])
+    assert len(ls.predictions.list(task=arbitration_id)) == 2  # every reader's labels, to toggle
+    senior = {"lung_field": truth["lung_field"], "solid_nodule": truth["solid_nodule"]}
+    annotate(ls, arbitration_id, reader(ls, "senior-a"), senior)
+    deadline = time.monotonic() + 90
+    while wait_final(settings, task_id)[0] != "final" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    check_seg(settings, ls, task_id, senior, tmp_path)
+
+
+def test_duplicate_and_out_of_order_webhooks_make_one_final_seg(settings, protocol, tasks):
+    ls = client(settings)
+    task_id, _ = tasks[81]
+    task = ls.tasks.get(id=task_id)
+    annotation = ls.annotations.list(id=task_id)[0]
+    body = {"action": "ANNOTATION_CREATED", "task": {"id": task_id}, "project": {"id": task.project},
+            "annotation": {"id": annotation.id}}
+    headers = {SECRET_HEADER: settings.secrets()["webhook_secret"]}
+    for action in ("ANNOTATION_UPDATED", "ANNOTATION_CREATED", "ANNOTATION_CREATED"):
+        reply = requests.post(settings.url("hooks") + "/webhook", json=body | {"action": action}, headers=headers, timeout=5)
+        assert reply.status_code == 202
+    outcomes = Adjudicator(settings).reconcile()  # and a reconcile racing the worker
+    assert any(o.task_id == task_id and o.status == "already final" for o in outcomes)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with sqlite3.connect(settings.home / "hooks" / "events.sqlite") as db:
+            if db.execute("SELECT COUNT(*) FROM events WHERE done=0 AND attempts<5").fetchone()[0] == 0:
+                break
+        time.sleep(0.5)
+    assert len(final_segs(settings, task)) == 1
