@@ -2,7 +2,9 @@
 
 Stages so far: 1. stack up  2. samples into Orthanc  3. check them over QIDO-RS
 4. protocol templates linted and provisioned as Label Studio projects
-5. sync: series selected per protocol, validated, de-identified, rendered, turned into tasks.
+5. sync: series selected per protocol, validated, de-identified, rendered, turned into tasks
+6. adjudication: two simulated readers label the synthetic CT's lung task from its ground truth
+   (one slightly off); agreement, STAPLE consensus, final labels in Label Studio and a DICOM-SEG in Orthanc.
 Each later capability appends its stage here, so the demo always shows the
 pipeline end to end.
 """
@@ -70,6 +72,10 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
         synced[protocol.id] = Syncer(settings, protocol, progress).run().as_dict()
     stage("sync: Orthanc -> de-identified research copies -> Label Studio tasks", started, sync=synced)
 
+    started = time.monotonic()
+    adjudicated = _adjudicate_demo_task(settings, synced.get("ct_lung_nodules", {}), progress)
+    stage("adjudication: agreement, consensus, final DICOM-SEG", started, adjudication=adjudicated)
+
     viewer = settings.url("viewer")
     summary["open"] = {
         "OHIF viewer (study list)": viewer + "/",
@@ -77,6 +83,8 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
         "Label Studio": settings.url("label_studio") + f"  (user {settings.label_studio_user}, "
                         f"password in {settings.secrets_file})",
         **{f"Label Studio: {r.protocol_id} {r.version}": r.url for r in provisioned},
+        **({"OHIF: research copy + final SEG": f"{viewer}/viewer?StudyInstanceUIDs={adjudicated['study']}"}
+           if adjudicated.get("study") else {}),
         "Orthanc": settings.url("orthanc") + f"/app/explorer.html  (user {settings.orthanc_user}, "
                    f"password in {settings.secrets_file})",
     }
@@ -100,8 +108,61 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
             flags = ", ".join(f["code"] for f in series["flags"] if f["code"] != "deidentified")
             print(f"      series {series['series_key']}: {series['status']}"
                   + (f", task {series['task_id']}" if series["task_id"] else "") + (f" ({flags})" if flags else ""))
+    if adjudicated:
+        print("\nAdjudication (simulated readers on the lung task):")
+        print(f"  - task {adjudicated['task_id']}: {adjudicated['status']}"
+              + (f", final SEG {adjudicated['seg_sop_uid']}" if adjudicated.get("seg_sop_uid") else ""))
+        for name, dice in adjudicated.get("dice", {}).items():
+            print(f"      {name}: Dice between readers {dice}")
     print("\nOpen:")
     for name, url in summary["open"].items():
         print(f"  {name:<38} {url}")
     print("\nStop the stack with `radlabel down`.")
     return 0
+
+
+def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
+    """Two readers (simulated from the phantom's ground truth) read the lung task; the loop adjudicates."""
+    import numpy as np
+    from scipy import ndimage
+
+    from connectors.adjudicate import Adjudicator
+    from connectors.label_studio import client
+    from radlabel.adjudication.reads import mask_regions
+
+    syncer = Syncer(settings, load_template(TEMPLATES / "ct-lung-nodules.yaml"))
+    done = {s["series_key"]: s for s in lung_sync.get("series", []) if s["status"] == "done" and s.get("task_id")}
+    # the synthetic study whose ground truth we kept, among the synced series
+    truth_folder = next((p for p in sorted((settings.home / "samples").iterdir())
+                         if syncer.series_key(p.name) in done), None) if (settings.home / "samples").exists() else None
+    if truth_folder is None:
+        return {}
+    series = done[syncer.series_key(truth_folder.name)]
+    labelmap = np.load(truth_folder / "truth_labelmap.npy")
+    ls = client(settings)
+    task = ls.tasks.get(id=series["task_id"])
+    if len(task.data["images"]) != labelmap.shape[0]:
+        return {}
+    first = {"lung_field": labelmap == 3, "solid_nodule": labelmap == 7}
+    in_plane = np.zeros((3, 3, 3), bool)
+    in_plane[1] = ndimage.generate_binary_structure(2, 1)  # one pixel off at every in-plane edge
+    second = {"lung_field": ndimage.binary_erosion(first["lung_field"], structure=in_plane),
+              "solid_nodule": first["solid_nodule"]}
+    users = {}
+    for name in ("demo-reader-1", "demo-reader-2"):
+        email = f"{name}@readers.radlabel.local"
+        found = [u.id for u in ls.users.list() if u.email == email]
+        users[name] = found[0] if found else ls.users.create(email=email, username=name).id
+    existing = {a.completed_by for a in ls.annotations.list(id=task.id)}
+    for (name, user), masks in zip(users.items(), (first, second)):
+        if user not in existing:
+            progress(f"{name} submits a read of task {task.id} …")
+            ls.annotations.create(id=task.id, result=mask_regions(masks), completed_by=user)
+    outcome = Adjudicator(settings, progress).reconcile()  # the webhook worker may have done it already
+    mine = next((o for o in outcome if o.task_id == task.id), None)
+    from radlabel.adjudication.metrics import mask_agreement
+
+    spacing = (float(task.data["slice_spacing_mm"]), *map(float, task.data["pixel_spacing_mm"]))
+    dice = {name: round(mask_agreement(first[name], second[name], spacing, 1.5).dice, 4) for name in first}
+    return {"task_id": task.id, "status": mine.status if mine else "unknown",
+            "seg_sop_uid": mine.seg_sop_uid if mine else None, "study": task.data["study"], "dice": dice}
