@@ -19,10 +19,11 @@ from typing import Callable
 
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.label_studio import client as label_studio_client, label_studio_errors
-from connectors.provision import MARKER, Provisioner
+from connectors.provision import MARKER, Provisioner, load_provisioned
 from radlabel import seg as seg_codec
 from radlabel.adjudication.decision import Decision, decide
-from radlabel.adjudication.reads import annotator, mask_regions, read_from_annotation
+from radlabel.adjudication.reads import annotator, read_from_annotation
+from radlabel.brush_rle import mask_regions
 from radlabel.errors import RadlabelError
 from radlabel.protocol.instructions import instructions_html
 from radlabel.protocol.labelconfig import FINDINGS, IMAGE, label_config
@@ -35,13 +36,6 @@ ARBITRATION_MARKER = "radlabel-arbitration:"
 SCHEMA = """CREATE TABLE IF NOT EXISTS adjudications (
     task_id INTEGER PRIMARY KEY, protocol_id TEXT NOT NULL, status TEXT NOT NULL,
     arbitration_task_id INTEGER, seg_sop_uid TEXT, decision TEXT, updated REAL NOT NULL)"""
-
-
-def load_protocol(settings: Settings, protocol_id: str) -> Protocol:
-    path = settings.home / "protocols" / f"{protocol_id}.protocol.json"
-    if not path.exists():
-        raise RadlabelError(f"protocol {protocol_id} was never provisioned from this state directory: run `radlabel provision`.")
-    return Protocol.model_validate_json(path.read_text())
 
 
 @dataclass
@@ -134,7 +128,7 @@ class Adjudicator:
         kind = self.project_protocol(project_id)
         if kind is None:
             return None
-        protocol = load_protocol(self.settings, kind[0])
+        protocol = load_provisioned(self.settings, kind[0])
         with self._lock():
             if kind[1] == "reads":
                 return self.adjudicate_task(protocol, task_id)
@@ -270,7 +264,7 @@ class Adjudicator:
             kind = self.project_protocol(project.id)
             if kind is None:
                 continue
-            protocol = load_protocol(self.settings, kind[0])
+            protocol = load_provisioned(self.settings, kind[0])
             with label_studio_errors(f"list the tasks of project {project.id}"):
                 tasks = list(self.ls.tasks.list(project=project.id, page_size=100))
             for task in tasks:

@@ -70,6 +70,14 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
 
 
+def load_provisioned(settings: Settings, protocol_id: str) -> Protocol:
+    """The protocol as last provisioned from this state directory."""
+    path = settings.home / "protocols" / f"{protocol_id}.protocol.json"
+    if not path.exists():
+        raise RadlabelError(f"protocol {protocol_id} was never provisioned from this state directory: run `radlabel provision`.")
+    return Protocol.model_validate_json(path.read_text())
+
+
 def parse_migrations(items: list[str]) -> dict[str, str | None]:
     """``OLD=NEW`` renames a class's labels; ``OLD=`` deletes them."""
     migrations: dict[str, str | None] = {}

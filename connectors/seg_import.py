@@ -19,7 +19,7 @@ import numpy as np
 from connectors.label_studio import label_studio_errors
 from connectors.sync import Syncer
 from radlabel import seg as seg_codec
-from radlabel.adjudication.reads import mask_regions
+from radlabel.brush_rle import mask_regions
 from radlabel.protocol.enum import Geometry
 
 READER_DOMAIN = "readers.radlabel.local"

@@ -1,18 +1,52 @@
 """Label Studio ML backend server (protocol of Label Studio 1.23).
 
-GET /health, POST /setup, POST /predict (one result per task, in order),
-POST /webhook. Served with gunicorn by ``radlabel up``.
+GET /health, POST /setup, POST /predict (one result per task, in order), POST /webhook.
+Served with gunicorn by ``radlabel up``. ``/predict`` may get hundreds of tasks with a 100 s
+limit: it answers within its budget, and tasks it has no time for get an empty result now and
+their prediction written to Label Studio through the API by a background thread.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
+import time
+
 from flask import Flask, request
 
-from ml_backend.model import Model
+from ml_backend.model import Model, Prediction
+
+log = logging.getLogger("radlabel.ml")
+PREDICT_BUDGET_S = float(os.environ.get("RADLABEL_PREDICT_BUDGET_S", "60"))
 
 
-def create_app(model: Model | None = None) -> Flask:
-    model = model or Model()
+def _default_model() -> Model:
+    from ml_backend.prelabel import ProtocolPrelabeller
+    from radlabel.settings import load_settings
+
+    return ProtocolPrelabeller(load_settings())
+
+
+def _write_later(tasks: list[dict], label_config: str, model: Model) -> None:
+    """Predict the tasks the request had no time for and store them in Label Studio."""
+    from connectors.label_studio import client
+    from radlabel.settings import load_settings
+
+    ls = client(load_settings())
+    for task in tasks:
+        prediction = model.safe_predict(task, label_config) if hasattr(model, "safe_predict") else \
+            model.predict([task], label_config)[0]
+        if prediction.result:
+            try:
+                ls.predictions.create(task=task["id"], result=prediction.result, score=prediction.score,
+                                      model_version=prediction.model_version)
+            except Exception as exc:
+                log.warning("task %s: prediction not stored: %s", task.get("id"), exc.__class__.__name__)
+
+
+def create_app(model: Model | None = None, budget_s: float = PREDICT_BUDGET_S) -> Flask:
+    model = model or _default_model()
     app = Flask(__name__)
 
     def body() -> dict:
@@ -35,9 +69,18 @@ def create_app(model: Model | None = None) -> Flask:
         tasks = data.get("tasks")
         if not isinstance(tasks, list):
             return {"error": "the body must hold a 'tasks' list"}, 400
+        label_config = data.get("label_config", "")
         context = (data.get("params") or {}).get("context")
-        predictions = model.predict(tasks, data.get("label_config", ""), context)
-        return {"results": [p.as_dict() for p in predictions]}
+        started = time.monotonic()
+        results: list[Prediction] = []
+        for number, task in enumerate(tasks):
+            if time.monotonic() - started > budget_s:
+                later = tasks[number:]
+                threading.Thread(target=_write_later, args=(later, label_config, model), daemon=True).start()
+                results += [Prediction([], 0.0, model.version) for _ in later]
+                break
+            results += model.predict([task], label_config, context)
+        return {"results": [p.as_dict() for p in results]}
 
     @app.post("/webhook")
     def webhook():

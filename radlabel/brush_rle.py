@@ -81,3 +81,18 @@ def decode(rle: list[int], rows: int, columns: int) -> np.ndarray:
     from label_studio_sdk.converter.brush import decode_rle
 
     return np.asarray(decode_rle(rle)).reshape(rows, columns, 4)[:, :, 3]
+
+
+def mask_regions(masks: dict[str, np.ndarray], control: str = "mask", image: str = "image") -> list[dict]:
+    """Label Studio brush regions for class masks (one region per class and slice)."""
+    regions = []
+    for name, mask in masks.items():
+        for index in np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1)):
+            plane = mask[index].astype(np.uint8) * 255
+            regions.append({
+                "id": f"{name[:12]}-{index}", "from_name": control, "to_name": image, "type": "brushlabels",
+                "item_index": int(index), "origin": "manual", "image_rotation": 0,
+                "original_width": int(plane.shape[1]), "original_height": int(plane.shape[0]),
+                "value": {"format": "rle", "rle": encode(plane), "brushlabels": [name]},
+            })
+    return regions

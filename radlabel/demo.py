@@ -128,7 +128,7 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
 
     from connectors.adjudicate import Adjudicator
     from connectors.label_studio import client
-    from radlabel.adjudication.reads import mask_regions
+    from radlabel.brush_rle import mask_regions
 
     syncer = Syncer(settings, load_template(TEMPLATES / "ct-lung-nodules.yaml"))
     done = {s["series_key"]: s for s in lung_sync.get("series", []) if s["status"] == "done" and s.get("task_id")}

@@ -70,18 +70,3 @@ def read_from_annotation(annotation: dict, protocol: Protocol, shape: tuple[int,
             elif region.get("from_name") == ESCALATION and "escalate" in chosen:
                 read.escalated = True
     return read
-
-
-def mask_regions(masks: dict[str, np.ndarray]) -> list[dict]:
-    """Label Studio brush regions for class masks (one region per class and slice)."""
-    regions = []
-    for name, mask in masks.items():
-        for index in np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1)):
-            plane = mask[index].astype(np.uint8) * 255
-            regions.append({
-                "id": f"{name[:12]}-{index}", "from_name": MASK_CONTROL, "to_name": "image", "type": "brushlabels",
-                "item_index": int(index), "origin": "manual", "image_rotation": 0,
-                "original_width": int(plane.shape[1]), "original_height": int(plane.shape[0]),
-                "value": {"format": "rle", "rle": brush_rle.encode(plane), "brushlabels": [name]},
-            })
-    return regions

@@ -22,7 +22,7 @@ from connectors.provision import Provisioner
 from connectors.sync import Syncer
 from radlabel import seg
 from radlabel.adjudication.consensus import staple
-from radlabel.adjudication.reads import mask_regions
+from radlabel.brush_rle import mask_regions
 from radlabel.phantom import make_ct_study
 from radlabel.protocol import parse_template
 

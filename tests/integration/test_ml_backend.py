@@ -1,0 +1,91 @@
+"""The real Label Studio calls our ML backend and stores its pre-labels (multi-image, item_index)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import yaml
+
+from connectors.dicomweb import OrthancDicomWeb
+from connectors.label_studio import client
+from connectors.provision import Provisioner
+from connectors.sync import Syncer
+from radlabel.adjudication.metrics import mask_agreement
+from radlabel.brush_rle import decode
+from radlabel.phantom import make_ct_study
+from radlabel.protocol import load_template, parse_template
+from radlabel.protocol.labelconfig import label_config
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "protocol_templates"
+
+
+@pytest.fixture(scope="module")
+def project(settings):
+    data = yaml.safe_load((TEMPLATES / "ct-lung-nodules.yaml").read_text())
+    data.update(id="ml_test")
+    data["selection"].update(series_description="^ml test$")
+    protocol = parse_template(yaml.safe_dump(data, sort_keys=False))
+    Provisioner(settings).provision(protocol)
+    study = make_ct_study(seed=91, slices=24, size=128, pixel_spacing=3.2)
+    for ds in study.datasets:
+        ds.SeriesDescription = "ml test"
+    assert not OrthancDicomWeb.from_settings(settings).store(study.datasets).failed
+    syncer = Syncer(settings, protocol)
+    summary = syncer.run()
+    [record] = [s for s in summary.series if s["series_key"] == syncer.series_key(study.series_uid)]
+    return protocol, syncer.project_id(), record["task_id"], study
+
+
+def retrieve_predictions(settings, project_id):
+    token = settings.secrets()["label_studio_token"]
+    reply = requests.post(f"{settings.url('label_studio')}/api/dm/actions?id=retrieve_tasks_predictions&project={project_id}",
+                          json={"selectedItems": {"all": True, "excluded": []}},
+                          headers={"Authorization": f"Token {token}"}, timeout=120)
+    assert reply.status_code == 200, reply.text
+
+
+def wait_predictions(ls, task_id, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [p for p in ls.predictions.list(task=task_id) if p.model_version == "radlabel-classical-1"]
+        if found:
+            return found
+        time.sleep(1)
+    raise AssertionError(f"no prediction for task {task_id}")
+
+
+def test_label_studio_stores_our_prelabels_per_slice(settings, project):
+    protocol, project_id, task_id, study = project
+    ls = client(settings)
+    retrieve_predictions(settings, project_id)
+    prediction = wait_predictions(ls, task_id)[0]
+    assert 0 < prediction.score <= 1
+    masks = {"lung_field": np.zeros(study.labelmap.shape, bool), "solid_nodule": np.zeros(study.labelmap.shape, bool)}
+    for region in prediction.result:
+        assert region["to_name"] == "image" and 0 <= region["item_index"] < 24
+        [label] = region["value"]["brushlabels"]
+        masks[label][region["item_index"]] |= decode(region["value"]["rle"], 128, 128) > 0
+    spacing = study.geometry.spacing
+    assert mask_agreement(masks["lung_field"], study.labelmap == 3, spacing, 2).dice > 0.95
+    assert mask_agreement(masks["solid_nodule"], study.labelmap == 7, spacing, 2).dice > 0.8
+
+
+def test_bad_tasks_and_foreign_configs_get_empty_predictions_without_harm(settings, project):
+    protocol, project_id, task_id, _ = project
+    ls = client(settings)
+    good = ls.tasks.get(id=task_id)
+    broken = ls.tasks.create(project=project_id, data=dict(good.data) | {"series": "2.25.1", "study": "2.25.2"})
+    base = settings.url("ml_backend")
+    reply = requests.post(base + "/predict", timeout=60, json={
+        "tasks": [{"id": broken.id, "data": broken.data}], "label_config": label_config(protocol)})
+    assert reply.status_code == 200 and reply.json()["results"][0]["result"] == []
+    foreign = label_config(load_template(TEMPLATES / "cxr-findings.yaml"))
+    reply = requests.post(base + "/predict", timeout=60, json={
+        "tasks": [{"id": good.id, "data": good.data}], "label_config": foreign})
+    assert reply.status_code == 200 and reply.json()["results"][0]["result"] == []
+    assert requests.get(base + "/health", timeout=5).json()["status"] == "UP"
+    ls.tasks.delete(id=broken.id)
