@@ -254,6 +254,12 @@ class Adjudicator:
             raise RadlabelError(f"the research copy of task {task.id} lacks {len(missing)} instance(s) in Orthanc: re-run sync.")
         return [by_uid[uid] for uid in task.data["sop_instance_uids"]]
 
+    def decisions(self, protocol_id: str) -> list[dict]:
+        with sqlite3.connect(self.db) as db:
+            rows = db.execute("SELECT decision FROM adjudications WHERE protocol_id=? AND decision IS NOT NULL",
+                              (protocol_id,)).fetchall()
+        return [json.loads(row[0]) for row in rows if row[0]]
+
     # -- catching up ---------------------------------------------------------------------------------
     def reconcile(self) -> list[Outcome]:
         """Poll every project of ours for tasks the webhooks missed."""

@@ -386,6 +386,26 @@ def cmd_reconcile(args) -> int:
     return 0
 
 
+def cmd_disagreements(args) -> int:
+    from connectors.adjudicate import Adjudicator
+    from radlabel.adjudication.analytics import disagreement_report
+    from radlabel.protocol import load_template
+    from radlabel.settings import load_settings
+
+    protocol = load_template(args.template)
+    report = disagreement_report(Adjudicator(load_settings()).decisions(protocol.id))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{protocol.id}: {report['decisions']} decision(s), {report['arbitrated']} sent to arbitration")
+        for name, figures in report["classes"].items():
+            print(f"  class {name}: mean Dice {figures['mean_dice']}, {figures['failed_pairs']}/{figures['pairs']} "
+                  "reader pairs below threshold")
+        for rule, counts in report["edge_case_rules"].items():
+            print(f"  edge case {rule}: flagged {counts['flagged']}x, {counts['went_to_arbitration']}x arbitrated")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from radlabel.demo import run_demo
 
@@ -490,6 +510,12 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile = sub.add_parser("reconcile", help="adjudicate every task whose reads are in (catches missed webhooks)")
     reconcile.add_argument("--json", action="store_true")
     reconcile.set_defaults(func=cmd_reconcile)
+
+    disagreements = sub.add_parser("disagreements", help="disagreement analytics of a protocol (per class, "
+                                   "reader pair, edge-case rule; findings kappa/alpha)")
+    disagreements.add_argument("template")
+    disagreements.add_argument("--json", action="store_true")
+    disagreements.set_defaults(func=cmd_disagreements)
 
     demo = sub.add_parser("demo", help="bring the stack up and run the whole pipeline that exists on samples")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from radlabel.adjudication.consensus import majority, staple
-from radlabel.adjudication.metrics import pairwise
+from radlabel.adjudication.metrics import continuity_issues, pairwise
 from radlabel.adjudication.reads import Read
 from radlabel.protocol.content import Thresholds
 from radlabel.protocol.enum import AdjudicationMethod, EdgeCaseAction
@@ -31,10 +31,13 @@ class Decision:
     findings: set[str]
     agreement: dict = field(default_factory=dict)  # class -> {"pairs": [...], "vs_consensus": {...}}
     reader_quality: dict = field(default_factory=dict)  # class -> reader -> sensitivity/specificity
+    reader_findings: dict = field(default_factory=dict)  # reader -> findings ticked
+    edge_cases: dict = field(default_factory=dict)  # reader -> edge-case rules flagged
 
     def summary(self) -> dict:
         return {"accepted": self.accepted, "reasons": self.reasons, "findings": sorted(self.findings),
-                "agreement": self.agreement, "reader_quality": self.reader_quality}
+                "agreement": self.agreement, "reader_quality": self.reader_quality,
+                "reader_findings": self.reader_findings, "edge_cases": self.edge_cases}
 
 
 def _failures(pair: dict, limits: Thresholds) -> list[str]:
@@ -75,7 +78,10 @@ def decide(reads: list[Read], protocol: Protocol, spacing: tuple[float, float, f
         versus = pairwise([consensus[name]] + masks, spacing, tolerance)
         agreement[name] = {"pairs": rows, "tolerance_mm": tolerance,
                            "vs_consensus": {str(read.reader): versus[(0, k + 1)].as_dict()
-                                            for k, read in enumerate(reads)}}
+                                            for k, read in enumerate(reads)},
+                           # breaks and drifts across contiguous slices, per reader (reported, not a failure)
+                           "continuity": {str(read.reader): issues for read, mask in zip(reads, masks)
+                                          if (issues := continuity_issues(mask, spacing))}}
     votes = Counter(f for read in reads for f in read.findings)
     findings = {f for f, n in votes.items() if n * 2 > len(reads)}
     tied = sorted(f for f, n in votes.items() if n * 2 == len(reads))
@@ -89,4 +95,7 @@ def decide(reads: list[Read], protocol: Protocol, spacing: tuple[float, float, f
             reasons.append(f"reader {read.reader} met edge case {case} (escalate)")
     if method in (AdjudicationMethod.CONSENSUS_REVIEW,):
         reasons.append("the protocol reviews every series in consensus")
-    return Decision(not reasons, reasons, consensus, findings, agreement, quality)
+    decision = Decision(not reasons, reasons, consensus, findings, agreement, quality)
+    decision.reader_findings = {str(read.reader): sorted(read.findings) for read in reads}
+    decision.edge_cases = {str(read.reader): sorted(read.edge_cases) for read in reads}
+    return decision

@@ -165,3 +165,13 @@ def test_duplicate_and_out_of_order_webhooks_make_one_final_seg(settings, protoc
                 break
         time.sleep(0.5)
     assert len(final_segs(settings, task)) == 1
+
+
+def test_disagreement_analytics_name_the_class_and_pair(settings, protocol, tasks):
+    from radlabel.adjudication.analytics import disagreement_report
+
+    report = disagreement_report(Adjudicator(settings).decisions(protocol.id))
+    assert report["decisions"] >= 2 and report["arbitrated"] >= 1
+    assert report["classes"]["solid_nodule"]["failed_pairs"] >= 1
+    assert report["classes"]["lung_field"]["mean_dice"] > 0.9
+    assert len(report["reader_pairs"]) >= 1

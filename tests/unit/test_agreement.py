@@ -120,3 +120,21 @@ def test_boxes_landmarks_and_continuity():
     mask[0, 2:5, 2:5] = mask[2, 2:5, 2:5] = mask[3, 12:15, 12:15] = True
     issues = continuity_issues(mask, (2.0, 1.0, 1.0), max_jump_mm=5)
     assert any("breaks on slice(s) [1]" in i for i in issues) and any("drifts" in i for i in issues)
+
+
+def test_disagreement_report_counts_classes_pairs_rules_and_findings():
+    from radlabel.adjudication.analytics import disagreement_report
+
+    decisions = [
+        {"accepted": False, "reasons": ["nodule: readers 1 and 2: Dice 0.40 < 0.7"],
+         "agreement": {"nodule": {"pairs": [{"a": 1, "b": 2, "dice": 0.4}]}},
+         "edge_cases": {"1": ["juxtapleural"], "2": []}, "reader_findings": {"1": ["effusion"], "2": []}},
+        {"accepted": True, "reasons": [], "agreement": {"nodule": {"pairs": [{"a": 2, "b": 1, "dice": 0.9}]}},
+         "edge_cases": {}, "reader_findings": {"1": ["effusion"], "2": ["effusion"]}},
+    ]
+    report = disagreement_report(decisions)
+    assert report["arbitrated"] == 1
+    assert report["classes"]["nodule"] == {"pairs": 2, "failed_pairs": 1, "mean_dice": 0.65}
+    assert report["reader_pairs"]["1~2"]["tasks"] == 2
+    assert report["edge_case_rules"]["juxtapleural"] == {"flagged": 1, "went_to_arbitration": 1}
+    assert report["findings"]["effusion"]["items"] == 2
