@@ -63,6 +63,17 @@ def air(values: np.ndarray) -> tuple[np.ndarray, float]:
     return mask, _confidence(values, mask, (-950.0,))
 
 
+def organ_threshold(values: np.ndarray, low: float, high: float) -> tuple[np.ndarray, float]:
+    """An organ by its HU window: in range, inside the body, opened, largest component."""
+    candidate = ndimage.binary_opening((values >= low) & (values <= high) & body(values), iterations=2)
+    labels, count = ndimage.label(candidate)
+    if not count:
+        return candidate, 0.0
+    sizes = ndimage.sum(candidate, labels, range(1, count + 1))
+    mask = labels == (int(np.argmax(sizes)) + 1)
+    return mask, _confidence(values, mask, (low, high))
+
+
 def lesion_candidates(values: np.ndarray, organ: np.ndarray, spacing, min_diameter_mm: float = 5.0) -> tuple[np.ndarray, float]:
     """Hypodense blobs inside an organ: more than 2.5 SD below the organ's median, big enough to measure."""
     if not organ.any():
