@@ -175,3 +175,23 @@ def test_disagreement_analytics_name_the_class_and_pair(settings, protocol, task
     assert report["classes"]["solid_nodule"]["failed_pairs"] >= 1
     assert report["classes"]["lung_field"]["mean_dice"] > 0.9
     assert len(report["reader_pairs"]) >= 1
+
+
+def test_the_backend_learns_from_final_labels_and_predicts_with_the_checkpoint(settings, protocol, tasks):
+    from ml_backend.prelabel import ProtocolPrelabeller
+    from ml_backend.trainer import Trainer
+    from radlabel.protocol.labelconfig import label_config
+
+    learning = protocol.model_copy(update={"ml": {"prelabel": {"lung_field": {"model": "trained"}}}})
+    trainer = Trainer(settings, learning)
+    volumes, labels, task_ids = trainer.collect()
+    assert set(task_ids) >= {tasks[81][0], tasks[82][0]}  # both final: by consensus and by arbitration
+    checkpoint = trainer.train(force=True, epochs=3)
+    assert checkpoint.name == "v1.pt" and trainer.latest()[1]["tasks"] == task_ids
+    assert trainer.train() is None  # nothing new since v1
+    ls = client(settings)
+    task = ls.tasks.get(id=tasks[81][0])
+    prelabeller = ProtocolPrelabeller(settings)
+    prelabeller.protocol_for = lambda config: learning
+    prediction = prelabeller.predict_one({"id": task.id, "data": task.data}, label_config(learning))
+    assert "radlabel-unet-adjudication_test-v1" in prediction.model_version
