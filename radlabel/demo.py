@@ -4,7 +4,8 @@ Stages so far: 1. stack up  2. samples into Orthanc  3. check them over QIDO-RS
 4. protocol templates linted and provisioned as Label Studio projects
 5. sync: series selected per protocol, validated, de-identified, rendered, turned into tasks
 6. adjudication: two simulated readers label the synthetic CT's lung task from its ground truth
-   (one slightly off); agreement, STAPLE consensus, final labels in Label Studio and a DICOM-SEG in Orthanc.
+   (one slightly off); agreement, STAPLE consensus, final labels in Label Studio and a DICOM-SEG in Orthanc
+7. ML pre-labels: Label Studio asks the ML backend for the lung project's predictions.
 Each later capability appends its stage here, so the demo always shows the
 pipeline end to end.
 """
@@ -74,7 +75,12 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
 
     started = time.monotonic()
     adjudicated = _adjudicate_demo_task(settings, synced.get("ct_lung_nodules", {}), progress)
-    stage("adjudication: agreement, consensus, final DICOM-SEG", started, adjudication=adjudicated)
+    stage("adjudication: agreement, consensus, final DICOM-SEG", started,
+          adjudication={k: v for k, v in adjudicated.items() if not k.startswith("_")})
+
+    started = time.monotonic()
+    prelabels = _prelabel_demo(settings, adjudicated, progress)
+    stage("ML pre-labels requested by Label Studio", started, prelabels=prelabels)
 
     viewer = settings.url("viewer")
     summary["open"] = {
@@ -114,6 +120,10 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
               + (f", final SEG {adjudicated['seg_sop_uid']}" if adjudicated.get("seg_sop_uid") else ""))
         for name, dice in adjudicated.get("dice", {}).items():
             print(f"      {name}: Dice between readers {dice}")
+    if prelabels:
+        print("\nML pre-labels (classical, HU space) stored by Label Studio:")
+        print(f"  - {prelabels['predictions']} prediction(s) in the lung project, model {prelabels['model_version']}"
+              + (f"; lung field Dice vs truth {prelabels['lung_field_dice']}" if prelabels.get("lung_field_dice") else ""))
     print("\nOpen:")
     for name, url in summary["open"].items():
         print(f"  {name:<38} {url}")
@@ -165,4 +175,43 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
     spacing = (float(task.data["slice_spacing_mm"]), *map(float, task.data["pixel_spacing_mm"]))
     dice = {name: round(mask_agreement(first[name], second[name], spacing, 1.5).dice, 4) for name in first}
     return {"task_id": task.id, "status": mine.status if mine else "unknown",
-            "seg_sop_uid": mine.seg_sop_uid if mine else None, "study": task.data["study"], "dice": dice}
+            "seg_sop_uid": mine.seg_sop_uid if mine else None, "study": task.data["study"], "dice": dice,
+            "_lung_truth": first["lung_field"]}
+
+
+def _prelabel_demo(settings, adjudicated: dict, progress) -> dict:
+    """Label Studio's 'retrieve predictions' on the lung project; the backend answers from Orthanc's pixels."""
+    import numpy as np
+    import requests
+
+    from connectors.label_studio import client
+    from radlabel.adjudication.metrics import mask_agreement
+    from radlabel.brush_rle import decode
+
+    if not adjudicated.get("task_id"):
+        return {}
+    ls = client(settings)
+    task = ls.tasks.get(id=adjudicated["task_id"])
+    token = settings.secrets()["label_studio_token"]
+    progress("asking Label Studio to retrieve the lung project's predictions …")
+    requests.post(f"{settings.url('label_studio')}/api/dm/actions?id=retrieve_tasks_predictions&project={task.project}",
+                  json={"selectedItems": {"all": False, "included": [task.id]}},
+                  headers={"Authorization": f"Token {token}"}, timeout=120)
+    deadline = time.monotonic() + 60
+    found = []
+    while time.monotonic() < deadline and not found:
+        found = [p for p in ls.predictions.list(task=task.id) if p.model_version.startswith("radlabel-classical")
+                 and p.result]
+        time.sleep(1)
+    if not found:
+        return {"predictions": 0, "model_version": None}
+    prediction = found[-1]
+    shape = (len(task.data["images"]), int(task.data["rows"]), int(task.data["columns"]))
+    lung = np.zeros(shape, bool)
+    for region in prediction.result:
+        if region["value"].get("brushlabels") == ["lung_field"]:
+            lung[region["item_index"]] |= decode(region["value"]["rle"], shape[1], shape[2]) > 0
+    truth = adjudicated.get("_lung_truth")
+    spacing = (float(task.data["slice_spacing_mm"]), *map(float, task.data["pixel_spacing_mm"]))
+    dice = round(mask_agreement(lung, truth, spacing, 1.5).dice, 4) if truth is not None else None
+    return {"predictions": len(found), "model_version": prediction.model_version, "lung_field_dice": dice}

@@ -13,12 +13,15 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
     assert stages == ["stack up", "samples into Orthanc (STOW-RS)", "queried back over QIDO-RS",
                       "protocols provisioned into Label Studio",
                       "sync: Orthanc -> de-identified research copies -> Label Studio tasks",
-                      "adjudication: agreement, consensus, final DICOM-SEG"]
+                      "adjudication: agreement, consensus, final DICOM-SEG",
+                      "ML pre-labels requested by Label Studio"]
     assert {p["protocol_id"] for p in summary["stages"][3]["projects"]} >= {"ct_lung_nodules", "spine_landmarks"}
     sync = summary["stages"][4]["sync"]
     assert set(sync) == {"ct_liver_lesions", "ct_lung_nodules", "mr_brain_tumour"}
     assert sum(r["synced"] + r["already_done"] for r in sync.values()) >= 1
     adjudication = summary["stages"][5]["adjudication"]
     assert adjudication["status"] in ("final", "already final") and adjudication["dice"]["lung_field"] > 0.8
+    prelabels = summary["stages"][6]["prelabels"]
+    assert prelabels["predictions"] >= 1 and prelabels["lung_field_dice"] > 0.9
     assert summary["open"]["OHIF viewer (study list)"].endswith("/")
     assert not any(value in json.dumps(summary) for value in stack.secrets.values())
