@@ -179,6 +179,8 @@ class Provisioner:
                 enable_empty_annotation=True,
                 maximum_annotations=protocol.readers.per_study,
                 color=protocol.classes[0].color,
+                # Active learning: the labelling queue serves the least confident pre-labels first.
+                sampling="Uncertainty sampling",
             )
         changes = ["project created"] + self.connect(project.id)
         url = f"{self.settings.url('label_studio')}/projects/{project.id}"

@@ -34,6 +34,7 @@ def test_every_template_provisions_and_reprovisioning_changes_nothing(settings, 
         project = ls.projects.get(id=first.project_id)
         assert project.label_config.strip() == label_config(protocol).strip()
         assert project.maximum_annotations == protocol.readers.per_study
+        assert project.sampling == "Uncertainty sampling"
         assert " ".join(protocol.classes[0].boundary.text.split())[:40] in project.expert_instruction
         # ours, with the shared secret (Label Studio adds the ML backend's own /webhook beside it)
         hooks = [h for h in ls.webhooks.list(project=str(first.project_id)) if h.url == settings.url("hooks") + "/webhook"]
