@@ -13,7 +13,7 @@ import numpy as np
 
 from radlabel import brush_rle
 from radlabel.protocol.enum import Geometry
-from radlabel.protocol.labelconfig import ASSIST, EDGE_CASES, ESCALATION, FINDINGS, REGION_CONTROLS
+from radlabel.protocol.labelconfig import EDGE_CASES, ESCALATION, FINDINGS, REGION_CONTROLS
 from radlabel.protocol.template import Protocol
 
 MASK_CONTROL = REGION_CONTROLS[Geometry.MASK][1]
@@ -57,7 +57,7 @@ def read_from_annotation(annotation: dict, protocol: Protocol, shape: tuple[int,
                    value["width"] * shape[2] / 100, value["height"] * shape[1] / 100)
             for name in value.get("rectanglelabels", []):
                 read.boxes.setdefault(name, []).append((index, box))
-        elif kind == "keypointlabels" and region.get("from_name") != ASSIST:
+        elif kind == "keypointlabels":
             point = (value["x"] * shape[2] / 100, value["y"] * shape[1] / 100)
             for name in value.get("keypointlabels", []):
                 read.landmarks.setdefault(name, []).append((index, point))

@@ -26,7 +26,6 @@ FINDINGS = "findings"
 EDGE_CASES = "edge_cases"
 ESCALATION = "escalation"
 ESCALATION_NOTE = "escalation_note"
-ASSIST = "assist"
 
 
 def measurement_control(class_name: str) -> str:
@@ -59,11 +58,9 @@ def label_config(protocol: Protocol) -> str:
         control = SubElement(view, tag, attributes)
         for cls in classes:
             SubElement(control, "Label", value=cls.name, background=cls.color, hint=_hint(cls))
-    masked = protocol.classes_with(Geometry.MASK)
-    if masked:  # interactive assist: a click (in auto-annotation mode) asks the ML backend for a 3-D mask
-        assist = SubElement(view, "KeyPointLabels", name=ASSIST, toName=IMAGE, smart="true", smartOnly="true")
-        for cls in masked:
-            SubElement(assist, "Label", value=cls.name, background=cls.color, hint=f"{cls.display_name}: click to segment")
+    # No smart KeyPointLabels for interactive assist here: with one beside BrushLabels, Label Studio
+    # 1.23's export fails (converter._get_supported_formats: list.remove). The backend answers
+    # interactive requests all the same.
     classified = protocol.classes_with(Geometry.CLASSIFICATION)
     if classified:
         SubElement(view, "Header", value="Findings present in this series", size="6")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
 from connectors.hooks.app import SECRET_HEADER
@@ -47,6 +48,11 @@ def test_every_template_provisions_and_reprovisioning_changes_nothing(settings, 
                (project.label_config, project.description, project.expert_instruction)
         assert len(ls.webhooks.list(project=str(first.project_id))) == len(hooks) + 1
         assert (settings.home / "protocols" / f"{protocol.id}.json").exists()
+        # Label Studio can export the project (its converter chokes on some control combinations)
+        export = requests.get(f"{settings.url('label_studio')}/api/projects/{first.project_id}/export?exportType=JSON"
+                              "&download_all_tasks=true", timeout=60,
+                              headers={"Authorization": f"Token {settings.secrets()['label_studio_token']}"})
+        assert export.status_code == 200, export.text[:200]
 
 
 def test_label_studio_really_validates_configs(settings):
