@@ -58,6 +58,13 @@ def label_config(protocol: Protocol) -> str:
         control = SubElement(view, tag, attributes)
         for cls in classes:
             SubElement(control, "Label", value=cls.name, background=cls.color, hint=_hint(cls))
+    if protocol.classes_with(Geometry.LANDMARK) and not protocol.classes_with(Geometry.BOX):
+        # Label Studio 1.23's exporter removes the COCO format twice for a multi-image config with
+        # keypoints but no rectangles and fails (converter._get_supported_formats); a hidden,
+        # never-used rectangle control keeps exports working.
+        hidden = SubElement(view, "View", style="display: none")
+        unused = SubElement(hidden, "RectangleLabels", name="export_workaround", toName=IMAGE)
+        SubElement(unused, "Label", value="unused")
     # No smart KeyPointLabels for interactive assist here: with one beside BrushLabels, Label Studio
     # 1.23's export fails (converter._get_supported_formats: list.remove). The backend answers
     # interactive requests all the same.
