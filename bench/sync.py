@@ -34,7 +34,7 @@ def main() -> None:
         Provisioner(settings).provision(protocol)
         orthanc = OrthancDicomWeb.from_settings(settings)
         syncer = Syncer(settings, protocol)
-        ours, theirs, stages = [], [], []
+        ours, theirs = [], []
         for run in range(args.runs + 1):
             study = make_ct_study(seed=100 + run, slices=args.slices)
             assert not orthanc.store(study.datasets).failed

@@ -15,7 +15,6 @@ import hashlib
 import sys
 import hmac
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date

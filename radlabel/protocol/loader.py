@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from radlabel.errors import RadlabelError
-from radlabel.protocol.template import Issue, Protocol
+from radlabel.protocol.template import Protocol
 
 # Human words for the patterns of content.py and template.py.
 _PATTERN_WORDS = {

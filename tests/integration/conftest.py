@@ -5,3 +5,25 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "/integration/" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+
+
+TEMPLATES = __import__("pathlib").Path(__file__).resolve().parents[2] / "protocol_templates"
+
+
+def protocol_variant(settings, template: str, protocol_id: str, description: str | None = None, provision=True,
+                     **selection):
+    """A shipped template under another id, selecting only this test's series; provisioned."""
+    import yaml
+
+    from connectors.provision import Provisioner
+    from radlabel.protocol import parse_template
+
+    data = yaml.safe_load((TEMPLATES / template).read_text())
+    data["id"] = protocol_id
+    if description is not None:
+        data["selection"]["series_description"] = description
+    data["selection"].update(selection)
+    protocol = parse_template(yaml.safe_dump(data, sort_keys=False))
+    if provision:
+        Provisioner(settings).provision(protocol)
+    return protocol

@@ -11,32 +11,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-import yaml
 from scipy import ndimage
 
 from connectors.adjudicate import Adjudicator
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.hooks.app import SECRET_HEADER
 from connectors.label_studio import client
-from connectors.provision import Provisioner
 from connectors.sync import Syncer
+from tests.integration.conftest import protocol_variant
 from radlabel import seg
 from radlabel.adjudication.consensus import staple
 from radlabel.brush_rle import mask_regions
 from radlabel.phantom import make_ct_study
-from radlabel.protocol import parse_template
-
-TEMPLATES = Path(__file__).resolve().parents[2] / "protocol_templates"
-
 
 @pytest.fixture(scope="module")
 def protocol(settings):
-    data = yaml.safe_load((TEMPLATES / "ct-lung-nodules.yaml").read_text())
-    data.update(id="adjudication_test")
-    data["selection"].update(series_description="^adjudication test$")
-    protocol = parse_template(yaml.safe_dump(data, sort_keys=False))
-    Provisioner(settings).provision(protocol)
-    return protocol
+    return protocol_variant(settings, "ct-lung-nodules.yaml", "adjudication_test", "^adjudication test$")
 
 
 @pytest.fixture(scope="module")

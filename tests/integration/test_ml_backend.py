@@ -8,16 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-import yaml
 
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.label_studio import client
-from connectors.provision import Provisioner
 from connectors.sync import Syncer
+from tests.integration.conftest import protocol_variant
 from radlabel.adjudication.metrics import mask_agreement
 from radlabel.brush_rle import decode
 from radlabel.phantom import make_ct_study
-from radlabel.protocol import load_template, parse_template
+from radlabel.protocol import load_template
 from radlabel.protocol.labelconfig import label_config
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "protocol_templates"
@@ -25,11 +24,7 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "protocol_templates"
 
 @pytest.fixture(scope="module")
 def project(settings):
-    data = yaml.safe_load((TEMPLATES / "ct-lung-nodules.yaml").read_text())
-    data.update(id="ml_test")
-    data["selection"].update(series_description="^ml test$")
-    protocol = parse_template(yaml.safe_dump(data, sort_keys=False))
-    Provisioner(settings).provision(protocol)
+    protocol = protocol_variant(settings, "ct-lung-nodules.yaml", "ml_test", "^ml test$")
     study = make_ct_study(seed=91, slices=24, size=128, pixel_spacing=3.2)
     for ds in study.datasets:
         ds.SeriesDescription = "ml test"

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +19,10 @@ from connectors.label_studio import client
 from connectors.provision import Provisioner
 from connectors.samples import shared_ct_datasets
 from connectors.sync import Syncer
+from tests.integration.conftest import protocol_variant
 from radlabel.ingest import burned_in
 from radlabel.phantom import FakePatient, make_ct_study
-from radlabel.protocol import load_template, parse_template
+from radlabel.protocol import load_template
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "protocol_templates"
 
@@ -166,11 +166,8 @@ def bad_series() -> dict[str, list]:
 
 
 def test_every_quarantine_reason_through_the_real_servers(settings, tmp_path):
-    data = yaml.safe_load((TEMPLATES / "ct-liver-lesions.yaml").read_text())
-    data.update(id="quarantine_test")
-    data["selection"].update(series_description="^quarantine ", min_slices=8, body_parts=[])
-    protocol = parse_template(yaml.safe_dump(data, sort_keys=False))
-    Provisioner(settings).provision(protocol)
+    protocol = protocol_variant(settings, "ct-liver-lesions.yaml", "quarantine_test", "^quarantine ", min_slices=8,
+                                body_parts=[])
     orthanc = OrthancDicomWeb.from_settings(settings)
     series = bad_series()
     for datasets in series.values():
@@ -221,12 +218,9 @@ def test_a_readers_seg_in_orthanc_becomes_their_annotation(settings, liver, stor
 
 
 def test_an_interrupted_sync_resumes_without_loss_or_duplicates(settings, tmp_path):
-    data = yaml.safe_load((TEMPLATES / "ct-liver-lesions.yaml").read_text())
-    data.update(id="resume_test")
-    data["selection"]["series_description"] = "^resume test$"
+    protocol = protocol_variant(settings, "ct-liver-lesions.yaml", "resume_test", "^resume test$")
     template = tmp_path / "resume.yaml"
-    template.write_text(yaml.safe_dump(data, sort_keys=False))
-    Provisioner(settings).provision(parse_template(template.read_text()))
+    template.write_text(yaml.safe_dump(protocol.model_dump(mode="json"), sort_keys=False))
     orthanc = OrthancDicomWeb.from_settings(settings)
     for seed in range(51, 55):
         study = make_ct_study(seed=seed, slices=40)

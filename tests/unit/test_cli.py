@@ -27,7 +27,7 @@ def test_validate_reports_each_series_and_exits_1_on_quarantine(tmp_path):
 
     from radlabel.phantom import make_ct_study
 
-    good = make_ct_study(seed=61, slices=6, size=32).write(tmp_path / "in" / "good")
+    make_ct_study(seed=61, slices=6, size=32).write(tmp_path / "in" / "good")
     gappy = make_ct_study(seed=62, slices=6, size=32)
     gappy.datasets = gappy.datasets[:2] + gappy.datasets[4:]
     gappy.write(tmp_path / "in" / "gappy")
