@@ -21,6 +21,7 @@ from connectors.dicomweb import OrthancDicomWeb
 from connectors.label_studio import client as label_studio_client, label_studio_errors
 from connectors.provision import MARKER, Provisioner, load_provisioned
 from radlabel import seg as seg_codec
+from radlabel.audit import audit_log
 from radlabel.adjudication.decision import Decision, decide
 from radlabel.adjudication.reads import annotator, read_from_annotation
 from radlabel.brush_rle import mask_regions
@@ -172,6 +173,9 @@ class Adjudicator:
             return Outcome(task_id, "final", "consensus accepted", seg_uid)
         arbitration = self._open_arbitration(protocol, task, reads, decision)
         self._save(task_id, protocol.id, "arbitration", arbitration, None, decision.summary())
+        audit_log(self.settings).append("adjudication", "radlabel-adjudicator", f"{protocol.id} {protocol.version}",
+                                        task=task_id, decision="arbitration", arbitration_task=arbitration,
+                                        readers=[r.reader for r in reads], reasons=decision.reasons[:10])
         self.progress(f"task {task_id}: to arbitration ({'; '.join(decision.reasons)[:200]})")
         return Outcome(task_id, "arbitration", "; ".join(decision.reasons), arbitration_task_id=arbitration)
 
@@ -244,6 +248,9 @@ class Adjudicator:
             if stored.failed:
                 raise RadlabelError(f"Orthanc refused the final SEG of task {task.id}: see the Orthanc log.")
         self._save(task.id, protocol.id, "final", self._row(task.id)[1] if self._row(task.id) else None, seg_uid, summary)
+        audit_log(self.settings).append("adjudication", "radlabel-adjudicator", f"{protocol.id} {protocol.version}",
+                                        task=task.id, decision="final", method=method, readers=readers,
+                                        arbitrated_by=summary.get("arbitrated_by"), seg_sop_instance_uid=seg_uid)
         return seg_uid
 
     def _research_copy(self, task) -> list:

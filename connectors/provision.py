@@ -24,6 +24,7 @@ from typing import Callable
 
 from connectors.hooks.app import SECRET_HEADER
 from connectors.label_studio import client, label_studio_errors
+from radlabel.audit import audit_log
 from radlabel.errors import RadlabelError
 from radlabel.protocol.instructions import instructions_html
 from radlabel.protocol.labelconfig import label_config
@@ -125,6 +126,9 @@ class Provisioner:
     def provision(self, protocol: Protocol, migrations: dict[str, str | None] | None = None) -> ProvisionResult:
         result = self._provision(protocol, migrations or {})
         self._write_ohif_config(protocol)
+        if result.action != "unchanged":
+            audit_log(self.settings).append("provision", "admin", f"{protocol.id} {protocol.version}",
+                                            project=result.project_id, outcome=result.action, changes=result.changes)
         return result
 
     def _write_ohif_config(self, protocol: Protocol) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 from connectors.label_studio import label_studio_errors
 from connectors.sync import Syncer
 from radlabel import seg as seg_codec
+from radlabel.audit import audit_log
 from radlabel.brush_rle import mask_regions
 from radlabel.protocol.enum import Geometry
 
@@ -121,6 +122,8 @@ class SegImporter:
         with label_studio_errors(f"store the imported SEG in task {task.id}"):
             annotation = self.ls.annotations.create(id=task.id, result=regions, completed_by=user_id)
         result.annotation_id = annotation.id
+        audit_log(self.syncer.settings).append("seg_import", result.reader, f"{self.protocol.id} {self.protocol.version}",
+                                               task=task.id, annotation=annotation.id, seg=seg_key, regions=result.regions)
         with sqlite3.connect(self.db_path) as db:
             db.execute("INSERT INTO imported_segs VALUES (?,?,?)", (seg_key, task.id, annotation.id))
         return result

@@ -29,6 +29,7 @@ from connectors.dicomweb import OrthancDicomWeb
 from connectors.label_studio import client as label_studio_client, label_studio_errors
 from connectors.provision import Provisioner
 from connectors.state import SeriesRecord, StateStore
+from radlabel.audit import audit_log
 from radlabel.dicom_files import repair_missing_uids
 from radlabel.errors import RadlabelError
 from radlabel.ingest import burned_in
@@ -214,6 +215,10 @@ class Syncer:
         return self._finish(record, "done", flags, "synced")
 
     def _finish(self, record: SeriesRecord, status: str, items: list[dict], outcome: str) -> dict:
+        audit_log(self.settings).append("sync", "radlabel-sync", f"{self.protocol.id} {self.protocol.version}",
+                                        series=record.series_key, status=status, task=record.task_id,
+                                        research_series=record.pseudo_series_uid,
+                                        codes=[item["code"] for item in items])
         record.status = status
         if status == "quarantined":
             record.reasons = [item["code"] for item in items]

@@ -24,6 +24,7 @@ from ml_backend.trainer import Trainer, load_checkpoint, trained_classes
 from ml_backend.model import Model, Prediction
 from ml_backend.validation import PredictionError, check, controls_of
 from ml_backend.volumes import VolumeSource
+from radlabel.audit import audit_log
 from radlabel.brush_rle import mask_regions
 from radlabel.errors import RadlabelError
 from radlabel.protocol.labelconfig import IMAGE, REGION_CONTROLS
@@ -78,7 +79,10 @@ class ProtocolPrelabeller(Model):
             scores.append(score)
         result = mask_regions({k: v for k, v in masks.items() if v.any()}, REGION_CONTROLS[Geometry.MASK][1], IMAGE)
         check(result, controls_of(label_config), len(task["data"].get("images", [])))
-        return Prediction(result, round(float(np.mean(scores)) if scores else 0.0, 4), "+".join(dict.fromkeys(versions)))
+        prediction = Prediction(result, round(float(np.mean(scores)) if scores else 0.0, 4), "+".join(dict.fromkeys(versions)))
+        audit_log(self.settings).append("prediction", prediction.model_version, f"{protocol.id} {protocol.version}",
+                                        task=task.get("id"), regions=len(result), score=prediction.score)
+        return prediction
 
     def _network(self, protocol, name: str, spec: dict):
         """(model, output channel, version) for a class, or None when there is none yet."""

@@ -406,6 +406,23 @@ def cmd_disagreements(args) -> int:
     return 0
 
 
+def cmd_audit(args) -> int:
+    from radlabel.audit import audit_log
+    from radlabel.settings import load_settings
+
+    log = audit_log(load_settings())
+    if args.audit_command == "show":
+        for entry in log.entries()[-args.last:]:
+            print(json.dumps(entry, sort_keys=True) if args.json else
+                  f"{entry['seq']:>6}  {entry['action']:<13} {entry['actor']:<24} {entry['protocol'] or '-':<28} "
+                  f"{json.dumps(entry['objects'], sort_keys=True)[:100]}")
+        return 0
+    result = log.verify()
+    print(f"audit log intact: {result.entries} entries" if result.ok else
+          f"audit log TAMPERED: {result.problem} (checked {result.entries} entries before it)")
+    return 0 if result.ok else 1
+
+
 def cmd_demo(args) -> int:
     from radlabel.demo import run_demo
 
@@ -516,6 +533,13 @@ def build_parser() -> argparse.ArgumentParser:
     disagreements.add_argument("template")
     disagreements.add_argument("--json", action="store_true")
     disagreements.set_defaults(func=cmd_disagreements)
+
+    audit = sub.add_parser("audit", help="the hash-chained audit trail").add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit.add_parser("verify", help="detect any edit, deletion or reordering (exit 1)").set_defaults(func=cmd_audit)
+    show = audit.add_parser("show", help="the last entries")
+    show.add_argument("--last", type=int, default=30)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_audit)
 
     demo = sub.add_parser("demo", help="bring the stack up and run the whole pipeline that exists on samples")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")

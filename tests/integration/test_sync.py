@@ -124,7 +124,10 @@ def test_no_phi_reaches_label_studio_images_or_logs(settings, stored, first_run)
     # nor in any file name under images/, nor in our logs or state store
     names = " ".join(str(p) for p in (settings.home / "images").rglob("*"))
     assert not any(value in names for value in phi)
-    for path in list(settings.logs.glob("*.log")) + [settings.home / "state.sqlite"]:
+    from radlabel.audit import audit_log
+
+    assert audit_log(settings).verify().ok and any(e["action"] == "sync" for e in audit_log(settings).entries())
+    for path in list(settings.logs.glob("*.log")) + [settings.home / "state.sqlite", settings.home / "audit.log"]:
         data = path.read_bytes()
         for value in phi:
             assert value.encode() not in data, f"PHI in {path.name}"
