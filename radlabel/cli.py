@@ -423,6 +423,16 @@ def cmd_audit(args) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_export(args) -> int:
+    from connectors.export import export_dataset
+    from radlabel.protocol import load_template
+    from radlabel.settings import load_settings
+
+    result = export_dataset(load_settings(), load_template(args.template), Path(args.out), args.format, args.seed)
+    print(f"exported {result.cases} case(s) to {result.folder}: " + ", ".join(f"{k} {v}" for k, v in result.splits.items()))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from radlabel.demo import run_demo
 
@@ -540,6 +550,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--last", type=int, default=30)
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_audit)
+
+    export = sub.add_parser("export", help="training dataset of a protocol's final labels (no PHI)")
+    export.add_argument("template")
+    export.add_argument("--format", choices=["nifti", "dicom-seg"], default="nifti")
+    export.add_argument("--out", required=True)
+    export.add_argument("--seed", type=int, default=0, help="seed of the split assignment")
+    export.set_defaults(func=cmd_export)
 
     demo = sub.add_parser("demo", help="bring the stack up and run the whole pipeline that exists on samples")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -18,7 +18,7 @@ from connectors.dicomweb import OrthancDicomWeb
 from connectors.hooks.app import SECRET_HEADER
 from connectors.label_studio import client
 from connectors.sync import Syncer
-from tests.integration.conftest import protocol_variant
+from tests.integration.conftest import TEMPLATES, protocol_variant
 from radlabel import seg
 from radlabel.adjudication.consensus import staple
 from radlabel.brush_rle import mask_regions
@@ -185,3 +185,45 @@ def test_the_backend_learns_from_final_labels_and_predicts_with_the_checkpoint(s
     prelabeller.protocol_for = lambda config: learning
     prediction = prelabeller.predict_one({"id": task.id, "data": task.data}, label_config(learning))
     assert "radlabel-unet-adjudication_test-v1" in prediction.model_version
+
+
+@pytest.mark.parametrize("fmt", ["nifti", "dicom-seg"])
+def test_export_writes_final_labels_with_provenance_and_no_phi(settings, protocol, tasks, tmp_path, fmt):
+    import json
+
+    import nibabel as nib
+
+    from connectors.export import export_dataset
+    from radlabel.phantom import FakePatient
+
+    result = export_dataset(settings, protocol, tmp_path / "dataset", fmt)
+    assert result.cases >= 2 and sum(result.splits.values()) == result.cases
+    manifest = json.loads((tmp_path / "dataset" / "manifest.json").read_text())
+    assert manifest["protocol"]["id"] == "adjudication_test" and manifest["labels"]["1"] == "solid_nodule"
+    patients = {}
+    for case in manifest["cases"]:
+        patients.setdefault(case["patient"], set()).add(case["split"])
+        assert case["readers"] and case["method"] and case["agreement"]
+    assert all(len(splits) == 1 for splits in patients.values())  # no patient in two splits
+    by_task = {c["task"]: c for c in manifest["cases"]}
+    arbitrated = by_task[tasks[82][0]]
+    assert arbitrated["arbitrated_by"] is not None
+    if fmt == "nifti":
+        label = np.asarray(nib.load(str(tmp_path / "dataset" / arbitrated["files"][1])).dataobj)
+        image = nib.load(str(tmp_path / "dataset" / arbitrated["files"][0]))
+        study = tasks[82][1]
+        assert label.shape == image.shape and int((label == 4).sum()) == int((study.labelmap == 3).sum())
+    phi = FakePatient.from_seed(81).phi_strings() + FakePatient.from_seed(82).phi_strings()
+    phi += [tasks[81][1].study_uid, tasks[82][1].series_uid]
+    for path in (tmp_path / "dataset").rglob("*"):
+        assert not any(value in str(path) for value in phi)
+        if path.is_file():
+            data = path.read_bytes()
+            if path.suffix == ".gz":
+                import gzip
+                data = gzip.decompress(data)
+            assert not any(value.encode() in data for value in phi), path.name
+    again = __import__("subprocess").run([__import__("sys").executable, "-m", "radlabel.cli", "export",
+                                          str(TEMPLATES / "ct-lung-nodules.yaml"), "--out", str(tmp_path / "dataset")],
+                                         capture_output=True, text=True)
+    assert again.returncode == 2 and "is not empty" in again.stderr

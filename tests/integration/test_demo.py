@@ -14,7 +14,8 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
                       "protocols provisioned into Label Studio",
                       "sync: Orthanc -> de-identified research copies -> Label Studio tasks",
                       "adjudication: agreement, consensus, final DICOM-SEG",
-                      "ML pre-labels requested by Label Studio"]
+                      "ML pre-labels requested by Label Studio",
+                      "training export and audit check"]
     assert {p["protocol_id"] for p in summary["stages"][3]["projects"]} >= {"ct_lung_nodules", "spine_landmarks"}
     sync = summary["stages"][4]["sync"]
     assert set(sync) == {"ct_liver_lesions", "ct_lung_nodules", "mr_brain_tumour"}
@@ -23,5 +24,7 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
     assert adjudication["status"] in ("final", "already final") and adjudication["dice"]["lung_field"] > 0.8
     prelabels = summary["stages"][6]["prelabels"]
     assert prelabels["predictions"] >= 1 and prelabels["lung_field_dice"] > 0.9
+    export = summary["stages"][7]["export"]
+    assert export["cases"] >= 1 and export["audit"].startswith("intact")
     assert summary["open"]["OHIF viewer (study list)"].endswith("/")
     assert not any(value in json.dumps(summary) for value in stack.secrets.values())
