@@ -84,7 +84,8 @@ class Adjudicator:
                        "seg_sop_uid=excluded.seg_sop_uid, decision=excluded.decision, updated=excluded.updated",
                        (task_id, protocol_id, status, arbitration, seg_uid, json.dumps(decision), time.time()))
 
-    def _uid(self, *parts) -> str:
+    def uid(self, *parts) -> str:
+        """A repeatable UID for what radlabel writes about a task (its final SEG series and instance)."""
         digest = hashlib.sha256(self.key + "|".join(map(str, parts)).encode()).digest()
         return "2.25." + str(int.from_bytes(digest[:16], "big"))
 
@@ -231,16 +232,16 @@ class Adjudicator:
             existing = [a for a in self.ls.annotations.list(id=task.id) if a.completed_by == consensus_user]
             if not existing:
                 self.ls.annotations.create(id=task.id, result=result, ground_truth=True, completed_by=consensus_user)
-        seg_uid = self._uid("final-seg", protocol.id, task.id)
+        seg_uid = self.uid("final-seg", protocol.id, task.id)
         if any(m.any() for m in masks.values()):
-            source = self._research_copy(task)
+            source = self.research_copy(task)
             provenance = {"protocol": protocol.id, "version": protocol.version, "method": method,
                           "readers": [f"reader-{r}" for r in readers], "task": task.id} | \
                          {k: v for k, v in summary.items() if k in ("agreement", "reasons", "arbitrated_by", "reader_quality")}
             model_versions = sorted({a.get("model_version") or "" for a in (task.predictions or [])
                                      if isinstance(a, dict)} - {""})
             seg = seg_codec.encode(source, masks, protocol, series_description=f"radlabel final {protocol.id}"[:64],
-                                   content_creator="RADLABEL^CONSENSUS", series_uid=self._uid("final-series", protocol.id, task.id),
+                                   content_creator="RADLABEL^CONSENSUS", series_uid=self.uid("final-series", protocol.id, task.id),
                                    sop_uid=seg_uid, content_description=f"{protocol.id} {protocol.version} {method}"[:64],
                                    algorithm=model_versions[0] if model_versions and "prediction" in method else None)
             seg.ImageComments = json.dumps(provenance, default=str)[:10240]
@@ -253,7 +254,7 @@ class Adjudicator:
                                         arbitrated_by=summary.get("arbitrated_by"), seg_sop_instance_uid=seg_uid)
         return seg_uid
 
-    def _research_copy(self, task) -> list:
+    def research_copy(self, task) -> list:
         datasets = self.orthanc.retrieve_series(task.data["study"], task.data["series"])
         by_uid = {str(ds.SOPInstanceUID): ds for ds in datasets}
         missing = [uid for uid in task.data["sop_instance_uids"] if uid not in by_uid]

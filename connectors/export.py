@@ -84,8 +84,8 @@ def export_dataset(settings: Settings, protocol: Protocol, out: Path, fmt: str =
         decision = json.loads(decision_json or "{}")
         with label_studio_errors(f"read task {task_id}"):
             task = ls.tasks.get(id=task_id)
-        source = adjudicator._research_copy(task)
-        final_series = adjudicator._uid("final-series", protocol.id, task_id)
+        source = adjudicator.research_copy(task)
+        final_series = adjudicator.uid("final-series", protocol.id, task_id)
         finals = orthanc.retrieve_series(task.data["study"], final_series)
         if not finals:
             raise RadlabelError(f"the final SEG of task {task_id} is not in Orthanc: run `radlabel reconcile`.")

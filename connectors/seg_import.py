@@ -79,7 +79,7 @@ class SegImporter:
     def reader_pseudonym(self, name: str) -> str:
         if name.startswith("reader-"):
             return name
-        return "reader-" + self.syncer.deid._digest("reader", name).hex()[:10]
+        return "reader-" + self.syncer.deid.digest("reader", name).hex()[:10]
 
     def _reader_user(self, pseudonym: str) -> int:
         email = f"{pseudonym}@{READER_DOMAIN}"
@@ -90,7 +90,7 @@ class SegImporter:
             return self.ls.users.create(email=email, username=pseudonym).id
 
     def import_one(self, ds, records: dict) -> SegImport | None:
-        seg_key = self.syncer.deid._digest("seg", str(ds.SOPInstanceUID)).hex()[:24]
+        seg_key = self.syncer.deid.digest("seg", str(ds.SOPInstanceUID)).hex()[:24]
         referenced = str(ds.ReferencedSeriesSequence[0].SeriesInstanceUID) if "ReferencedSeriesSequence" in ds else ""
         record = records.get(referenced) or records.get(self.syncer.deid.uid(referenced))
         if record is None:

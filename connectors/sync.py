@@ -169,7 +169,7 @@ class Syncer:
         return summary
 
     def series_key(self, series_uid: str) -> str:
-        return self.deid._digest("series", series_uid).hex()[:24]
+        return self.deid.digest("series", series_uid).hex()[:24]
 
     def sync_series(self, study_uid: str, series_uid: str, force: bool = False) -> dict | None:
         key = self.series_key(series_uid)
@@ -192,12 +192,19 @@ class Syncer:
                  for r in repairs]
         values = {id(f): frame_pixels(f) for f in frames}
         record.frames = len(frames)
+        # Known before anything is stored: a run killed after the STOW must still recognise the research
+        # copy as ours and never select it as a source series.
+        record.pseudo_study_uid = self.deid.uid(str(datasets[0].StudyInstanceUID))
+        record.pseudo_series_uid = self.deid.uid(series_uid)
+        record.status = "storing"
+        self.state.put(record)
         # Overlap what waits on other processes (Tesseract, Orthanc) with our own CPU work.
         with ThreadPoolExecutor(1) as background:
             pixel_check = background.submit(self._pixel_phi, frames, values, report.slice_spacing_mm or 0.0, flags)
             research = self._research_copies(datasets, flags)
             hold, masked = pixel_check.result()
             if hold:
+                record.pseudo_study_uid = record.pseudo_series_uid = None
                 return self._finish(record, "held", flags, "held for review")
             self._mask_research_copies(research, datasets, frames, values, masked)
             storing = background.submit(self.client.store, research)

@@ -103,20 +103,21 @@ class Deidentifier:
                                                                    if name in ("ContrastBolusAgent",)}
 
     # -- pseudonyms --------------------------------------------------------
-    def _digest(self, kind: str, value: str) -> bytes:
+    def digest(self, kind: str, value: str) -> bytes:
+        """The keyed HMAC of a value: the root of every pseudonym and key radlabel derives."""
         return hmac.new(self.key, f"{kind}:{value}".encode(), hashlib.sha256).digest()
 
     def uid(self, value: str) -> str:
         if Option.RETAIN_UIDS in self.options or not value:
             return value
-        return "2.25." + str(int.from_bytes(self._digest("uid", value)[:16], "big"))
+        return "2.25." + str(int.from_bytes(self.digest("uid", value)[:16], "big"))
 
     def patient_pseudonym(self, patient_id: str) -> str:
-        return "RL" + self._digest("patient", patient_id).hex()[:12].upper()
+        return "RL" + self.digest("patient", patient_id).hex()[:12].upper()
 
     def date_shift_days(self, patient_id: str) -> int:
         """A per-patient shift between 30 and 3,000 days into the past."""
-        return -(30 + int.from_bytes(self._digest("dateshift", patient_id)[:4], "big") % 2971)
+        return -(30 + int.from_bytes(self.digest("dateshift", patient_id)[:4], "big") % 2971)
 
     # -- the pass ----------------------------------------------------------
     def deidentify(self, ds: Dataset, report: DeidReport | None = None) -> Dataset:
