@@ -32,6 +32,7 @@ from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
 
 CONSENSUS_USER = "radlabel-consensus@readers.radlabel.local"
+CONSENSUS_CREATOR = "RADLABEL^CONSENSUS"  # ContentCreatorName of final SEGs
 ARBITRATION_MARKER = "radlabel-arbitration:"
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS adjudications (
@@ -241,7 +242,7 @@ class Adjudicator:
             model_versions = sorted({a.get("model_version") or "" for a in (task.predictions or [])
                                      if isinstance(a, dict)} - {""})
             seg = seg_codec.encode(source, masks, protocol, series_description=f"radlabel final {protocol.id}"[:64],
-                                   content_creator="RADLABEL^CONSENSUS", series_uid=self.uid("final-series", protocol.id, task.id),
+                                   content_creator=CONSENSUS_CREATOR, series_uid=self.uid("final-series", protocol.id, task.id),
                                    sop_uid=seg_uid, content_description=f"{protocol.id} {protocol.version} {method}"[:64],
                                    algorithm=model_versions[0] if model_versions and "prediction" in method else None)
             seg.ImageComments = json.dumps(provenance, default=str)[:10240]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from connectors.adjudicate import CONSENSUS_CREATOR
 from connectors.label_studio import label_studio_errors
 from connectors.sync import Syncer
 from radlabel import seg as seg_codec
@@ -90,6 +91,8 @@ class SegImporter:
             return self.ls.users.create(email=email, username=pseudonym).id
 
     def import_one(self, ds, records: dict) -> SegImport | None:
+        if str(ds.get("ContentCreatorName", "")) == CONSENSUS_CREATOR:
+            return None  # our own final SEGs are results, not readers' reads
         seg_key = self.syncer.deid.digest("seg", str(ds.SOPInstanceUID)).hex()[:24]
         referenced = str(ds.ReferencedSeriesSequence[0].SeriesInstanceUID) if "ReferencedSeriesSequence" in ds else ""
         record = records.get(referenced) or records.get(self.syncer.deid.uid(referenced))
@@ -118,6 +121,9 @@ class SegImporter:
             masks[cls.name] = masks[cls.name] | segment.mask if cls.name in masks else segment.mask
         regions = mask_regions(masks)
         result.regions = len(regions)
+        if not regions:  # nothing of this protocol in it: no empty annotation
+            result.outcome = "no segment of this protocol"
+            return result
         user_id = self._reader_user(result.reader)
         with label_studio_errors(f"store the imported SEG in task {task.id}"):
             annotation = self.ls.annotations.create(id=task.id, result=regions, completed_by=user_id)

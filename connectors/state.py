@@ -55,9 +55,9 @@ class StateStore:
             db.execute(SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        # Rollback journal (SQLite's default): several processes (sync, hooks worker, reconcile) share
+        # this file, and a WAL database gave "disk I/O error" once under that load.
+        return sqlite3.connect(self.path, timeout=30)
 
     def get(self, series_key: str, protocol_id: str) -> SeriesRecord | None:
         with self._connect() as db:
