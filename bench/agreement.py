@@ -8,7 +8,6 @@ and SEG encoding vs a plain highdicom call.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import report, timed  # noqa: E402
+from common import bench_args, report, timed  # noqa: E402
 
 from radlabel.adjudication.consensus import staple  # noqa: E402
 from radlabel.adjudication.metrics import pairwise  # noqa: E402
@@ -64,10 +63,7 @@ def monai_metrics(classes, reads):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--slices", type=int, default=300)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = bench_args(__doc__)
     classes, reads = readers(args.slices)
     mine = ours(classes, reads)
     theirs = monai_metrics(classes, reads)

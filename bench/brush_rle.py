@@ -6,7 +6,6 @@ as a task of a 300-slice series needs). Alternating runs; goal >= 5x.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -14,17 +13,14 @@ import numpy as np
 from label_studio_sdk.converter.brush import mask2rle
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import report, timed  # noqa: E402
+from common import bench_args, report, timed  # noqa: E402
 
 from radlabel import brush_rle  # noqa: E402
 from radlabel.phantom import make_ct_study  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--slices", type=int, default=300)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = bench_args(__doc__)
     labelmap = make_ct_study(seed=3, slices=args.slices, noise_hu=0).labelmap
     masks = [((labelmap == value) * 255).astype(np.uint8) for value in (4, 6)]  # liver, liver lesions
     theirs_out = [[mask2rle(s) for s in m] for m in masks]

@@ -68,6 +68,16 @@ def scratch_orthanc():
                 service.stop()
 
 
+def bench_args(description: str = ""):
+    """--slices (default 300) and --runs (default 3), as every benchmark takes them."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=3)
+    return parser.parse_args()
+
+
 def timed(function) -> float:
     started = time.perf_counter()
     function()

@@ -7,14 +7,13 @@ copies into the same Orthanc (the same end state as Orthanc's call). Goal >= 1x.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import report, scratch_orthanc, timed  # noqa: E402
+from common import bench_args, report, scratch_orthanc, timed  # noqa: E402
 
 from connectors.dicomweb import OrthancDicomWeb  # noqa: E402
 from radlabel.ingest.deid import Deidentifier  # noqa: E402
@@ -23,10 +22,7 @@ from radlabel.protocol.enum import DeidentificationOption as Option  # noqa: E40
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--slices", type=int, default=300)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = bench_args(__doc__)
     study = make_ct_study(seed=7, slices=args.slices)
     deid = Deidentifier(b"benchmark-key-0123456789abcdef!!", [Option.RETAIN_LONGITUDINAL_MODIFIED_DATES])
     with scratch_orthanc() as settings:

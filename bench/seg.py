@@ -6,7 +6,6 @@ Both outputs must decode back to the masks.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import report, timed  # noqa: E402
+from common import bench_args, report, timed  # noqa: E402
 
 from radlabel import seg  # noqa: E402
 from radlabel.phantom import make_ct_study  # noqa: E402
@@ -26,10 +25,7 @@ TEMPLATE = Path(__file__).resolve().parent.parent / "protocol_templates" / "ct-l
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--slices", type=int, default=300)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = bench_args(__doc__)
     study = make_ct_study(seed=9, slices=args.slices, noise_hu=0)
     protocol = load_template(TEMPLATE)
     masks = {"liver": study.labelmap == 4, "liver_lesion": study.labelmap == 6, "liver_cyst": study.labelmap == 7}

@@ -6,7 +6,6 @@ runs, so both store into the same empty Orthanc. Prints one JSON line.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -14,17 +13,14 @@ import requests
 from dicomweb_client.api import DICOMwebClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import report, scratch_orthanc, timed  # noqa: E402
+from common import bench_args, report, scratch_orthanc, timed  # noqa: E402
 
 from connectors.dicomweb import OrthancDicomWeb  # noqa: E402
 from radlabel.phantom import make_ct_study  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--slices", type=int, default=300)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = bench_args(__doc__)
     study = make_ct_study(seed=11, slices=args.slices)
     with scratch_orthanc() as settings:
         password = settings.secrets()["orthanc_password"]

@@ -7,13 +7,12 @@ retrieving the same series. Alternating runs on fresh series; goal <= 1.5x.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import report, scratch_stack, timed  # noqa: E402
+from common import bench_args, report, scratch_stack, timed  # noqa: E402
 
 from connectors.dicomweb import OrthancDicomWeb  # noqa: E402
 from connectors.provision import Provisioner  # noqa: E402
@@ -25,10 +24,7 @@ TEMPLATE = Path(__file__).resolve().parent.parent / "protocol_templates" / "ct-l
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--slices", type=int, default=300)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    args = bench_args(__doc__)
     protocol = load_template(TEMPLATE)
     with scratch_stack() as settings:
         Provisioner(settings).provision(protocol)

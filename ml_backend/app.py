@@ -35,8 +35,7 @@ def _write_later(tasks: list[dict], label_config: str, model: Model) -> None:
 
     ls = client(load_settings())
     for task in tasks:
-        prediction = model.safe_predict(task, label_config) if hasattr(model, "safe_predict") else \
-            model.predict([task], label_config)[0]
+        prediction = model.safe_predict(task, label_config)
         if prediction.result:
             try:
                 ls.predictions.create(task=task["id"], result=prediction.result, score=prediction.score,

@@ -29,6 +29,10 @@ class Model:
     def predict(self, tasks: list[dict], label_config: str, context: dict | None = None) -> list[Prediction]:
         return [Prediction(model_version=self.version) for _ in tasks]
 
+    def safe_predict(self, task: dict, label_config: str, context: dict | None = None) -> Prediction:
+        """One task's prediction; models that can fail on a task override this to answer empty instead."""
+        return self.predict([task], label_config, context)[0]
+
     def fit(self, event: str, payload: dict) -> dict:
         """Learn from an annotation event; returns a short status."""
         return {"status": "ignored", "event": event}
