@@ -23,7 +23,7 @@ from connectors.provision import MARKER, Provisioner, load_provisioned
 from radlabel import seg as seg_codec
 from radlabel.audit import audit_log
 from radlabel.adjudication.decision import Decision, decide
-from radlabel.adjudication.reads import annotator, read_from_annotation
+from radlabel.adjudication.reads import annotator, read_from_annotation, task_shape, task_spacing
 from radlabel.brush_rle import mask_regions
 from radlabel.errors import RadlabelError
 from radlabel.protocol.instructions import instructions_html
@@ -63,6 +63,7 @@ class Adjudicator:
         with sqlite3.connect(self.db) as db:
             db.execute(SCHEMA)
         self._consensus_user: int | None = None
+        self._quality_desk = None
 
     # -- bookkeeping ------------------------------------------------------------
     @contextlib.contextmanager
@@ -106,9 +107,13 @@ class Adjudicator:
         marker = MARKER.search(description)
         if marker:
             return marker["id"], "reads"
+        from connectors.qa import CALIBRATION_MARKER, REVIEW_MARKER
+
         for line in description.splitlines():
-            if line.startswith(ARBITRATION_MARKER):
-                return line.split()[1], "arbitration"
+            for prefix, kind in ((ARBITRATION_MARKER, "arbitration"), (CALIBRATION_MARKER, "calibration"),
+                                 (REVIEW_MARKER, "review")):
+                if line.startswith(prefix):
+                    return line.split()[1], kind
         return None
 
     def arbitration_project(self, protocol: Protocol) -> int:
@@ -133,28 +138,51 @@ class Adjudicator:
             return None
         protocol = load_provisioned(self.settings, kind[0])
         with self._lock():
-            if kind[1] == "reads":
-                return self.adjudicate_task(protocol, task_id)
+            return self._dispatch(protocol, kind[1], task_id)
+
+    def _dispatch(self, protocol: Protocol, kind: str, task_id: int) -> Outcome | None:
+        if kind == "reads":
+            return self.adjudicate_task(protocol, task_id)
+        if kind == "arbitration":
             return self.finish_arbitration(protocol, task_id)
+        qa = self.quality_desk()
+        if kind == "review":
+            outcome = qa.score_review(protocol, task_id)
+            return Outcome(task_id, "reviewed" if outcome else "waiting", (outcome or {}).get("verdict", ""))
+        case = qa.qa_task(task_id)  # a calibration case: re-score the reader, certify when all are read
+        if case is None or case[3] is None:
+            return None
+        tier = qa.calibration_tier(protocol.id, case[3])
+        certification, progress = qa.calibrate(protocol, case[3], tier)
+        if certification is None:
+            return Outcome(task_id, "calibrating", f"{progress['read']} of {progress['cases']} cases read")
+        return Outcome(task_id, "certified" if certification.certified else "not certified",
+                       certification.feedback().splitlines()[0])
 
-    def _shape(self, task) -> tuple[int, int, int]:
-        data = task.data
-        return len(data["images"]), int(data["rows"]), int(data["columns"])
+    def quality_desk(self):
+        from connectors.qa import QualityDesk
 
-    def _spacing(self, task) -> tuple[float, float, float]:
-        data = task.data
-        pixel = data["pixel_spacing_mm"]
-        return float(data.get("slice_spacing_mm") or 1.0), float(pixel[0]), float(pixel[1])
+        if self._quality_desk is None:
+            self._quality_desk = QualityDesk(self.settings, self.ls)
+        return self._quality_desk
 
-    def _reads(self, task, protocol: Protocol) -> list:
+    def _latest_annotations(self, task, protocol: Protocol) -> dict[int, dict]:
+        """reader -> their latest read of the task, for readers whose reads count (certified, once enforced)."""
         consensus = self.consensus_user()
+        qa = self.quality_desk()
         annotations = [a if isinstance(a, dict) else a.dict() for a in (task.annotations or [])]
         latest = {}
         for annotation in sorted(annotations, key=lambda a: a["id"]):
             if annotation.get("was_cancelled") or annotation.get("ground_truth") or annotator(annotation) == consensus:
                 continue
+            if not qa.counts(protocol, annotator(annotation)):
+                continue  # an uncertified reader's read: kept in Label Studio, not counted
             latest[annotator(annotation)] = annotation  # a reader's latest read counts
-        return [read_from_annotation(a, protocol, self._shape(task)) for a in latest.values()]
+        return latest
+
+    def _reads(self, task, protocol: Protocol) -> list:
+        return [read_from_annotation(a, protocol, task_shape(task.data))
+                for a in self._latest_annotations(task, protocol).values()]
 
     def adjudicate_task(self, protocol: Protocol, task_id: int) -> Outcome:
         row = self._row(task_id)
@@ -162,12 +190,20 @@ class Adjudicator:
             return Outcome(task_id, "already final", seg_sop_uid=row[2])
         if row and row[0] == "arbitration":
             return Outcome(task_id, "arbitration", "waiting for the arbiter", arbitration_task_id=row[1])
+        qa = self.quality_desk()
+        case = qa.qa_task(task_id)
+        if case and case[0] == "gold_copy":  # hidden gold: scored against its reference, never finalised
+            scores = qa.score_gold_copy(protocol, task_id)
+            return Outcome(task_id, "gold scored", ", ".join(f"reader {s.reader}: Dice {s.mean_dice:.2f}"
+                                                              for s in scores if s.mean_dice is not None))
         with label_studio_errors(f"read task {task_id}"):
             task = self.ls.tasks.get(id=task_id)
-        reads = self._reads(task, protocol)
+        annotations = self._latest_annotations(task, protocol)
+        reads = [read_from_annotation(a, protocol, task_shape(task.data)) for a in annotations.values()]
         if len(reads) < protocol.readers.per_study:
-            return Outcome(task_id, "waiting", f"{len(reads)} of {protocol.readers.per_study} reads")
-        decision = decide(reads, protocol, self._spacing(task))
+            return Outcome(task_id, "waiting", f"{len(reads)} of {protocol.readers.per_study} counted reads")
+        decision = decide(reads, protocol, task_spacing(task.data))
+        qa.record_consensus_scores(protocol, task, annotations, decision)
         if decision.accepted:
             seg_uid = self._finalise(protocol, task, decision.consensus, decision.findings, decision.summary(),
                                      method=protocol.adjudication.method.value, readers=[r.reader for r in reads])
@@ -206,7 +242,7 @@ class Adjudicator:
         annotations = [a for a in annotations if not a.get("was_cancelled")]
         if not annotations:
             return Outcome(source_id, "arbitration", "waiting for the arbiter", arbitration_task_id=arbitration_task_id)
-        final = read_from_annotation(sorted(annotations, key=lambda a: a["id"])[-1], protocol, self._shape(arbitration))
+        final = read_from_annotation(sorted(annotations, key=lambda a: a["id"])[-1], protocol, task_shape(arbitration.data))
         with label_studio_errors(f"read task {source_id}"):
             source = self.ls.tasks.get(id=source_id)
         summary = json.loads(self._decision_json(source_id) or "{}") | {"arbitrated_by": final.reader}
@@ -250,6 +286,7 @@ class Adjudicator:
             if stored.failed:
                 raise RadlabelError(f"Orthanc refused the final SEG of task {task.id}: see the Orthanc log.")
         self._save(task.id, protocol.id, "final", self._row(task.id)[1] if self._row(task.id) else None, seg_uid, summary)
+        self.quality_desk().maybe_review(protocol, task, masks, findings)
         audit_log(self.settings).append("adjudication", "radlabel-adjudicator", f"{protocol.id} {protocol.version}",
                                         task=task.id, decision="final", method=method, readers=readers,
                                         arbitrated_by=summary.get("arbitrated_by"), seg_sop_instance_uid=seg_uid)
@@ -286,8 +323,7 @@ class Adjudicator:
                 if not (task.total_annotations or 0):
                     continue
                 with self._lock():
-                    outcome = (self.adjudicate_task(protocol, task.id) if kind[1] == "reads"
-                               else self.finish_arbitration(protocol, task.id))
+                    outcome = self._dispatch(protocol, kind[1], task.id)
                 if outcome:
                     outcomes.append(outcome)
         return outcomes

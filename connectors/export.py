@@ -29,6 +29,7 @@ from radlabel.geometry import labelmap_to_nifti
 from radlabel.ingest.series import frame_pixels, frames_of, geometry_of
 from radlabel.protocol.ohif import segment_classes
 from radlabel.protocol.template import Protocol
+from radlabel.qa.representativeness import acquisition_profile
 from radlabel.settings import Settings
 
 SPLITS = (("train", 0.7), ("validation", 0.15), ("test", 0.15))
@@ -91,13 +92,13 @@ def export_dataset(settings: Settings, protocol: Protocol, out: Path, fmt: str =
             raise RadlabelError(f"the final SEG of task {task_id} is not in Orthanc: run `radlabel reconcile`.")
         segments = {s.label: s.mask for s in seg_codec.decode(finals[0], task.data["sop_instance_uids"])}
         first = source[0]
+        # Taken at sync from the source headers (the research copy has no institution left to stratify by).
+        acquisition = task.data.get("acquisition") or acquisition_profile(first, "site-unknown")
         case_id = f"case-{_short(task.data['series'])}"
         case = {"case": case_id, "task": task_id, "patient": f"patient-{_short(str(first.get('PatientID', '')))}",
-                "site": f"site-{_short(str(first.get('InstitutionName', '') or first.get('StationName', '') or 'unknown'))}",
-                "scanner": f"{first.get('Manufacturer', '')} {first.get('ManufacturerModelName', '')}".strip() or "unknown",
-                "slice_thickness_mm": float(first.get("SliceThickness", 0) or 0),
-                "kernel": str(first.get("ConvolutionKernel", "") or ""),
-                "contrast": bool(str(first.get("ContrastBolusAgent", "") or "")),
+                "site": acquisition["site"], "scanner": f"{acquisition['manufacturer']} {acquisition['scanner']}",
+                "slice_thickness_mm": acquisition["slice_thickness_mm"], "kernel": acquisition["kernel"],
+                "contrast": acquisition["contrast"],
                 "research_series": task.data["series"], "final_seg": str(finals[0].SOPInstanceUID),
                 "method": finals[0].get("ContentDescription", ""),
                 "readers": [f"reader-{r}" for r in sorted({int(k) for k in (decision.get("reader_findings") or {})})],

@@ -250,8 +250,8 @@ class Provisioner:
                     self.ls.annotations.update(id=annotation["id"], result=result)
         return [f"migrated {count} label(s) {old} -> {new or '(deleted)'}" for (old, new), count in sorted(renamed.items(), key=str)]
 
-    def connect(self, project_id: int) -> list[str]:
-        """Make sure the hooks webhook and the ML backend are attached (once)."""
+    def connect(self, project_id: int, ml_backend: bool = True) -> list[str]:
+        """Make sure the hooks webhook and (unless told not to) the ML backend are attached (once)."""
         changes = []
         hooks_url = self.settings.url("hooks") + "/webhook"
         secret = self.settings.secrets()["webhook_secret"]
@@ -262,6 +262,8 @@ class Provisioner:
                                         send_for_all_actions=False, actions=WEBHOOK_ACTIONS,
                                         headers={SECRET_HEADER: secret})
                 changes.append("webhook attached")
+        if not ml_backend:
+            return changes
         ml_url = self.settings.url("ml_backend")
         with label_studio_errors(f"connect the ML backend to project {project_id}"):
             if not [m for m in self.ls.ml.list(project=project_id) if m.url.rstrip("/") == ml_url]:

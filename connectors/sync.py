@@ -38,6 +38,7 @@ from radlabel.ingest.render import png_bytes, window
 from radlabel.ingest.series import Frame, frame_pixels
 from radlabel.ingest.validate import validate_series
 from radlabel.protocol.labelconfig import IMAGES_KEY
+from radlabel.qa.representativeness import acquisition_profile
 from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
 
@@ -61,6 +62,7 @@ class SyncSummary:
     skipped_research_copies: int = 0
     series: list[dict] = field(default_factory=list)
     segs: list[dict] = field(default_factory=list)  # readers' SEGs imported into tasks
+    gold_copies: list[int] = field(default_factory=list)  # hidden gold tasks inserted by this run
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -161,6 +163,10 @@ class Syncer:
             self.progress(f"[{number}/{len(targets)}] series {record['series_key']}: {outcome}"
                           + (f" ({', '.join(record['reasons'])})" if record["reasons"] else ""))
         bar.close()
+        from connectors.qa import QualityDesk  # hidden gold copies keep their rate in the growing queue
+
+        produced = sum(1 for r in self.state.all(self.protocol.id) if r.status == "done")
+        summary.gold_copies = QualityDesk(self.settings, self.ls).insert_gold(self.protocol, self.project_id(), produced)
         from connectors.seg_import import SegImporter  # the reverse path: readers' SEGs into the tasks
 
         summary.segs = [result.as_dict() for result in SegImporter(self).run()]
@@ -218,7 +224,8 @@ class Syncer:
         record.status, record.flags = "rendered", flags
         self.state.put(record)
         record.project_id = self.project_id()
-        record.task_id = self._ensure_task(record, frames, images, report.slice_spacing_mm, interrupted_at_task)
+        record.task_id = self._ensure_task(record, frames, images, report.slice_spacing_mm, interrupted_at_task,
+                                           self.acquisition(datasets[0]))
         return self._finish(record, "done", flags, "synced")
 
     def _finish(self, record: SeriesRecord, status: str, items: list[dict], outcome: str) -> dict:
@@ -332,8 +339,13 @@ class Syncer:
         return urls
 
     # -- Label Studio ------------------------------------------------------------
+    def acquisition(self, dataset) -> dict:
+        """The series' stratum for representativeness and splits; the site only as a keyed pseudonym."""
+        site = str(dataset.get("InstitutionName", "") or dataset.get("StationName", "") or "unknown")
+        return acquisition_profile(dataset, "site-" + self.deid.digest("site", site).hex()[:8])
+
     def _ensure_task(self, record: SeriesRecord, frames: list[Frame], images: dict[str, list[str]],
-                     slice_spacing: float | None, interrupted_at_task: bool) -> int:
+                     slice_spacing: float | None, interrupted_at_task: bool, acquisition: dict) -> int:
         if record.task_id:
             return record.task_id
         if interrupted_at_task:  # the last run stopped while creating this task: did it get made?
@@ -359,6 +371,7 @@ class Syncer:
             "images_by_preset": images,
             "flags": [f["code"] for f in record.flags if f["code"] not in ("deidentified",)],
             "protocol": {"id": self.protocol.id, "version": self.protocol.version},
+            "acquisition": acquisition,
         }
         record.status = "creating_task"
         self.state.put(record)

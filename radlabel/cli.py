@@ -433,6 +433,70 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _protocol(name: str):
+    """A template file, or the id of a protocol provisioned from this state directory."""
+    from connectors.provision import load_provisioned
+    from radlabel.protocol import load_template
+    from radlabel.settings import load_settings
+
+    return load_template(name) if Path(name).is_file() else load_provisioned(load_settings(), name)
+
+
+def cmd_gold(args) -> int:
+    from connectors.qa import QualityDesk
+    from radlabel.settings import load_settings
+
+    protocol = _protocol(args.protocol)
+    desk = QualityDesk(load_settings())
+    if args.gold_command == "add":
+        added = desk.add_gold(protocol, args.tasks)
+        print(f"{len(added)} task(s) added to the gold standard of {protocol.id}")
+    gold = desk.gold(protocol.id)
+    calibration = desk.calibration_set(protocol)
+    print(f"gold standard of {protocol.id}: {len(gold)} task(s) {gold}; calibration set {calibration} "
+          f"({protocol.qa.calibration.cases} needed; certification "
+          f"{'enforced' if desk.certification_enforced(protocol) else 'not yet enforced'})")
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from connectors.qa import QualityDesk
+    from radlabel.protocol.enum import ReaderTier
+    from radlabel.settings import load_settings
+
+    protocol = _protocol(args.protocol)
+    desk = QualityDesk(load_settings())
+    reader = desk.reader_id(args.reader)
+    certification, progress = desk.calibrate(protocol, reader, ReaderTier(args.tier))
+    if certification is None:
+        print(f"reader-{reader}: {progress['read']} of {progress['cases']} calibration cases read in Label Studio "
+              f"project {progress['project']}; run this again (or let the webhook) once all are read.")
+        return 0
+    print(json.dumps(certification.as_dict(), indent=2) if args.json else certification.feedback())
+    return 0 if certification.certified else 1
+
+
+def cmd_report(args) -> int:
+    from connectors.qa import report_figures
+    from radlabel.qa.report import render_html
+    from radlabel.settings import load_settings
+
+    protocol = _protocol(args.protocol)
+    figures = report_figures(load_settings(), protocol)
+    out = Path(args.out)
+    if out.suffix != ".html":
+        raise RadlabelError(f"--out {out}: expected a file name ending in .html (the JSON is written beside it).")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(out.name + ".partial")
+    staging.write_text(render_html(figures))
+    out.with_suffix(".json").write_text(json.dumps(figures, indent=1, default=str))
+    staging.rename(out)
+    print(f"wrote {out} and {out.with_suffix('.json')}: {len(figures['alerts'])} alert(s)")
+    for alert in figures["alerts"]:
+        print(f"  ! {alert}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from radlabel.demo import run_demo
 
@@ -558,9 +622,36 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--seed", type=int, default=0, help="seed of the split assignment")
     export.set_defaults(func=cmd_export)
 
+    gold = sub.add_parser("gold", help="the gold-standard set of a protocol (final tasks as reference)"
+                          ).add_subparsers(dest="gold_command", required=True, metavar="ACTION")
+    gold_add = gold.add_parser("add", help="mark final tasks as gold standard")
+    gold_add.add_argument("protocol", help="template file or provisioned protocol id")
+    gold_add.add_argument("tasks", nargs="+", type=int, metavar="TASK")
+    gold_add.set_defaults(func=cmd_gold)
+    gold_list = gold.add_parser("list", help="the gold standard and calibration set")
+    gold_list.add_argument("protocol", help="template file or provisioned protocol id")
+    gold_list.set_defaults(func=cmd_gold)
+
+    calibrate = sub.add_parser("calibrate", help="open a reader's calibration cases; certify them once all are read")
+    calibrate.add_argument("protocol", help="template file or provisioned protocol id")
+    calibrate.add_argument("reader", help="the reader's Label Studio e-mail")
+    calibrate.add_argument("--tier", choices=["technician", "radiologist", "senior"], default="radiologist")
+    calibrate.add_argument("--json", action="store_true")
+    calibrate.set_defaults(func=cmd_calibrate)
+
+    report = sub.add_parser("report", help="QA report of a protocol: self-contained HTML + the figures as JSON")
+    report.add_argument("protocol", help="template file or provisioned protocol id")
+    report.add_argument("--out", required=True, help="report file (.html); the JSON goes beside it")
+    report.set_defaults(func=cmd_report)
+
     demo = sub.add_parser("demo", help="bring the stack up and run the whole pipeline that exists on samples")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
     demo.set_defaults(func=cmd_demo)
+
+    # -- readers (issue #8: OHIF extension; defined in connectors/readers.py) --
+    from connectors.readers import add_cli as add_readers_cli
+    add_readers_cli(sub)
+    # -- end readers --
     return parser
 
 

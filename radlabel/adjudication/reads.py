@@ -39,6 +39,17 @@ def annotator(annotation: dict) -> int:
     return int(value or 0)
 
 
+def task_shape(data: dict) -> tuple[int, int, int]:
+    """(slices, rows, columns) of a synced series task, from its data."""
+    return len(data["images"]), int(data["rows"]), int(data["columns"])
+
+
+def task_spacing(data: dict) -> tuple[float, float, float]:
+    """Voxel spacing in mm (slice, row, column) of a synced series task, from its data."""
+    pixel = data["pixel_spacing_mm"]
+    return float(data.get("slice_spacing_mm") or 1.0), float(pixel[0]), float(pixel[1])
+
+
 def read_from_annotation(annotation: dict, protocol: Protocol, shape: tuple[int, int, int]) -> Read:
     """``shape`` is the task's (slices, rows, columns)."""
     read = Read(annotator(annotation), int(annotation["id"]))

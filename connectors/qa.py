@@ -1,0 +1,369 @@
+"""Quality assurance in the annotation loop: gold standard, calibration, hidden gold, QA review, scores.
+
+- Gold standard: final tasks an admin marks as reference (``radlabel gold add``); the reference is
+  the task's final labels (the consensus user's ground-truth annotation in Label Studio).
+- Calibration: each reader gets a calibration project of their own (marker line
+  ``radlabel-calibration: <protocol> <version> <user id>``) holding copies of the first
+  ``qa.calibration.cases`` gold studies, without labels or predictions; their reads are scored
+  against the references and the reader is certified per tier or gets a feedback report.
+  Once a protocol's calibration set is complete, only certified readers' production reads count.
+- Hidden gold: sync inserts copies of gold studies into the production project at the protocol's
+  ``gold_insertion_rate``; readers cannot tell them apart; their reads are scored, never finalised.
+- QA review: final tasks drawn at ``sampling_rate`` go to a review project with the final labels as
+  a prediction; the reviewer's saved labels are compared with the final ones.
+- Every scored read (calibration, gold, consensus, review) goes to ``reader_scores``: the data
+  behind control charts, fatigue and time figures in the report.
+Which task is a gold copy or a calibration case lives only in the state store, never in the task.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from datetime import datetime
+
+import numpy as np
+
+from connectors.label_studio import client as label_studio_client, label_studio_errors
+from connectors.provision import Provisioner
+from radlabel.adjudication.reads import Read, annotator, read_from_annotation, task_shape, task_spacing
+from radlabel.audit import audit_log
+from radlabel.brush_rle import mask_regions
+from radlabel.errors import RadlabelError
+from radlabel.protocol.enum import ReaderTier
+from radlabel.protocol.instructions import instructions_html
+from radlabel.protocol.labelconfig import label_config
+from radlabel.protocol.template import Protocol
+from radlabel.qa.certification import Certification, certify, tier_classes
+from radlabel.qa.sampling import gold_copies_due, sampled_for_review
+from radlabel.qa.scoring import ReadScore, score_read
+from radlabel.settings import Settings
+
+CALIBRATION_MARKER = "radlabel-calibration:"
+REVIEW_MARKER = "radlabel-qa-review:"
+# Task data that would tell a reader where a copy came from.
+_HIDDEN_KEYS = ("source_task", "disagreement")
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS gold (protocol_id TEXT NOT NULL, task_id INTEGER NOT NULL, added REAL NOT NULL,"
+    " PRIMARY KEY (protocol_id, task_id))",
+    "CREATE TABLE IF NOT EXISTS qa_tasks (task_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, protocol_id TEXT NOT NULL,"
+    " reference_task_id INTEGER NOT NULL, reader INTEGER, outcome TEXT, created REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS certifications (protocol_id TEXT NOT NULL, reader INTEGER NOT NULL, tier TEXT NOT NULL,"
+    " certified INTEGER NOT NULL, report TEXT NOT NULL, updated REAL NOT NULL, PRIMARY KEY (protocol_id, reader, tier))",
+    "CREATE TABLE IF NOT EXISTS reader_scores (protocol_id TEXT NOT NULL, reader INTEGER NOT NULL,"
+    " task_id INTEGER NOT NULL, source TEXT NOT NULL, at REAL NOT NULL, lead_time_s REAL, mean_dice REAL,"
+    " detail TEXT NOT NULL, PRIMARY KEY (protocol_id, reader, task_id, source))",
+    "CREATE TABLE IF NOT EXISTS calibration_tiers (protocol_id TEXT NOT NULL, reader INTEGER NOT NULL, tier TEXT NOT NULL,"
+    " PRIMARY KEY (protocol_id, reader))",
+    "CREATE TABLE IF NOT EXISTS qa_counters (protocol_id TEXT PRIMARY KEY, gold_inserted INTEGER NOT NULL)",
+]
+
+
+def _epoch(value) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time()
+
+
+def _as_dict(annotation) -> dict:
+    return annotation if isinstance(annotation, dict) else annotation.dict()
+
+
+class QualityDesk:
+    def __init__(self, settings: Settings, ls=None):
+        self.settings = settings
+        self.ls = ls or label_studio_client(settings)
+        self.db = settings.home / "state.sqlite"
+        self.key = bytes.fromhex(settings.secrets()["pseudonym_key"])
+        with sqlite3.connect(self.db) as db:
+            for statement in SCHEMA:
+                db.execute(statement)
+
+    def _query(self, sql: str, *args) -> list:
+        with sqlite3.connect(self.db) as db:
+            return db.execute(sql, args).fetchall()
+
+    # -- gold standard -------------------------------------------------------------------
+    def add_gold(self, protocol: Protocol, task_ids: list[int]) -> list[int]:
+        final = {row[0] for row in self._query(
+            "SELECT task_id FROM adjudications WHERE protocol_id=? AND status='final'", protocol.id)} \
+            if self._query("SELECT name FROM sqlite_master WHERE name='adjudications'") else set()
+        for task_id in task_ids:
+            if task_id not in final:
+                raise RadlabelError(f"task {task_id} has no final labels in protocol {protocol.id}: only adjudicated "
+                                    "tasks can be gold standard (see `radlabel reconcile`).")
+        added = []
+        with sqlite3.connect(self.db) as db:
+            for task_id in task_ids:
+                if db.execute("INSERT OR IGNORE INTO gold VALUES (?,?,?)", (protocol.id, task_id, time.time())).rowcount:
+                    added.append(task_id)
+        if added:
+            audit_log(self.settings).append("gold", "admin", f"{protocol.id} {protocol.version}", added=added)
+        return added
+
+    def gold(self, protocol_id: str) -> list[int]:
+        return [r[0] for r in self._query("SELECT task_id FROM gold WHERE protocol_id=? ORDER BY added, task_id",
+                                          protocol_id)]
+
+    def calibration_set(self, protocol: Protocol) -> list[int]:
+        return self.gold(protocol.id)[:protocol.qa.calibration.cases]
+
+    def certification_enforced(self, protocol: Protocol) -> bool:
+        """From the moment the calibration set is complete, only certified readers' reads count."""
+        return len(self.gold(protocol.id)) >= protocol.qa.calibration.cases
+
+    def certified_readers(self, protocol_id: str) -> set[int]:
+        return {r[0] for r in self._query("SELECT reader FROM certifications WHERE protocol_id=? AND certified=1",
+                                          protocol_id)}
+
+    def counts(self, protocol: Protocol, reader: int) -> bool:
+        return not self.certification_enforced(protocol) or reader in self.certified_readers(protocol.id)
+
+    def reference(self, protocol: Protocol, task_id: int) -> tuple[Read, object]:
+        """The final labels of a gold (or final) task as a read, and the task."""
+        from connectors.adjudicate import CONSENSUS_USER
+
+        with label_studio_errors(f"read gold task {task_id}"):
+            task = self.ls.tasks.get(id=task_id)
+            consensus = [u.id for u in self.ls.users.list() if u.email == CONSENSUS_USER]
+        finals = [_as_dict(a) for a in task.annotations or [] if annotator(_as_dict(a)) in consensus]
+        if not finals:
+            raise RadlabelError(f"gold task {task_id} has no final labels in Label Studio: run `radlabel reconcile`.")
+        reference = read_from_annotation(finals[-1], protocol, task_shape(task.data))
+        decision = self._query("SELECT decision FROM adjudications WHERE task_id=?", task_id)
+        votes: dict[str, int] = {}
+        readers = json.loads(decision[0][0] or "{}").get("edge_cases", {}) if decision else {}
+        for rules in readers.values():
+            for rule in rules:
+                votes[rule] = votes.get(rule, 0) + 1
+        reference.edge_cases = {rule for rule, n in votes.items() if n * 2 > len(readers)}
+        return reference, task
+
+    # -- projects of ours besides production ---------------------------------------------------
+    def _project(self, marker_line: str, title: str, description: str, protocol: Protocol) -> int:
+        with label_studio_errors("find a QA project"):
+            for project in self.ls.projects.list(page_size=100):
+                if marker_line in (project.description or "").splitlines():
+                    return project.id
+            project = self.ls.projects.create(
+                title=title[:50], description=f"{description}\n{marker_line}", label_config=label_config(protocol),
+                expert_instruction=instructions_html(protocol), show_instruction=True, maximum_annotations=1,
+                show_skip_button=False)
+        Provisioner(self.settings).connect(project.id, ml_backend=False)  # webhooks, no pre-labels
+        return project.id
+
+    def _copy_task(self, project_id: int, source, kind: str, protocol: Protocol, reader: int | None,
+                   prediction: list | None = None) -> int:
+        data = {k: v for k, v in source.data.items() if k not in _HIDDEN_KEYS}
+        with label_studio_errors(f"create a {kind} task"):
+            created = self.ls.tasks.create(project=project_id, data=data)
+            if prediction is not None:
+                self.ls.predictions.create(task=created.id, result=prediction, score=1.0, model_version="final-labels")
+        with sqlite3.connect(self.db) as db:
+            db.execute("INSERT INTO qa_tasks VALUES (?,?,?,?,?,?,?)",
+                       (created.id, kind, protocol.id, source.id, reader, None, time.time()))
+        return created.id
+
+    def qa_task(self, task_id: int) -> tuple[str, str, int, int | None] | None:
+        """(kind, protocol id, reference task, reader) of a calibration case, gold copy or review task."""
+        rows = self._query("SELECT kind, protocol_id, reference_task_id, reader FROM qa_tasks WHERE task_id=?", task_id)
+        return rows[0] if rows else None
+
+    # -- calibration -------------------------------------------------------------------------------
+    def reader_id(self, email: str) -> int:
+        with label_studio_errors(f"find reader {email}"):
+            found = [u.id for u in self.ls.users.list() if u.email == email]
+            return found[0] if found else self.ls.users.create(email=email, username=email.split("@")[0][:30]).id
+
+    def calibration_project(self, protocol: Protocol, reader: int) -> int:
+        marker = f"{CALIBRATION_MARKER} {protocol.id} {protocol.version} {reader}"
+        return self._project(marker, f"Calibration {protocol.id} — reader {reader}",
+                             f"Calibration of reader {reader} for {protocol.name} {protocol.version}: read every case "
+                             "as in production. Your reads are scored against the gold standard.", protocol)
+
+    def calibrate(self, protocol: Protocol, reader: int, tier: ReaderTier) -> tuple[Certification | None, dict]:
+        """Open (once) the reader's calibration cases; score what is read; certify when all are read."""
+        cases = self.calibration_set(protocol)
+        if len(cases) < protocol.qa.calibration.cases:
+            raise RadlabelError(f"protocol {protocol.id} has {len(cases)} gold studies; its calibration needs "
+                                f"{protocol.qa.calibration.cases} (qa.calibration.cases): add final tasks with "
+                                "`radlabel gold add`.")
+        project = self.calibration_project(protocol, reader)
+        with sqlite3.connect(self.db) as db:
+            db.execute("INSERT OR REPLACE INTO calibration_tiers VALUES (?,?,?)", (protocol.id, reader, tier.value))
+        opened = {r[0]: r[1] for r in self._query(
+            "SELECT reference_task_id, task_id FROM qa_tasks WHERE kind='calibration' AND protocol_id=? AND reader=?",
+            protocol.id, reader)}
+        for gold_task in cases:
+            if gold_task not in opened:
+                _, source = self.reference(protocol, gold_task)
+                opened[gold_task] = self._copy_task(project, source, "calibration", protocol, reader)
+        scores, findings = [], {}
+        for number, gold_task in enumerate(cases, 1):
+            reference, _ = self.reference(protocol, gold_task)
+            score = self._score_own_read(protocol, opened[gold_task], reader, reference, "calibration",
+                                         case=f"C{number}", classes=tier_classes(protocol, tier))
+            if score:
+                scores.append(score)
+                findings[score.case] = reference.findings
+        progress = {"project": project, "cases": len(cases), "read": len(scores)}
+        if len(scores) < len(cases):
+            return None, progress
+        result = certify(scores, protocol, tier, reader, findings)
+        with sqlite3.connect(self.db) as db:
+            db.execute("INSERT OR REPLACE INTO certifications VALUES (?,?,?,?,?,?)",
+                       (protocol.id, reader, tier.value, int(result.certified), json.dumps(result.as_dict()), time.time()))
+        audit_log(self.settings).append("certification", "radlabel-qa", f"{protocol.id} {protocol.version}",
+                                        reader=f"reader-{reader}", tier=tier.value, certified=result.certified,
+                                        failed_classes=result.failed_classes, calibration_project=project)
+        return result, progress
+
+    def calibration_tier(self, protocol_id: str, reader: int) -> ReaderTier:
+        rows = self._query("SELECT tier FROM calibration_tiers WHERE protocol_id=? AND reader=?", protocol_id, reader)
+        return ReaderTier(rows[0][0]) if rows else ReaderTier.RADIOLOGIST
+
+    def certifications(self, protocol_id: str) -> list[dict]:
+        return [json.loads(r[0]) for r in self._query(
+            "SELECT report FROM certifications WHERE protocol_id=? ORDER BY reader, tier", protocol_id)]
+
+    def _score_own_read(self, protocol: Protocol, task_id: int, reader: int, reference: Read, source: str,
+                        case: str, classes: list[str] | None = None) -> ReadScore | None:
+        with label_studio_errors(f"read task {task_id}"):
+            task = self.ls.tasks.get(id=task_id)
+        own = [_as_dict(a) for a in task.annotations or []
+               if annotator(_as_dict(a)) == reader and not _as_dict(a).get("was_cancelled")]
+        if not own:
+            return None
+        annotation = sorted(own, key=lambda a: a["id"])[-1]
+        read = read_from_annotation(annotation, protocol, task_shape(task.data))
+        score = score_read(read, reference, protocol, task_spacing(task.data), case, classes)
+        self.record_score(protocol.id, reader, task_id, source, annotation, score.mean_dice, score.as_dict())
+        return score
+
+    # -- scores --------------------------------------------------------------------------------------
+    def record_score(self, protocol_id: str, reader: int, task_id: int, source: str, annotation: dict,
+                     mean_dice: float | None, detail: dict) -> None:
+        with sqlite3.connect(self.db) as db:
+            db.execute("INSERT OR REPLACE INTO reader_scores VALUES (?,?,?,?,?,?,?,?)",
+                       (protocol_id, reader, task_id, source, _epoch(annotation.get("created_at") or time.time()),
+                        annotation.get("lead_time"), mean_dice, json.dumps(detail, default=str)))
+
+    def scores(self, protocol_id: str) -> list[dict]:
+        rows = self._query("SELECT reader, task_id, source, at, lead_time_s, mean_dice FROM reader_scores "
+                           "WHERE protocol_id=? ORDER BY at, task_id", protocol_id)
+        return [{"reader": f"reader-{r[0]}", "reader_id": r[0], "task": r[1], "source": r[2], "at": r[3],
+                 "lead_time_s": r[4], "mean_dice": r[5]} for r in rows]
+
+    def record_consensus_scores(self, protocol: Protocol, task, annotations: dict[int, dict], decision) -> None:
+        """Each reader's production read against the consensus it helped make (the drift signal)."""
+        for reader, annotation in annotations.items():
+            dice = [figures["vs_consensus"][str(reader)]["dice"] for figures in decision.agreement.values()
+                    if str(reader) in figures["vs_consensus"]]
+            self.record_score(protocol.id, reader, task.id, "consensus", annotation,
+                              float(np.mean(dice)) if dice else None, {"classes": dice})
+
+    # -- hidden gold -----------------------------------------------------------------------------------
+    def insert_gold(self, protocol: Protocol, project_id: int, produced: int) -> list[int]:
+        """Gold copies into the production queue so that they make ``gold_insertion_rate`` of its tasks."""
+        gold = self.gold(protocol.id)
+        if not gold or protocol.qa.gold_insertion_rate <= 0:
+            return []
+        inserted = self._query("SELECT gold_inserted FROM qa_counters WHERE protocol_id=?", protocol.id)
+        inserted = inserted[0][0] if inserted else 0
+        due = gold_copies_due(produced, inserted, protocol.qa.gold_insertion_rate)
+        # Cases beyond the calibration set first: readers have seen the calibration cases.
+        pool = gold[protocol.qa.calibration.cases:] or gold
+        created = []
+        for number in range(inserted, inserted + due):
+            _, source = self.reference(protocol, pool[number % len(pool)])
+            created.append(self._copy_task(project_id, source, "gold_copy", protocol, None))
+            with sqlite3.connect(self.db) as db:
+                db.execute("INSERT INTO qa_counters VALUES (?,?) ON CONFLICT(protocol_id) DO UPDATE SET "
+                           "gold_inserted=excluded.gold_inserted", (protocol.id, number + 1))
+        if created:
+            audit_log(self.settings).append("gold_insertion", "radlabel-qa", f"{protocol.id} {protocol.version}",
+                                            tasks=created)
+        return created
+
+    def score_gold_copy(self, protocol: Protocol, task_id: int) -> list[ReadScore]:
+        kind = self.qa_task(task_id)
+        reference, _ = self.reference(protocol, kind[2])
+        with label_studio_errors(f"read task {task_id}"):
+            task = self.ls.tasks.get(id=task_id)
+        readers = {annotator(_as_dict(a)) for a in task.annotations or [] if not _as_dict(a).get("was_cancelled")}
+        return [s for reader in sorted(readers)
+                if (s := self._score_own_read(protocol, task_id, reader, reference, "gold", f"task {task_id}"))]
+
+    # -- QA review of final labels --------------------------------------------------------------------
+    def maybe_review(self, protocol: Protocol, task, masks: dict, findings: set) -> int | None:
+        if not sampled_for_review(self.key, task.id, protocol.qa.sampling_rate):
+            return None
+        if self._query("SELECT task_id FROM qa_tasks WHERE kind='review' AND reference_task_id=?", task.id):
+            return None
+        project = self._project(f"{REVIEW_MARKER} {protocol.id} {protocol.version}",
+                                f"QA review {protocol.id}",
+                                f"QA review of final labels of {protocol.name} {protocol.version}: correct what is "
+                                "wrong and submit; submitting unchanged confirms them.", protocol)
+        review = self._copy_task(project, task, "review", protocol, None, prediction=mask_regions(masks))
+        audit_log(self.settings).append("qa_sampling", "radlabel-qa", f"{protocol.id} {protocol.version}",
+                                        task=task.id, review_task=review)
+        return review
+
+    def score_review(self, protocol: Protocol, review_task_id: int) -> dict | None:
+        kind = self.qa_task(review_task_id)
+        reference, _ = self.reference(protocol, kind[2])
+        with label_studio_errors(f"read review task {review_task_id}"):
+            task = self.ls.tasks.get(id=review_task_id)
+        done = [_as_dict(a) for a in task.annotations or [] if not _as_dict(a).get("was_cancelled")]
+        if not done:
+            return None
+        reviewer = annotator(done[-1])
+        score = self._score_own_read(protocol, review_task_id, reviewer, reference, "review", f"task {kind[2]}")
+        outcome = {"reviewer": f"reader-{reviewer}", "final_task": kind[2], "mean_dice": score.mean_dice,
+                   "verdict": "confirmed" if (score.mean_dice or 0) >= 0.99 and not score.findings_missed
+                   and not score.findings_extra else "corrected"}
+        with sqlite3.connect(self.db) as db:
+            db.execute("UPDATE qa_tasks SET outcome=? WHERE task_id=?", (json.dumps(outcome), review_task_id))
+        audit_log(self.settings).append("qa_review", f"reader-{reviewer}", f"{protocol.id} {protocol.version}",
+                                        task=kind[2], review_task=review_task_id, verdict=outcome["verdict"])
+        return outcome
+
+    def reviews(self, protocol_id: str) -> list[dict]:
+        return [json.loads(r[0]) for r in self._query(
+            "SELECT outcome FROM qa_tasks WHERE kind='review' AND protocol_id=? AND outcome IS NOT NULL", protocol_id)]
+
+    def qa_counts(self, protocol_id: str) -> dict:
+        rows = self._query("SELECT kind, COUNT(*) FROM qa_tasks WHERE protocol_id=? GROUP BY kind", protocol_id)
+        return {"gold_studies": len(self.gold(protocol_id))} | {f"{kind}_tasks": n for kind, n in rows}
+
+
+def report_figures(settings: Settings, protocol: Protocol) -> dict:
+    """Every figure of the QA report of one protocol, from the state store and Label Studio (no PHI)."""
+    from connectors.adjudicate import Adjudicator
+    from radlabel.qa.report import build_figures
+
+    adjudicator = Adjudicator(settings)
+    desk = adjudicator.quality_desk()
+    final = {r[0] for r in desk._query("SELECT task_id FROM adjudications WHERE protocol_id=? AND status='final'",
+                                       protocol.id)}
+    project, _ = Provisioner(settings).find_project(protocol.id)
+    profiles = []
+    if project is not None and final:
+        with label_studio_errors("list the tasks of the protocol's project"):
+            for task in desk.ls.tasks.list(project=project.id, fields="all", page_size=100):
+                if task.id in final:
+                    profiles.append((task.data or {}).get("acquisition") or {})
+    tiers = {f"reader-{r[0]}": r[1] for r in desk._query(
+        "SELECT reader, tier FROM calibration_tiers WHERE protocol_id=?", protocol.id)}
+    counts = desk.qa_counts(protocol.id) | {"final": len(final),
+                                            "certification_enforced": desk.certification_enforced(protocol)}
+    return build_figures(protocol, scores=desk.scores(protocol.id), certifications=desk.certifications(protocol.id),
+                         tiers=tiers, decisions=adjudicator.decisions(protocol.id), profiles=profiles,
+                         reviews=desk.reviews(protocol.id), counts=counts)

@@ -1,0 +1,185 @@
+"""The reader registry: who may read in OHIF, at which tier, with which token.
+
+``radlabel readers add EMAIL --tier T`` finds (or creates) the reader's Label Studio
+user and issues a random per-reader token, printed once; only its SHA-256 is kept
+(table ``reader_tokens`` of the state database). The connector API
+(``connectors/viewer/api.py``) authenticates every request by that token.
+Tokens are compared in constant time; a revoked reader's token stops working at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from radlabel.errors import RadlabelError
+from radlabel.settings import Settings
+
+TIERS = ("technician", "radiologist", "senior")
+TOKEN_PREFIX = "rlr_"  # tells a reader token apart from other secrets in a support request
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+
+SCHEMA = """CREATE TABLE IF NOT EXISTS reader_tokens (
+    email TEXT PRIMARY KEY, ls_user_id INTEGER NOT NULL, tier TEXT NOT NULL,
+    token_sha256 TEXT, created REAL NOT NULL, revoked REAL)"""
+
+
+@dataclass(frozen=True)
+class Reader:
+    email: str
+    ls_user_id: int
+    tier: str
+    active: bool = True
+
+    @property
+    def pseudonym(self) -> str:
+        """How a reader appears in SEGs, audit entries and QA data (the adjudication's naming)."""
+        return f"reader-{self.ls_user_id}"
+
+    def as_dict(self) -> dict:
+        return {"email": self.email, "ls_user_id": self.ls_user_id, "tier": self.tier, "active": self.active}
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ReaderRegistry:
+    def __init__(self, db_path: Path):
+        self.db_path = db_path
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute(SCHEMA)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ReaderRegistry":
+        return cls(settings.home / "state.sqlite")
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.db_path, timeout=30)
+
+    def issue(self, email: str, tier: str, ls_user_id: int) -> str:
+        """Register (or re-register) a reader; a new token replaces any earlier one. Returns the token."""
+        email = check_email(email)
+        if tier not in TIERS:
+            raise RadlabelError(f"tier {tier!r} is not one of {', '.join(TIERS)}.")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self._connect() as db:
+            db.execute("INSERT INTO reader_tokens VALUES (?,?,?,?,?,NULL) ON CONFLICT(email) DO UPDATE SET "
+                       "ls_user_id=excluded.ls_user_id, tier=excluded.tier, token_sha256=excluded.token_sha256, "
+                       "created=excluded.created, revoked=NULL",
+                       (email, ls_user_id, tier, _digest(token), time.time()))
+        return token
+
+    def revoke(self, email: str) -> bool:
+        with self._connect() as db:
+            changed = db.execute("UPDATE reader_tokens SET token_sha256=NULL, revoked=? WHERE email=? AND revoked IS NULL",
+                                 (time.time(), email.strip().lower())).rowcount
+        return bool(changed)
+
+    def readers(self) -> list[Reader]:
+        with self._connect() as db:
+            rows = db.execute("SELECT email, ls_user_id, tier, revoked FROM reader_tokens ORDER BY email").fetchall()
+        return [Reader(email, user, tier, revoked is None) for email, user, tier, revoked in rows]
+
+    def authenticate(self, token: str) -> Reader | None:
+        """The active reader holding this token, or None. Every stored digest is compared in constant time."""
+        if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+            return None
+        given = _digest(token)
+        with self._connect() as db:
+            rows = db.execute("SELECT email, ls_user_id, tier, token_sha256 FROM reader_tokens "
+                              "WHERE revoked IS NULL AND token_sha256 IS NOT NULL").fetchall()
+        found = None
+        for email, user, tier, stored in rows:  # no early exit: timing says nothing about which row matched
+            if hmac.compare_digest(given, stored):
+                found = Reader(email, user, tier)
+        return found
+
+
+def check_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    if not _EMAIL.match(email):
+        raise RadlabelError(f"{email!r} is not an email address: give the reader's address, e.g. dr.a@hospital.org.")
+    return email
+
+
+def label_studio_user(settings: Settings, email: str) -> int:
+    """The Label Studio user id of this email, created (no password, API only) when missing."""
+    from connectors.label_studio import client, label_studio_errors
+
+    ls = client(settings)
+    with label_studio_errors("find or create the Label Studio user of a reader"):
+        for user in ls.users.list():
+            if (user.email or "").lower() == email:
+                return user.id
+        return ls.users.create(email=email, username=email.split("@")[0][:30]).id
+
+
+def add_reader(settings: Settings, email: str, tier: str) -> tuple[Reader, str]:
+    from radlabel.audit import audit_log
+
+    email = check_email(email)
+    if tier not in TIERS:
+        raise RadlabelError(f"tier {tier!r} is not one of {', '.join(TIERS)}.")
+    registry = ReaderRegistry.from_settings(settings)
+    user = label_studio_user(settings, email)
+    token = registry.issue(email, tier, user)
+    reader = Reader(email, user, tier)
+    audit_log(settings).append("reader_token_issued", "admin", None, reader=reader.pseudonym, tier=tier)
+    return reader, token
+
+
+# -- the `radlabel readers` command (wired into radlabel/cli.py) ------------------------------------------
+def cmd_readers(args) -> int:
+    import json
+
+    from radlabel.audit import audit_log
+    from radlabel.settings import load_settings
+
+    settings = load_settings()
+    if args.readers_command == "add":
+        reader, token = add_reader(settings, args.email, args.tier)
+        print(f"reader {reader.email} ({reader.tier}, Label Studio user {reader.ls_user_id}); token, shown only once:",
+              file=__import__("sys").stderr)
+        print(token)
+        return 0
+    registry = ReaderRegistry.from_settings(settings)
+    if args.readers_command == "list":
+        readers = registry.readers()
+        if args.json:
+            print(json.dumps([r.as_dict() for r in readers], indent=2))
+        else:
+            for r in readers:
+                print(f"  {r.email:<40} {r.tier:<12} user {r.ls_user_id:<5} {'active' if r.active else 'revoked'}")
+            if not readers:
+                print("  (no readers: add one with `radlabel readers add EMAIL --tier radiologist`)")
+        return 0
+    email = check_email(args.email)
+    if not registry.revoke(email):
+        raise RadlabelError(f"{email} has no active token: `radlabel readers list` shows the readers.")
+    known = {r.email: r for r in registry.readers()}
+    audit_log(settings).append("reader_token_revoked", "admin", None, reader=known[email].pseudonym)
+    print(f"revoked the token of {email}")
+    return 0
+
+
+def add_cli(sub) -> None:
+    readers = sub.add_parser("readers", help="OHIF readers and their tokens").add_subparsers(
+        dest="readers_command", required=True, metavar="ACTION")
+    add = readers.add_parser("add", help="register a reader (Label Studio user) and print a new token once")
+    add.add_argument("email")
+    add.add_argument("--tier", required=True, choices=TIERS)
+    add.set_defaults(func=cmd_readers)
+    listing = readers.add_parser("list", help="registered readers (no tokens)")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_readers)
+    revoke = readers.add_parser("revoke", help="revoke a reader's token")
+    revoke.add_argument("email")
+    revoke.set_defaults(func=cmd_readers)
