@@ -264,8 +264,9 @@ class QualityDesk:
     def record_consensus_scores(self, protocol: Protocol, task, annotations: dict[int, dict], decision) -> None:
         """Each reader's production read against the consensus it helped make (the drift signal)."""
         for reader, annotation in annotations.items():
-            dice = [figures["vs_consensus"][str(reader)]["dice"] for figures in decision.agreement.values()
-                    if str(reader) in figures["vs_consensus"]]
+            versus = [figures["vs_consensus"].get(str(reader)) for figures in decision.agreement.values()]
+            # classes both absent from the read and the consensus say little about the reader: left out
+            dice = [v["dice"] for v in versus if v and (v["volume_a_mm3"] or v["volume_b_mm3"])]
             self.record_score(protocol.id, reader, task.id, "consensus", annotation,
                               float(np.mean(dice)) if dice else None, {"classes": dice})
 

@@ -24,6 +24,7 @@ class ClassScore:
     hd95_mm: float | None
     sensitivity: float
     specificity: float
+    both_empty: bool = False
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -41,7 +42,9 @@ class ReadScore:
 
     @property
     def mean_dice(self) -> float | None:
-        return float(np.mean([c.dice for c in self.classes.values()])) if self.classes else None
+        """Over the classes present in the read or the reference: agreeing on absence says little."""
+        present = [c.dice for c in self.classes.values() if not c.both_empty]
+        return float(np.mean(present)) if present else None
 
     def as_dict(self) -> dict:
         return {"reader": self.reader, "case": self.case, "mean_dice": self.mean_dice,
@@ -74,7 +77,8 @@ def score_read(read: Read, reference: Read, protocol: Protocol, spacing, case: s
         hd95 = agreement.hd95_mm if np.isfinite(agreement.hd95_mm) else None
         score.classes[name] = ClassScore(round(agreement.dice, 6), round(agreement.surface_dice, 6),
                                          None if hd95 is None else round(hd95, 3),
-                                         round(sensitivity, 6), round(specificity, 6))
+                                         round(sensitivity, 6), round(specificity, 6),
+                                         not mask.any() and not truth.any())
     score.findings_missed = sorted(reference.findings - read.findings)
     score.findings_extra = sorted(read.findings - reference.findings)
     score.edge_cases_missed = sorted(reference.edge_cases - read.edge_cases)

@@ -11,8 +11,10 @@ TEMPLATES = __import__("pathlib").Path(__file__).resolve().parents[2] / "protoco
 
 
 def protocol_variant(settings, template: str, protocol_id: str, description: str | None = None, provision=True,
-                     **selection):
-    """A shipped template under another id, selecting only this test's series; provisioned."""
+                     overrides: dict | None = None, **selection):
+    """A shipped template under another id, selecting only this test's series; provisioned.
+
+    ``overrides`` replaces whole top-level sections (``{"qa": {...}}``)."""
     import yaml
 
     from connectors.provision import Provisioner
@@ -23,6 +25,7 @@ def protocol_variant(settings, template: str, protocol_id: str, description: str
     if description is not None:
         data["selection"]["series_description"] = description
     data["selection"].update(selection)
+    data.update(overrides or {})
     protocol = parse_template(yaml.safe_dump(data, sort_keys=False))
     if provision:
         Provisioner(settings).provision(protocol)
