@@ -225,6 +225,10 @@ class QualityDesk:
                                         failed_classes=result.failed_classes, calibration_project=project)
         return result, progress
 
+    def calibration_tasks(self, protocol_id: str, reader: int) -> list[int]:
+        return [r[0] for r in self._query("SELECT task_id FROM qa_tasks WHERE kind='calibration' AND protocol_id=? "
+                                          "AND reader=? ORDER BY task_id", protocol_id, reader)]
+
     def calibration_tier(self, protocol_id: str, reader: int) -> ReaderTier:
         rows = self._query("SELECT tier FROM calibration_tiers WHERE protocol_id=? AND reader=?", protocol_id, reader)
         return ReaderTier(rows[0][0]) if rows else ReaderTier.RADIOLOGIST

@@ -15,6 +15,7 @@ import re
 from datetime import datetime
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # no display: figures are written, never shown
 import matplotlib.pyplot as plt  # noqa: E402
@@ -28,7 +29,7 @@ def build_figures(protocol, *, scores: list[dict], certifications: list[dict], t
     """The report's figures from what the pipeline stored: scored reads (time order), certifications,
     readers' tiers, adjudication decisions, acquisition profiles of the labelled series, QA reviews."""
     from radlabel.adjudication.analytics import disagreement_report
-    from radlabel.qa.control_chart import control_chart
+    from radlabel.qa.control_chart import control_chart, pooled_sigma
     from radlabel.qa.representativeness import representativeness
     from radlabel.qa.workload import fatigue, geometry_cost, measured_cost, time_per_task
 
@@ -36,9 +37,22 @@ def build_figures(protocol, *, scores: list[dict], certifications: list[dict], t
     floor = protocol.qa.calibration.pass_thresholds.dice
     readers, alerts = {}, []
     production = [s for s in scores if s["source"] in ("gold", "consensus") and s["mean_dice"] is not None]
-    for name in sorted({s["reader"] for s in scores} | set(tiers)):
-        values = [s["mean_dice"] for s in production if s["reader"] == name]
-        chart = control_chart(name, values, protocol.qa.drift_window, floor)
+    names = sorted({s["reader"] for s in scores} | set(tiers))
+    by_task: dict[tuple, dict[str, float]] = {}
+    for s in production:
+        by_task.setdefault((s["task"], s["source"]), {})[s["reader"]] = s["mean_dice"]
+
+    def versus_peers(s: dict) -> float:
+        peers = [v for r, v in by_task[(s["task"], s["source"])].items() if r != s["reader"]]
+        return s["mean_dice"] - float(np.mean(peers)) if peers else 0.0
+
+    series = {name: [s["mean_dice"] for s in production if s["reader"] == name] for name in names}
+    relative = {name: [versus_peers(s) for s in production if s["reader"] == name] for name in names}
+    cohort = pooled_sigma(list(relative.values()), protocol.qa.drift_window)
+    for name in names:
+        values = series[name]
+        chart = control_chart(name, values, protocol.qa.drift_window, floor, cohort_sigma=cohort,
+                              relative=relative[name])
         readers[name] = {"tier": tiers.get(name), "certified": name in certified, "reads": len(values),
                          "chart": chart.as_dict(), "alert": chart.alert}
         if chart.alert:
@@ -100,16 +114,23 @@ def _control_plots(figures: dict) -> str:
         x = list(range(1, len(chart["values"]) + 1))
         axes.plot(x, chart["values"], "o", ms=3, color="#999", label="read")
         axes.plot(x, chart["rolling"], color="#4363d8", label="rolling mean")
-        if chart.get("ewma"):
-            axes.plot(x, chart["ewma"], color="#000", label="EWMA")
-            axes.plot(x, chart["lower_limit"], "--", color="#e6194b", label="lower control limit")
-        if chart.get("alert_at") is not None:
-            axes.axvline(chart["alert_at"] + 1, color="#e6194b", lw=2, alpha=0.4)
         axes.set_ylim(0, 1.02)
         axes.set_xlabel("production reads in time order")
         axes.set_ylabel("Dice vs reference")
         axes.set_title(f"{reader} ({info.get('tier') or 'tier?'})", fontsize=9)
-        axes.legend(fontsize=6, loc="lower left", ncol=4)
+        axes.legend(fontsize=6, loc="lower left", ncol=2)
+        if chart.get("ewma"):
+            monitor = axes.twinx()
+            monitor.plot(x, chart["ewma"], color="#000", label="EWMA")
+            monitor.plot(x, chart["lower_limit"], "--", color="#e6194b", label="lower control limit")
+            monitor.set_ylabel("Dice − peers' Dice" if chart.get("relative") else "Dice", fontsize=7)
+            if chart.get("relative"):
+                monitor.set_ylim(min(-0.3, min(chart["ewma"]) - 0.05), 0.15)
+            else:
+                monitor.set_ylim(0, 1.02)
+            monitor.legend(fontsize=6, loc="lower right", ncol=2)
+        if chart.get("alert_at") is not None:
+            axes.axvline(chart["alert_at"] + 1, color="#e6194b", lw=2, alpha=0.4)
         out.append(_svg(figure))
     return "".join(out) or "<p>No production reads scored yet.</p>"
 

@@ -1,0 +1,157 @@
+"""A simulated labelling campaign through the real stack: what the demo shows and the QA test checks.
+
+Synthetic liver CTs go to Orthanc; a short-campaign variant of the liver protocol (three
+calibration cases, frequent gold and QA sampling) is provisioned; a gold standard is built from
+three good readers' consensus; four simulated readers of known skill — two good, one poor, one
+drifting — calibrate and then read every production task, hidden gold copies included; the
+adjudication loop decides; the QA figures follow from what was stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import yaml
+
+from connectors.adjudicate import Adjudicator
+from connectors.dicomweb import OrthancDicomWeb
+from connectors.label_studio import client as label_studio_client, label_studio_errors
+from connectors.provision import Provisioner
+from connectors.qa import QualityDesk
+from connectors.sync import Syncer
+from radlabel.brush_rle import mask_regions
+from radlabel.errors import RadlabelError
+from radlabel.phantom import make_ct_study
+from radlabel.protocol import parse_template
+from radlabel.protocol.enum import ReaderTier
+from radlabel.protocol.template import Protocol
+from radlabel.qa.simulate import SimulatedReader
+from radlabel.settings import Settings
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "protocol_templates" / "ct-liver-lesions.yaml"
+SERIES_DESCRIPTION = "radlabel campaign"
+READER_DOMAIN = "readers.radlabel.local"
+
+
+def campaign_protocol(gold: int = 3, protocol_id: str = "ct_liver_lesions_campaign") -> Protocol:
+    """The liver template tuned for a short campaign: its own series, small calibration set, frequent QA."""
+    data = yaml.safe_load(TEMPLATE.read_text())
+    data["id"] = protocol_id
+    data["name"] = "CT liver lesions — simulated campaign"
+    data["selection"].update({"series_description": f"^{SERIES_DESCRIPTION}$", "min_slices": 8})
+    data["qa"] = {"sampling_rate": 0.5, "gold_insertion_rate": 0.2, "drift_window": 8,
+                  "calibration": {"cases": gold, "pass_thresholds": {"dice": 0.75}}}
+    data["adjudication"] = {"method": "majority", "thresholds": {"dice": 0.5}}
+    return parse_template(yaml.safe_dump(data, sort_keys=False), f"{TEMPLATE.name} (campaign variant)")
+
+
+def truth_masks(study) -> dict[str, np.ndarray]:
+    value = {name: v for v, name in study.labels.items()}
+    return {"liver": np.isin(study.labelmap, [value["liver"], value["liver_lesion"]]),
+            "liver_lesion": study.labelmap == value["liver_lesion"]}
+
+
+def campaign_readers(gold: int) -> list[SimulatedReader]:
+    """Two good readers, one drifting after its calibration and 8 production reads, one poor."""
+    return [SimulatedReader("good-a", 0.08, seed=1), SimulatedReader("good-b", 0.1, seed=2),
+            SimulatedReader("drifting", 0.08, seed=3, drift_after=gold + 8, drift=0.06),
+            SimulatedReader("poor", 0.5, seed=4)]
+
+
+@dataclass
+class CampaignResult:
+    protocol: Protocol
+    reader_ids: dict[str, int]
+    readers: list[SimulatedReader]
+    gold_tasks: list[int]
+    production_tasks: list[int]
+    gold_copies: list[int]
+    certifications: dict[str, object]
+    truth: dict[str, dict] = field(repr=False, default_factory=dict)  # research series UID -> true masks
+
+    def summary(self) -> dict:
+        return {"protocol": self.protocol.id, "gold_tasks": self.gold_tasks,
+                "production_tasks": len(self.production_tasks), "hidden_gold_copies": len(self.gold_copies),
+                "certified": {name: c.certified for name, c in self.certifications.items()}}
+
+
+class Campaign:
+    def __init__(self, settings: Settings, protocol: Protocol, progress: Callable[[str], None] = lambda m: None):
+        self.settings, self.protocol, self.progress = settings, protocol, progress
+        self.ls = label_studio_client(settings)
+        self.orthanc = OrthancDicomWeb.from_settings(settings)
+        self.syncer = Syncer(settings, protocol)
+        self.desk = QualityDesk(settings, self.ls)
+        self.adjudicator = Adjudicator(settings)
+        self.truth: dict[str, dict] = {}
+
+    def _user(self, name: str) -> int:
+        return self.desk.reader_id(f"{name}@{READER_DOMAIN}")
+
+    def _post(self, task_id: int, reader: int, masks: dict, lead_time: float) -> None:
+        with label_studio_errors(f"save a simulated read of task {task_id}"):
+            self.ls.annotations.create(id=task_id, result=mask_regions(masks), completed_by=reader, lead_time=lead_time)
+
+    def store_and_sync(self, seeds) -> tuple[list[int], list[int]]:
+        """Synthetic studies into Orthanc and through sync: (their tasks, hidden gold copies inserted)."""
+        studies = []
+        for seed in seeds:
+            study = make_ct_study(seed=seed, slices=12, size=96, pixel_spacing=4.0, slice_spacing=5.0,
+                                  liver_lesions=2, lung_nodules=0)
+            for ds in study.datasets:
+                ds.SeriesDescription = SERIES_DESCRIPTION
+                ds.Manufacturer = "GE" if seed % 7 == 0 else "SIEMENS"  # a thin stratum for the report
+            if self.orthanc.store(study.datasets).failed:
+                raise RadlabelError("Orthanc refused a synthetic campaign study: see the Orthanc log.")
+            studies.append(study)
+        summary = self.syncer.run()
+        tasks = []
+        for study in studies:
+            record = next(s for s in summary.series if s["series_key"] == self.syncer.series_key(study.series_uid))
+            if record["status"] != "done":
+                raise RadlabelError(f"campaign series {record['series_key']} was {record['status']}: {record['reasons']}")
+            self.truth[record["pseudo_series_uid"]] = truth_masks(study)
+            tasks.append(record["task_id"])
+        return tasks, summary.gold_copies
+
+    def _truth_of(self, task_id: int) -> dict:
+        with label_studio_errors(f"read task {task_id}"):
+            return self.truth[self.ls.tasks.get(id=task_id).data["series"]]
+
+    def run(self, gold: int = 3, production: int = 16, first_seed: int = 700) -> CampaignResult:
+        Provisioner(self.settings, self.progress).provision(self.protocol)
+        readers = campaign_readers(gold)
+        ids = {r.name: self._user(r.name) for r in readers}
+        self.progress(f"campaign: building a gold standard of {gold} series …")
+        gold_tasks, _ = self.store_and_sync(range(first_seed, first_seed + gold))
+        builders = [readers[0], readers[1], SimulatedReader("gold-builder", 0.05, seed=9)]
+        ids["gold-builder"] = self._user("gold-builder")
+        for task_id in gold_tasks:
+            truth = self._truth_of(task_id)
+            for reader in builders:
+                self._post(task_id, ids[reader.name], reader.read(truth), 200)
+            with self.adjudicator._lock():
+                outcome = self.adjudicator.adjudicate_task(self.protocol, task_id)
+            if outcome.status not in ("final", "already final"):
+                raise RadlabelError(f"gold series task {task_id} did not reach consensus: {outcome.detail}")
+        self.desk.add_gold(self.protocol, gold_tasks)
+        certifications = {}
+        for reader in readers:
+            self.progress(f"campaign: {reader.name} reads the calibration set …")
+            self.desk.calibrate(self.protocol, ids[reader.name], ReaderTier.RADIOLOGIST)
+            for task_id in self.desk.calibration_tasks(self.protocol.id, ids[reader.name]):
+                self._post(task_id, ids[reader.name], reader.read(self._truth_of(task_id)), 300)
+            certifications[reader.name], _ = self.desk.calibrate(self.protocol, ids[reader.name], ReaderTier.RADIOLOGIST)
+        self.progress(f"campaign: {production} production series, every reader reads every task …")
+        start = first_seed + 100
+        production_tasks, copies = self.store_and_sync(range(start, start + production))
+        for task_id in sorted(production_tasks + copies):
+            truth = self._truth_of(task_id)
+            for reader in readers:
+                self._post(task_id, ids[reader.name], reader.read(truth), 250 + 20 * (reader.name == "drifting"))
+        self.adjudicator.reconcile()  # whatever the webhook worker has not done yet
+        return CampaignResult(self.protocol, ids, readers, gold_tasks, production_tasks, copies, certifications,
+                              self.truth)
