@@ -30,6 +30,7 @@ python-env: $(BIN)/python
 
 tools: python-env
 	$(BIN)/radlabel install
+	cd ohif_extension && npm ci --no-audit --no-fund --loglevel=error
 
 demo: install
 	$(BIN)/radlabel demo

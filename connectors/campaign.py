@@ -32,7 +32,7 @@ from radlabel.qa.simulate import SimulatedReader
 from radlabel.settings import Settings
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "protocol_templates" / "ct-liver-lesions.yaml"
-SERIES_DESCRIPTION = "radlabel campaign"
+SERIES_PREFIX = "radlabel campaign"  # + the protocol id: each campaign selects only its own series
 READER_DOMAIN = "readers.radlabel.local"
 
 
@@ -41,7 +41,7 @@ def campaign_protocol(gold: int = 3, protocol_id: str = "ct_liver_lesions_campai
     data = yaml.safe_load(TEMPLATE.read_text())
     data["id"] = protocol_id
     data["name"] = "CT liver lesions — simulated campaign"
-    data["selection"].update({"series_description": f"^{SERIES_DESCRIPTION}$", "min_slices": 8})
+    data["selection"].update({"series_description": f"^{SERIES_PREFIX} {protocol_id}$", "min_slices": 8})
     data["qa"] = {"sampling_rate": 0.5, "gold_insertion_rate": 0.2, "drift_window": 8,
                   "calibration": {"cases": gold, "pass_thresholds": {"dice": 0.75}}}
     data["adjudication"] = {"method": "majority", "thresholds": {"dice": 0.5}}
@@ -102,7 +102,7 @@ class Campaign:
             study = make_ct_study(seed=seed, slices=12, size=96, pixel_spacing=4.0, slice_spacing=5.0,
                                   liver_lesions=2, lung_nodules=0)
             for ds in study.datasets:
-                ds.SeriesDescription = SERIES_DESCRIPTION
+                ds.SeriesDescription = f"{SERIES_PREFIX} {self.protocol.id}"
                 ds.Manufacturer = "GE" if seed % 7 == 0 else "SIEMENS"  # a thin stratum for the report
             if self.orthanc.store(study.datasets).failed:
                 raise RadlabelError("Orthanc refused a synthetic campaign study: see the Orthanc log.")

@@ -7,6 +7,10 @@ Stages so far: 1. stack up  2. samples into Orthanc  3. check them over QIDO-RS
    (one slightly off); agreement, STAPLE consensus, final labels in Label Studio and a DICOM-SEG in Orthanc
 7. ML pre-labels: Label Studio asks the ML backend for the lung project's predictions
 8. export of the lung protocol's final labels as a NIfTI training set with a manifest; the audit trail verified.
+9. QA campaign: four simulated readers (two good, one poor, one drifting) calibrate on a gold standard
+   and read production series with hidden gold copies; certification, drift alert, QA review sampling,
+   and the HTML QA report
+10. OHIF: a radiologist registered with a reader token for the viewer's worklist (token in a 0600 file).
 Each later capability appends its stage here, so the demo always shows the
 pipeline end to end.
 """
@@ -87,6 +91,14 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
     exported = _export_demo(settings)
     stage("training export and audit check", started, export=exported)
 
+    started = time.monotonic()
+    campaign = _campaign_demo(settings, progress)
+    stage("QA campaign: calibration, hidden gold, drift alert, QA report", started, campaign=campaign)
+
+    started = time.monotonic()
+    reader = _reader_demo(settings)
+    stage("OHIF reader registered (token for the viewer's worklist)", started, reader=reader)
+
     viewer = settings.url("viewer")
     summary["open"] = {
         "OHIF viewer (study list)": viewer + "/",
@@ -96,6 +108,8 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
         **{f"Label Studio: {r.protocol_id} {r.version}": r.url for r in provisioned},
         **({"OHIF: research copy + final SEG": f"{viewer}/viewer?StudyInstanceUIDs={adjudicated['study']}"}
            if adjudicated.get("study") else {}),
+        **({"QA report": campaign["report"]} if campaign.get("report") else {}),
+        "OHIF reader sign-in": f"{viewer}/  (token in {reader['token_file']})",
         "Orthanc": settings.url("orthanc") + f"/app/explorer.html  (user {settings.orthanc_user}, "
                    f"password in {settings.secrets_file})",
     }
@@ -132,6 +146,14 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
     if exported:
         print(f"\nExport: {exported['cases']} case(s) in {exported['folder']} ({exported['splits']}); "
               f"audit trail: {exported['audit']}")
+    if campaign:
+        print(f"\nQA campaign ({campaign['protocol']}): {campaign["final_tasks"]} final series, "
+              f"{campaign['hidden_gold_copies']} hidden gold copies, {campaign['review_tasks']} sampled for QA review")
+        for name, certified in campaign["certified"].items():
+            print(f"  - {name}: {'certified' if certified else 'NOT certified'}")
+        for alert in campaign["alerts"]:
+            print(f"  ! {alert}")
+    print(f"\nOHIF: reader {reader['email']} ({reader['tier']}) can sign in with the token in {reader['token_file']}")
     print("\nOpen:")
     for name, url in summary["open"].items():
         print(f"  {name:<38} {url}")
@@ -238,3 +260,45 @@ def _export_demo(settings) -> dict:
     check = audit_log(settings).verify()
     return {"cases": result.cases, "folder": str(result.folder), "splits": result.splits,
             "audit": f"intact, {check.entries} entries" if check.ok else f"TAMPERED: {check.problem}"}
+
+
+def _campaign_demo(settings, progress) -> dict:
+    from connectors.campaign import Campaign, campaign_protocol
+    from connectors.qa import QualityDesk, report_figures
+    from radlabel.qa.report import render_html
+
+    protocol = campaign_protocol()
+    desk = QualityDesk(settings)
+    if desk.gold(protocol.id):  # a second demo run in the same state directory: report what is there
+        progress("QA campaign already ran in this state directory: reporting on it")
+        result = None
+    else:
+        result = Campaign(settings, protocol, progress).run(gold=3, production=14)
+    figures = report_figures(settings, protocol)
+    folder = settings.home / "reports"
+    folder.mkdir(exist_ok=True)
+    page = folder / f"{protocol.id}.html"
+    page.write_text(render_html(figures))
+    page.with_suffix(".json").write_text(json.dumps(figures, indent=1, default=str))
+    certified = {f"reader-{c['reader']}": c["certified"] for c in figures["certifications"]}
+    if result:
+        certified = {f"{name} (reader-{result.reader_ids[name]})": c.certified
+                     for name, c in result.certifications.items()}
+    return {"protocol": protocol.id, "final_tasks": figures["counts"].get("final", 0),
+            "hidden_gold_copies": figures["counts"].get("gold_copy_tasks", 0),
+            "review_tasks": figures["counts"].get("review_tasks", 0), "certified": certified,
+            "alerts": figures["alerts"], "report": str(page)}
+
+
+def _reader_demo(settings) -> dict:
+    import os
+
+    from connectors.readers import ReaderRegistry, add_reader
+
+    email, tier = "demo-radiologist@readers.radlabel.local", "senior"
+    token_file = settings.home / "demo-reader.token"
+    if not any(r.email == email for r in ReaderRegistry.from_settings(settings).readers()) or not token_file.exists():
+        _, token = add_reader(settings, email, tier)
+        token_file.write_text(token + "\n")
+        os.chmod(token_file, 0o600)
+    return {"email": email, "tier": tier, "token_file": str(token_file)}

@@ -15,7 +15,9 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
                       "sync: Orthanc -> de-identified research copies -> Label Studio tasks",
                       "adjudication: agreement, consensus, final DICOM-SEG",
                       "ML pre-labels requested by Label Studio",
-                      "training export and audit check"]
+                      "training export and audit check",
+                      "QA campaign: calibration, hidden gold, drift alert, QA report",
+                      "OHIF reader registered (token for the viewer's worklist)"]
     assert {p["protocol_id"] for p in summary["stages"][3]["projects"]} >= {"ct_lung_nodules", "spine_landmarks"}
     sync = summary["stages"][4]["sync"]
     assert set(sync) == {"ct_liver_lesions", "ct_lung_nodules", "mr_brain_tumour"}
@@ -26,5 +28,11 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
     assert prelabels["predictions"] >= 1 and prelabels["lung_field_dice"] > 0.9
     export = summary["stages"][7]["export"]
     assert export["cases"] >= 1 and export["audit"].startswith("intact")
+    campaign = summary["stages"][8]["campaign"]
+    assert sum(campaign["certified"].values()) == 3 and len(campaign["certified"]) == 4
+    assert any("drifting down" in alert for alert in campaign["alerts"])
+    assert campaign["report"].endswith(".html") and "<svg" in open(campaign["report"]).read()
+    reader = summary["stages"][9]["reader"]
+    assert oct(__import__("os").stat(reader["token_file"]).st_mode & 0o777) == "0o600"
     assert summary["open"]["OHIF viewer (study list)"].endswith("/")
     assert not any(value in json.dumps(summary) for value in stack.secrets.values())

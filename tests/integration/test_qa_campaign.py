@@ -31,7 +31,7 @@ ALERT_WITHIN = 8  # production reads after the drift began by which the alert mu
 @pytest.fixture(scope="module")
 def campaign(settings):
     protocol = campaign_protocol(GOLD, "qa_campaign")
-    result = Campaign(settings, protocol).run(GOLD, PRODUCTION)
+    result = Campaign(settings, protocol).run(GOLD, PRODUCTION, first_seed=1700)  # the demo uses 700…
     ls = client(settings)
     desk = QualityDesk(settings)
     calibration = [t for reader in result.reader_ids.values() for t in desk.calibration_tasks(protocol.id, reader)]
