@@ -83,6 +83,12 @@ class SegImporter:
         return "reader-" + self.syncer.deid.digest("reader", name).hex()[:10]
 
     def _reader_user(self, pseudonym: str) -> int:
+        from connectors.readers import ReaderRegistry
+
+        # A registered reader (OHIF sign-in) writes reader-<Label Studio user id>: that user, not a new one.
+        for reader in ReaderRegistry.from_settings(self.syncer.settings).readers():
+            if reader.pseudonym == pseudonym:
+                return reader.ls_user_id
         email = f"{pseudonym}@{READER_DOMAIN}"
         with label_studio_errors(f"find or create the user of {pseudonym}"):
             for user in self.ls.users.list():
@@ -113,7 +119,16 @@ class SegImporter:
             order = [by_pseudo.get(uid, "") for uid in pseudo_uids]
         result = SegImport(seg_key, task.id, None, reader=self.reader_pseudonym(str(ds.get("ContentCreatorName", "") or "")))
         masks: dict[str, np.ndarray] = {}
-        for segment in seg_codec.decode(ds, order):
+        try:
+            segments = seg_codec.decode(ds, order)
+        except Exception as exc:  # one SEG we cannot read must not stop the import of the others
+            result.outcome = f"not imported: the SEG cannot be decoded ({type(exc).__name__})"
+            audit_log(self.syncer.settings).append("seg_import", result.reader, f"{self.protocol.id} {self.protocol.version}",
+                                                   task=task.id, seg=seg_key, outcome="undecodable")
+            with sqlite3.connect(self.db_path) as db:  # looked at once, not at every sync
+                db.execute("INSERT OR IGNORE INTO imported_segs VALUES (?,?,?)", (seg_key, task.id, None))
+            return result
+        for segment in segments:
             cls = self._class_for(segment.label, segment.type_code)
             if cls is None or Geometry.MASK not in cls.geometry:
                 result.skipped_segments.append(segment.label)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from pathlib import Path
 
 import requests
 from flask import Flask, Response, abort, request, send_from_directory
@@ -20,6 +21,11 @@ from radlabel.settings import load_settings
 # Hop-by-hop headers and those requests recomputes are not forwarded.
 _DROPPED = {"connection", "keep-alive", "transfer-encoding", "content-encoding", "content-length", "host",
             "authorization", "cookie", "te", "trailers", "upgrade", "proxy-authorization"}
+
+
+# The radlabel OHIF extension (ohif_extension/src), served by this front (issue #8).
+EXTENSION_DIR = Path(__file__).resolve().parents[2] / "ohif_extension" / "src"
+EXTENSION_URL = "/radlabel/extension/index.js"
 
 
 def ohif_config(extensions: list[str] | None = None) -> dict:
@@ -74,13 +80,25 @@ def create_app() -> Flask:
     label_studio_origin = settings.url("label_studio")
     app = Flask(__name__, static_folder=None)
 
+    # -- OHIF extension and its connector API (issue #8) --
+    from connectors.viewer.api import create_api
+
+    app.register_blueprint(create_api(settings), url_prefix="/radlabel/api")
+
+    @app.get("/radlabel/extension/<path:name>")
+    def extension_file(name: str):
+        """The radlabel OHIF extension (plain ES modules, loaded by OHIF through window.config.extensions)."""
+        return send_from_directory(EXTENSION_DIR, name, max_age=0, mimetype="text/javascript"
+                                   if name.endswith(".js") else None)
+    # -- end OHIF extension --
+
     @app.get("/health")
     def health():
         return {"status": "UP", "viewer": (dist / "index.html").exists()}
 
     @app.get("/app-config.js")
     def app_config():
-        body = "window.config = " + json.dumps(ohif_config(), indent=2) + ";\n"
+        body = "window.config = " + json.dumps(ohif_config([EXTENSION_URL]), indent=2) + ";\n"
         return Response(body, mimetype="application/javascript", headers={"Cache-Control": "no-store"})
 
     @app.get("/radlabel/protocols/<protocol_id>.json")

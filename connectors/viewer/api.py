@@ -1,0 +1,504 @@
+"""The connector API the OHIF extension talks to (``/radlabel/api/``), on the viewer front's origin.
+
+Every request carries ``Authorization: Bearer <reader token>`` (``radlabel readers add``).
+Blinding is enforced here, not in the browser: a reader sees the tasks assigned to them
+and only their own labels; every reader's labels and the agreement figures are shown on
+arbitration tasks, to senior readers only.
+
+- ``GET me``; ``GET worklist``: production reads still needing this reader, their
+  calibration tasks, and (seniors) open arbitration tasks;
+- ``GET tasks/<id>``: series, protocol configuration, the reader's own previous reads;
+- ``GET tasks/<id>/reads``: (arbitration, seniors) each read's masks as run lengths, for overlays;
+- ``POST tasks/<id>/seg``: a binary DICOM-SEG (``application/dicom``) checked against the task,
+  the reader and the protocol version, kept in the outbox, stored in Orthanc and imported into
+  the task as this reader's annotation; 202 "queued" when Orthanc or Label Studio is down;
+- ``POST tasks/<id>/escalate``: sends the task to the protocol's escalation route.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from functools import wraps
+
+import numpy as np
+from flask import Blueprint, g, jsonify, request
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
+
+from connectors.adjudicate import CONSENSUS_USER
+from connectors.provision import MARKER, load_provisioned
+from connectors.adjudicate import ARBITRATION_MARKER
+from connectors.qa import CALIBRATION_MARKER
+from connectors.readers import Reader, ReaderRegistry
+from connectors.viewer.outbox import Outbox, Submission
+from radlabel.errors import RadlabelError
+from radlabel.settings import Settings
+
+SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+MAX_SEG_BYTES = 512 * 1024 * 1024
+_CALIBRATION = re.compile(rf"^{CALIBRATION_MARKER} (?P<id>[a-z][a-z0-9_]*) (?P<version>\d+\.\d+\.\d+) (?P<user>\d+)\s*$",
+                          re.MULTILINE)
+_ARBITRATION = re.compile(rf"^{ARBITRATION_MARKER} (?P<id>[a-z][a-z0-9_]*) (?P<version>\d+\.\d+\.\d+)\s*$", re.MULTILINE)
+
+VIEWING_SCHEMA = """CREATE TABLE IF NOT EXISTS reader_viewing (
+    seg_key TEXT PRIMARY KEY, task_id INTEGER NOT NULL, reader INTEGER NOT NULL, protocol TEXT NOT NULL,
+    wl_changes INTEGER NOT NULL, presets_used TEXT NOT NULL, out_of_preset TEXT NOT NULL, log TEXT NOT NULL,
+    created REAL NOT NULL)"""
+ESCALATION_SCHEMA = """CREATE TABLE IF NOT EXISTS reader_escalations (
+    task_id INTEGER NOT NULL, reader INTEGER NOT NULL, protocol TEXT NOT NULL, route_to TEXT NOT NULL,
+    note TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (task_id, reader))"""
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ProjectKind:
+    kind: str  # reads / calibration / arbitration
+    protocol_id: str
+    version: str
+    reader: int | None = None  # calibration: the one reader it is for
+
+
+def project_kind(description: str | None) -> ProjectKind | None:
+    """Which radlabel project a Label Studio project is, from the marker line of its description."""
+    text = description or ""
+    if (m := MARKER.search(text)):
+        return ProjectKind("reads", m["id"], m["version"])
+    if (m := _CALIBRATION.search(text)):
+        return ProjectKind("calibration", m["id"], m["version"], int(m["user"]))
+    if (m := _ARBITRATION.search(text)):
+        return ProjectKind("arbitration", m["id"], m["version"])
+    return None
+
+
+def _annotator(annotation: dict) -> int:
+    value = annotation.get("completed_by")
+    if isinstance(value, dict):
+        value = value.get("id")
+    return int(value or 0)
+
+
+def _plain(obj) -> dict:
+    if isinstance(obj, dict):
+        return obj
+    return obj.model_dump() if hasattr(obj, "model_dump") else obj.dict()
+
+
+class LabelStudioTasks:
+    """What the API needs from Label Studio, as plain dicts (the SDK behind it)."""
+
+    def __init__(self, settings: Settings):
+        from connectors.label_studio import client
+
+        self.ls = client(settings)
+        self._consensus: int | None = None
+
+    def projects(self) -> list[dict]:
+        from connectors.label_studio import label_studio_errors
+
+        with label_studio_errors("list projects"):
+            return [{"id": p.id, "description": p.description or ""} for p in self.ls.projects.list(page_size=100)]
+
+    def project(self, project_id: int) -> dict:
+        from connectors.label_studio import label_studio_errors
+
+        with label_studio_errors(f"read project {project_id}"):
+            p = self.ls.projects.get(id=project_id)
+        return {"id": p.id, "description": p.description or ""}
+
+    def _task(self, task) -> dict:
+        t = _plain(task)
+        return {"id": t["id"], "project": t.get("project"), "data": t.get("data") or {},
+                "annotations": [_plain(a) for a in t.get("annotations") or []],
+                "predictions": [_plain(p) for p in t.get("predictions") or []]}
+
+    def tasks(self, project_id: int) -> list[dict]:
+        from connectors.label_studio import label_studio_errors
+
+        with label_studio_errors(f"list the tasks of project {project_id}"):
+            return [self._task(t) for t in self.ls.tasks.list(project=project_id, fields="all", page_size=100)]
+
+    def task(self, task_id: int) -> dict | None:
+        from label_studio_sdk.core.api_error import ApiError as SdkError
+
+        from connectors.label_studio import label_studio_errors
+
+        try:
+            with label_studio_errors(f"read task {task_id}"):
+                return self._task(self.ls.tasks.get(id=task_id))
+        except RadlabelError:
+            raise
+        except SdkError:
+            return None
+
+    def consensus_user(self) -> int | None:
+        if self._consensus is None:
+            found = [u.id for u in self.ls.users.list() if u.email == CONSENSUS_USER]
+            self._consensus = found[0] if found else -1
+        return self._consensus
+
+
+def _reads_of(task: dict, consensus_user: int | None) -> set[int]:
+    """Readers who have read a task (cancelled reads, ground truth and the consensus user are not reads)."""
+    return {_annotator(a) for a in task["annotations"]
+            if not a.get("was_cancelled") and not a.get("ground_truth") and _annotator(a) != consensus_user}
+
+
+class Workspace:
+    """Assignment and blinding rules, over a task source and the provisioned protocols."""
+
+    def __init__(self, settings: Settings, tasks):
+        self.settings = settings
+        self.tasks = tasks
+        self._protocols: dict[str, object] = {}
+
+    def protocol(self, protocol_id: str):
+        if protocol_id not in self._protocols:
+            self._protocols[protocol_id] = load_provisioned(self.settings, protocol_id)
+        return self._protocols[protocol_id]
+
+    def protocol_config(self, protocol_id: str) -> dict:
+        path = self.settings.home / "protocols" / f"{protocol_id}.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            raise ApiError(409, f"protocol {protocol_id} has no OHIF configuration: provision it again.") from None
+
+    def allowed(self, reader: Reader, kind: ProjectKind, task: dict) -> bool:
+        """May this reader open this task (to read it now, or to see their own earlier read)?"""
+        if kind.kind == "calibration":
+            return kind.reader == reader.ls_user_id
+        if kind.kind == "arbitration":
+            return reader.tier == "senior"
+        readers = _reads_of(task, self.tasks.consensus_user())
+        if reader.ls_user_id in readers:
+            return True
+        try:
+            needed = self.protocol(kind.protocol_id).readers.per_study
+        except RadlabelError:
+            return False
+        return len(readers) < needed
+
+    def open_for(self, reader: Reader, kind: ProjectKind, task: dict) -> bool:
+        """Is this task on the reader's worklist (assigned and not yet read by them)?"""
+        if reader.ls_user_id in {_annotator(a) for a in task["annotations"] if not a.get("was_cancelled")}:
+            return False
+        if kind.kind == "arbitration" and any(not a.get("was_cancelled") for a in task["annotations"]):
+            return False  # another senior already arbitrated it
+        return self.allowed(reader, kind, task)
+
+    def worklist(self, reader: Reader) -> list[dict]:
+        items = []
+        for project in self.tasks.projects():
+            kind = project_kind(project["description"])
+            if kind is None or (kind.kind == "arbitration" and reader.tier != "senior") or \
+                    (kind.kind == "calibration" and kind.reader != reader.ls_user_id):
+                continue
+            for task in self.tasks.tasks(project["id"]):
+                if self.open_for(reader, kind, task):
+                    items.append(self.summary(kind, task, project["id"]))
+        order = {"calibration": 0, "arbitration": 1, "reads": 2}  # calibration first: it gates production
+        return sorted(items, key=lambda item: (order[item["kind"]], item["task_id"]))
+
+    @staticmethod
+    def summary(kind: ProjectKind, task: dict, project_id: int) -> dict:
+        data = task["data"]
+        return {"task_id": task["id"], "kind": kind.kind, "project_id": project_id,
+                "protocol": {"id": kind.protocol_id, "version": kind.version},
+                "study": data.get("study"), "series": data.get("series"),
+                "slices": len(data.get("sop_instance_uids") or [])}
+
+    def task_for(self, reader: Reader, task_id: int) -> tuple[ProjectKind, dict]:
+        """The task if this reader may see it; 404 otherwise (a task of another reader is not acknowledged)."""
+        task = self.tasks.task(task_id)
+        if task is None or task.get("project") is None:
+            raise ApiError(404, f"task {task_id} is not on your worklist.")
+        kind = project_kind(self.tasks.project(task["project"])["description"])
+        if kind is None or not self.allowed(reader, kind, task):
+            raise ApiError(404, f"task {task_id} is not on your worklist.")
+        return kind, task
+
+    def detail(self, reader: Reader, task_id: int, outbox: Outbox) -> dict:
+        kind, task = self.task_for(reader, task_id)
+        data = task["data"]
+        own = [{"id": a["id"], "created_at": str(a.get("created_at") or ""), "regions": len(a.get("result") or [])}
+               for a in task["annotations"] if _annotator(a) == reader.ls_user_id and not a.get("was_cancelled")]
+        detail = self.summary(kind, task, task["project"]) | {
+            "sop_instance_uids": data.get("sop_instance_uids") or [],
+            "rows": data.get("rows"), "columns": data.get("columns"),
+            "ohif": self.protocol_config(kind.protocol_id),
+            "reader": reader.pseudonym,
+            "own_annotations": own,
+            "own_submissions": [{"seg_key": s.seg_key, "status": s.status} for s in outbox.for_task(task_id, reader.ls_user_id)],
+            "open": self.open_for(reader, kind, task),
+        }
+        if kind.kind == "arbitration":  # seniors only (allowed() said so): every read and its agreement
+            detail["arbitration"] = self.arbitration(task)
+        return detail
+
+    def arbitration(self, task: dict) -> dict:
+        source = task["data"].get("source_task")
+        decision = {}
+        with sqlite3.connect(self.settings.home / "state.sqlite", timeout=30) as db:
+            exists = db.execute("SELECT name FROM sqlite_master WHERE name='adjudications'").fetchone()
+            row = db.execute("SELECT decision FROM adjudications WHERE task_id=?", (source,)).fetchone() if exists else None
+        if row and row[0]:
+            decision = json.loads(row[0])
+        reads = [{"read": n, "reader": p.get("model_version"), "score": p.get("score")}
+                 for n, p in enumerate(task["predictions"])]
+        return {"source_task": source, "reads": reads, "reasons": decision.get("reasons", []),
+                "agreement": decision.get("agreement", {}), "disagreement": task["data"].get("disagreement", [])}
+
+    def read_masks(self, task: dict, protocol) -> list[dict]:
+        """Each read of an arbitration task as per-slice run lengths (start, length, ...) over row-major pixels."""
+        from radlabel.adjudication.reads import read_from_annotation
+
+        data = task["data"]
+        shape = (len(data["sop_instance_uids"]), int(data["rows"]), int(data["columns"]))
+        out = []
+        for n, prediction in enumerate(task["predictions"]):
+            read = read_from_annotation({"id": n, "completed_by": 0, "result": prediction.get("result") or []},
+                                        protocol, shape)
+            classes = {}
+            for name, mask in read.masks.items():
+                slices = {}
+                for index in np.flatnonzero(mask.reshape(shape[0], -1).any(axis=1)):
+                    flat = np.concatenate([[0], mask[index].ravel().astype(np.int8), [0]])
+                    edges = np.flatnonzero(np.diff(flat))
+                    starts, ends = edges[::2], edges[1::2]
+                    slices[int(index)] = np.column_stack([starts, ends - starts]).ravel().tolist()
+                if slices:
+                    classes[name] = slices
+            out.append({"read": n, "reader": prediction.get("model_version"), "score": prediction.get("score"),
+                        "classes": classes})
+        return out
+
+
+# -- SEG checks and viewing conditions -------------------------------------------------------------------
+def check_seg(ds, task: dict, reader: Reader, kind: ProjectKind, segment_names: set[str]) -> dict:
+    """Refuse a SEG that is not this reader's binary SEG of this task's series under this protocol version;
+    return its radlabel JSON (task, W/L log)."""
+    def refuse(sentence: str):
+        raise ApiError(422, sentence)
+
+    if str(ds.get("SOPClassUID", "")) != SEG_SOP_CLASS:
+        refuse("the body is not a DICOM Segmentation: submit a binary DICOM-SEG.")
+    if str(ds.get("SegmentationType", "")) != "BINARY":
+        refuse(f"the SEG is {ds.get('SegmentationType', 'untyped')}, not BINARY: submit a binary SEG.")
+    series = task["data"].get("series")
+    referenced = [str(item.SeriesInstanceUID) for item in ds.get("ReferencedSeriesSequence", [])]
+    if referenced != [series]:
+        refuse("the SEG does not reference this task's research series (only that series may be segmented).")
+    allowed = set(task["data"].get("sop_instance_uids") or [])
+    instances = {str(i.ReferencedSOPInstanceUID) for s in ds.ReferencedSeriesSequence
+                 for i in s.get("ReferencedInstanceSequence", [])}
+    if not instances or not instances <= allowed:
+        refuse("the SEG references instances outside this task's series.")
+    if str(ds.get("ContentCreatorName", "")) != reader.pseudonym:
+        refuse(f"the SEG is not tagged with your reader identity (ContentCreatorName must be {reader.pseudonym}).")
+    expected = f"{kind.protocol_id} {kind.version}"
+    if not str(ds.get("ContentDescription", "")).startswith(expected):
+        refuse(f"the SEG is not tagged with protocol {expected} (ContentDescription): reload the task.")
+    labels = {str(s.SegmentLabel) for s in ds.get("SegmentSequence", [])}
+    unknown = sorted(labels - segment_names)
+    if unknown:
+        refuse(f"segments {', '.join(unknown)[:200]} are not classes of {expected}.")
+    if not labels:
+        refuse("the SEG has no segment.")
+    try:
+        meta = json.loads(str(ds.get("ImageComments", "") or "{}"))
+    except ValueError:
+        refuse("the SEG's ImageComments is not the radlabel JSON (task, W/L log).")
+    if not isinstance(meta, dict) or meta.get("task") != task["id"]:
+        refuse(f"the SEG's radlabel JSON does not name task {task['id']}.")
+    if not isinstance(meta.get("wl_log", []), list):
+        refuse("the SEG's W/L log is not a list.")
+    return meta
+
+
+def viewing_conditions(wl_log: list, ohif: dict) -> dict:
+    """W/L changes, presets used, and the classes painted outside the preset they must be read in.
+
+    Worked out here from the raw log (not taken from the browser's own flags): a paint event
+    carries the class and the window in effect; it is in its preset when the window matches
+    the required preset's centre and width within 2 % of the width (at least 1 HU).
+    """
+    presets = {p["name"]: (float(p["windowCenter"]), float(p["windowWidth"])) for p in ohif.get("windowPresets", [])}
+    read_in = {s["name"]: s.get("readIn") for s in ohif.get("segments", [])}
+    changes, used, outside = 0, set(), {}
+    for event in wl_log:
+        if not isinstance(event, dict):
+            continue
+        if event.get("type") == "wl":
+            changes += 1
+            if event.get("preset") in presets:
+                used.add(event["preset"])
+        elif event.get("type") == "paint":
+            name, required = event.get("segment"), read_in.get(event.get("segment"))
+            if required not in presets:
+                continue
+            try:
+                center, width = float(event["center"]), float(event["width"])
+            except (KeyError, TypeError, ValueError):
+                outside[name] = outside.get(name, 0) + 1  # unknown window: cannot be shown to be in preset
+                continue
+            want_c, want_w = presets[required]
+            tolerance = max(1.0, 0.02 * want_w)
+            if abs(center - want_c) > tolerance or abs(width - want_w) > tolerance:
+                outside[name] = outside.get(name, 0) + 1
+    return {"wl_changes": changes, "presets_used": sorted(used),
+            "out_of_preset": [{"class": k, "paint_events": v, "required": read_in[k]} for k, v in sorted(outside.items())]}
+
+
+# -- the blueprint ---------------------------------------------------------------------------------------
+def _error(status: int, message: str):
+    return jsonify({"error": message}), status
+
+
+def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, retry_interval: float | None = None) -> Blueprint:
+    """The blueprint; ``tasks`` (Label Studio) and ``outbox`` are built from the settings unless given."""
+    from connectors.viewer.delivery import default_outbox
+
+    api = Blueprint("radlabel_api", __name__)
+    registry = ReaderRegistry.from_settings(settings)
+    state = {"tasks": tasks, "outbox": outbox}
+    with sqlite3.connect(settings.home / "state.sqlite", timeout=30) as db:
+        db.execute(VIEWING_SCHEMA)
+        db.execute(ESCALATION_SCHEMA)
+
+    def workspace() -> Workspace:
+        if state["tasks"] is None:  # built on first use: the front must start even while Label Studio is down
+            state["tasks"] = LabelStudioTasks(settings)
+        return Workspace(settings, state["tasks"])
+
+    def the_outbox() -> Outbox:
+        if state["outbox"] is None:
+            state["outbox"] = default_outbox(settings)
+        return state["outbox"]
+
+    interval = retry_interval if retry_interval is not None else float(os.environ.get("RADLABEL_OUTBOX_RETRY_S", "10"))
+    if interval > 0:
+        the_outbox().start(interval)
+        the_outbox().wake()  # anything kept from before a restart goes out now
+
+    def reader_required(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            header = request.headers.get("Authorization", "")
+            token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+            reader = registry.authenticate(token)
+            if reader is None:
+                return _error(401, "sign in with your reader token (ask the administrator: `radlabel readers add`).")
+            g.reader = reader
+            try:
+                return view(*args, **kwargs)
+            except ApiError as exc:
+                return _error(exc.status, str(exc))
+            except RadlabelError as exc:
+                return _error(502, str(exc))
+        return wrapper
+
+    @api.get("/me")
+    @reader_required
+    def me():
+        r = g.reader
+        return {"email": r.email, "tier": r.tier, "reader": r.pseudonym}
+
+    @api.get("/worklist")
+    @reader_required
+    def worklist():
+        return {"tasks": workspace().worklist(g.reader)}
+
+    @api.get("/tasks/<int:task_id>")
+    @reader_required
+    def task(task_id: int):
+        return workspace().detail(g.reader, task_id, the_outbox())
+
+    @api.get("/tasks/<int:task_id>/reads")
+    @reader_required
+    def reads(task_id: int):
+        space = workspace()
+        kind, found = space.task_for(g.reader, task_id)
+        if kind.kind != "arbitration":
+            raise ApiError(403, "other readers' labels are shown only on arbitration tasks.")
+        return {"reads": space.read_masks(found, space.protocol(kind.protocol_id)),
+                "shape": [len(found["data"]["sop_instance_uids"]), found["data"]["rows"], found["data"]["columns"]]}
+
+    @api.post("/tasks/<int:task_id>/seg")
+    @reader_required
+    def submit(task_id: int):
+        from radlabel.audit import audit_log
+        from radlabel.ingest.deid import Deidentifier
+
+        reader = g.reader
+        if (request.content_length or 0) > MAX_SEG_BYTES:
+            raise ApiError(413, "the SEG is larger than 512 MB.")
+        if request.mimetype != "application/dicom":
+            raise ApiError(415, "send the SEG as Content-Type: application/dicom.")
+        body = request.get_data()
+        try:
+            ds = dcmread(io.BytesIO(body))
+        except (InvalidDicomError, ValueError, EOFError, KeyError, TypeError):
+            raise ApiError(400, "the body is not a readable DICOM file.") from None
+        space = workspace()
+        kind, found = space.task_for(reader, task_id)
+        ohif = space.protocol_config(kind.protocol_id)
+        meta = check_seg(ds, found, reader, kind, {s["name"] for s in ohif.get("segments", [])})
+        if not space.open_for(reader, kind, found):
+            raise ApiError(409, f"task {task_id} already has your read (or its arbitration): it cannot be read again.")
+        key = Deidentifier(bytes.fromhex(settings.secrets()["pseudonym_key"])).digest("seg", str(ds.SOPInstanceUID)).hex()[:24]
+        protocol = f"{kind.protocol_id} {kind.version}"
+        outbox_ = the_outbox()
+        first = outbox_.get(key) is None
+        outbox_.keep(Submission(key, task_id, reader.ls_user_id, kind.kind, protocol), body)
+        viewing = viewing_conditions(meta.get("wl_log") or [], ohif)
+        if first:
+            with sqlite3.connect(settings.home / "state.sqlite", timeout=30) as db:
+                db.execute("INSERT OR IGNORE INTO reader_viewing VALUES (?,?,?,?,?,?,?,?,?)",
+                           (key, task_id, reader.ls_user_id, protocol, viewing["wl_changes"],
+                            json.dumps(viewing["presets_used"]), json.dumps(viewing["out_of_preset"]),
+                            json.dumps(meta.get("wl_log") or [])[:1_000_000], time.time()))
+            audit_log(settings).append("reader_submit", reader.pseudonym, protocol, task=task_id, kind=kind.kind, seg=key,
+                                       wl_changes=viewing["wl_changes"], presets_used=viewing["presets_used"],
+                                       out_of_preset=[o["class"] for o in viewing["out_of_preset"]])
+        result = outbox_.deliver(key)
+        body = {"seg_key": key, "status": result.status, "viewing": viewing}
+        if result.status == "imported":
+            return body | {"annotation_id": result.annotation_id}, 201
+        outbox_.wake()
+        # Kept on disk and retried in the background; the reason is an infrastructure sentence, no PHI.
+        return body | {"status": "queued", "stage": result.status, "detail": result.last_error}, 202
+
+    @api.post("/tasks/<int:task_id>/escalate")
+    @reader_required
+    def escalate(task_id: int):
+        from radlabel.audit import audit_log
+
+        reader = g.reader
+        space = workspace()
+        kind, _ = space.task_for(reader, task_id)
+        payload = request.get_json(silent=True) or {}
+        note = str(payload.get("note") or "")[:1000]
+        protocol = space.protocol(kind.protocol_id)
+        route = protocol.escalation.route_to.value
+        with sqlite3.connect(settings.home / "state.sqlite", timeout=30) as db:
+            db.execute("INSERT INTO reader_escalations VALUES (?,?,?,?,?,?) ON CONFLICT(task_id, reader) DO UPDATE SET "
+                       "note=excluded.note, created=excluded.created",
+                       (task_id, reader.ls_user_id, f"{kind.protocol_id} {kind.version}", route, note, time.time()))
+        # The note stays in the state DB only: free text may hold what the audit trail must not.
+        audit_log(settings).append("escalation", reader.pseudonym, f"{kind.protocol_id} {kind.version}",
+                                   task=task_id, route_to=route, with_note=bool(note))
+        return {"task_id": task_id, "route_to": route, "status": "escalated"}
+
+    return api
+

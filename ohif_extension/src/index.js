@@ -1,0 +1,44 @@
+// radlabel's OHIF v3 extension, loaded at runtime by the prebuilt OHIF 3.13.2 viewer
+// (window.config.extensions = ['/radlabel/extension/index.js']): the default export is the
+// extension object. No build step, no shared React: the panel is plain DOM (panel.js).
+import { Controller } from './controller.js';
+import * as glue from './viewer.js';
+
+let controller = null;
+
+export function getController() {
+  return controller;
+}
+
+const extension = {
+  id: 'radlabel',
+  version: '0.1.0',
+
+  preRegistration({ servicesManager, commandsManager, extensionManager }) {
+    controller = new Controller({});
+    controller.viewer = { ctx: { servicesManager, commandsManager, extensionManager }, glue };
+    const begin = () => controller.start();
+    if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', begin, { once: true });
+    else begin();
+  },
+
+  onModeEnter({ servicesManager, commandsManager, extensionManager }) {
+    controller?.enterTask({ ctx: { servicesManager, commandsManager, extensionManager }, glue });
+  },
+
+  onModeExit() {
+    controller?.leave();
+  },
+
+  getCommandsModule() {
+    return {
+      definitions: {
+        radlabelSubmit: { commandFn: () => controller?.submit() },
+        radlabelApplyPreset: { commandFn: ({ name }) => controller?.applyPreset(controller.state.ohif.windowPresets.find(p => p.name === name)) },
+      },
+      defaultContext: 'DEFAULT',
+    };
+  },
+};
+
+export default extension;

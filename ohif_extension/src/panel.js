@@ -1,0 +1,109 @@
+// The radlabel panel: sign-in, worklist, protocol (classes, codes, boundaries, edge cases),
+// W/L presets, segment choice, submit, escalate, arbitration overlays. Plain DOM, mounted
+// into its own node: the prebuilt OHIF shares no React with runtime extensions.
+import { h } from './dom.js';
+
+const CSS = `
+#radlabel-panel{position:fixed;top:56px;right:8px;width:300px;max-height:calc(100vh - 70px);overflow:auto;z-index:1000;
+ background:#090c29;color:#e6e6e6;border:1px solid #3a3f99;border-radius:6px;font:12px/1.4 sans-serif;padding:8px}
+#radlabel-panel h3{margin:6px 0 4px;font-size:13px;color:#5acce6}
+#radlabel-panel button{background:#1f2a6b;color:#fff;border:1px solid #3a3f99;border-radius:4px;padding:3px 7px;margin:2px;cursor:pointer}
+#radlabel-panel button[aria-pressed=true]{background:#5acce6;color:#000}
+#radlabel-panel input,#radlabel-panel textarea{width:95%;background:#000;color:#fff;border:1px solid #3a3f99}
+#radlabel-panel .swatch{display:inline-block;width:10px;height:10px;margin-right:4px;border:1px solid #fff}
+#radlabel-panel .muted{color:#9aa}
+#radlabel-panel .warn{color:#ffb347}
+#radlabel-panel .err{color:#ff6b6b}
+#radlabel-panel .ok{color:#7CFC00}
+#radlabel-panel li{margin:3px 0}
+`;
+
+export function mountPanel(doc = globalThis.document) {
+  let root = doc.getElementById('radlabel-panel');
+  if (!root) {
+    doc.head.append(h(doc, 'style', { id: 'radlabel-style' }, CSS));
+    root = h(doc, 'div', { id: 'radlabel-panel', role: 'complementary', 'aria-label': 'radlabel' });
+    doc.body.append(root);
+  }
+  return root;
+}
+
+function code(c) {
+  return c ? `${c.CodingSchemeDesignator} ${c.CodeValue} "${c.CodeMeaning}"` : '';
+}
+
+// state: {signedIn, me, worklist, task, ohif, activeSegment, activePreset, status:{kind,text}, flags, arbitration}
+// actions: {signIn(token), signOut(), open(item), preset(p), segment(s), submit(), escalate(note), toggleRead(n), accept(n)}
+export function renderPanel(root, state, actions) {
+  const doc = root.ownerDocument;
+  const part = [];
+  part.push(h(doc, 'h3', {}, 'radlabel'));
+  if (!state.signedIn) {
+    const input = h(doc, 'input', { type: 'password', id: 'radlabel-token', placeholder: 'reader token', autocomplete: 'off' });
+    part.push(h(doc, 'form', { id: 'radlabel-signin', onSubmit: e => { e.preventDefault(); actions.signIn(input.value); } },
+      h(doc, 'div', {}, 'Sign in with your reader token'), input, h(doc, 'button', { type: 'submit' }, 'Sign in')));
+  } else {
+    part.push(h(doc, 'div', { class: 'muted' }, `${state.me?.reader ?? ''} · ${state.me?.tier ?? ''} `,
+      h(doc, 'button', { id: 'radlabel-signout', onClick: () => actions.signOut() }, 'Sign out')));
+  }
+  if (state.status?.text) {
+    part.push(h(doc, 'div', { id: 'radlabel-status', class: state.status.kind || 'muted', role: 'status' }, state.status.text));
+  }
+  if (state.signedIn && !state.task) {
+    part.push(h(doc, 'h3', {}, 'Worklist'));
+    const items = state.worklist || [];
+    part.push(items.length
+      ? h(doc, 'ul', { id: 'radlabel-worklist' }, items.map(item => h(doc, 'li', {},
+          h(doc, 'button', { 'data-task': item.task_id, onClick: () => actions.open(item) }, `Open task ${item.task_id}`),
+          ` ${item.kind} · ${item.protocol.id} ${item.protocol.version} · ${item.slices} slices`)))
+      : h(doc, 'div', { class: 'muted', id: 'radlabel-worklist-empty' }, 'Nothing to read.'));
+  }
+  if (state.task && state.ohif) {
+    const { task, ohif } = state;
+    part.push(h(doc, 'h3', {}, `Task ${task.task_id} · ${task.kind}`));
+    part.push(h(doc, 'div', { class: 'muted' }, `${ohif.protocol.name} ${ohif.protocol.version}`));
+    part.push(h(doc, 'h3', {}, 'Window presets'));
+    part.push(h(doc, 'div', { id: 'radlabel-presets' }, (ohif.windowPresets || []).map(p =>
+      h(doc, 'button', { 'data-preset': p.name, 'aria-pressed': state.activePreset === p.name ? 'true' : 'false',
+        title: `${p.description || ''} (C ${p.windowCenter} / W ${p.windowWidth})`, onClick: () => actions.preset(p) }, p.name))));
+    part.push(h(doc, 'h3', {}, 'Classes'));
+    part.push(h(doc, 'ul', { id: 'radlabel-classes' }, (ohif.segments || []).map(s => h(doc, 'li', {},
+      h(doc, 'button', { 'data-segment': s.name, 'aria-pressed': state.activeSegment === s.name ? 'true' : 'false',
+        onClick: () => actions.segment(s) },
+        h(doc, 'span', { class: 'swatch', style: `background:rgb(${s.color.join(',')})` }), s.label),
+      h(doc, 'div', { class: 'muted' }, `read in ${s.readIn} · ${code(s.type)}`),
+      s.boundary ? h(doc, 'div', {}, s.boundary) : null))));
+    if (state.flags?.length) {
+      part.push(h(doc, 'div', { id: 'radlabel-preset-warning', class: 'warn' },
+        `Outside the required preset: ${state.flags.join(', ')} (recorded with your read)`));
+    }
+    if ((ohif.edgeCases || []).length) {
+      part.push(h(doc, 'h3', {}, 'Edge cases'));
+      part.push(h(doc, 'ul', {}, ohif.edgeCases.map(e => h(doc, 'li', {}, `[${e.action}] ${e.text}`))));
+    }
+    if (state.arbitration) part.push(renderArbitration(doc, state, actions));
+    part.push(h(doc, 'h3', {}, 'Finish'));
+    part.push(h(doc, 'button', { id: 'radlabel-submit', disabled: state.busy || !task.open, onClick: () => actions.submit() },
+      task.kind === 'arbitration' ? 'Submit final SEG' : 'Submit read'));
+    const note = h(doc, 'textarea', { id: 'radlabel-escalate-note', rows: 2, placeholder: 'Why escalate? (no patient details)' });
+    part.push(h(doc, 'div', {}, note, h(doc, 'button', { id: 'radlabel-escalate', onClick: () => actions.escalate(note.value) },
+      `Escalate to ${ohif.escalation?.routeTo ?? 'senior'}`)));
+    part.push(h(doc, 'button', { id: 'radlabel-back', onClick: () => actions.back() }, 'Back to worklist'));
+  }
+  root.replaceChildren(...part);
+  return root;
+}
+
+function renderArbitration(doc, state, actions) {
+  const arb = state.arbitration;
+  const reasons = (arb.reasons || []).map(r => h(doc, 'li', { class: 'warn' }, r));
+  return h(doc, 'div', { id: 'radlabel-arbitration' },
+    h(doc, 'h3', {}, 'Reads'),
+    h(doc, 'ul', {}, arb.reads.map(read => h(doc, 'li', {},
+      h(doc, 'button', { 'data-read': read.read, 'aria-pressed': read.visible ? 'true' : 'false', onClick: () => actions.toggleRead(read.read) },
+        read.visible ? 'Hide' : 'Show'),
+      h(doc, 'button', { 'data-accept': read.read, onClick: () => actions.accept(read.read) }, 'Accept'),
+      ` ${read.reader} · Dice vs consensus ${read.score == null ? '–' : Number(read.score).toFixed(2)}`))),
+    reasons.length ? h(doc, 'ul', {}, reasons) : null,
+    h(doc, 'div', { class: 'muted' }, 'Accept copies a read into your segmentation; edit it, then submit the final SEG.'));
+}
