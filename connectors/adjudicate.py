@@ -19,7 +19,7 @@ from typing import Callable
 
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.label_studio import client as label_studio_client, label_studio_errors
-from connectors.provision import MARKER, Provisioner, load_provisioned
+from connectors.provision import ARBITRATION_MARKER, Provisioner, load_provisioned, project_kind
 from radlabel import seg as seg_codec
 from radlabel.audit import audit_log
 from radlabel.adjudication.decision import Decision, decide
@@ -33,7 +33,6 @@ from radlabel.settings import Settings
 
 CONSENSUS_USER = "radlabel-consensus@readers.radlabel.local"
 CONSENSUS_CREATOR = "RADLABEL^CONSENSUS"  # ContentCreatorName of final SEGs
-ARBITRATION_MARKER = "radlabel-arbitration:"
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS adjudications (
     task_id INTEGER PRIMARY KEY, protocol_id TEXT NOT NULL, status TEXT NOT NULL,
@@ -103,18 +102,8 @@ class Adjudicator:
     def project_protocol(self, project_id: int) -> tuple[str, str] | None:
         """(protocol id, 'reads' or 'arbitration') of a project of ours, else None."""
         with label_studio_errors(f"read project {project_id}"):
-            description = self.ls.projects.get(id=project_id).description or ""
-        marker = MARKER.search(description)
-        if marker:
-            return marker["id"], "reads"
-        from connectors.qa import CALIBRATION_MARKER, REVIEW_MARKER
-
-        for line in description.splitlines():
-            for prefix, kind in ((ARBITRATION_MARKER, "arbitration"), (CALIBRATION_MARKER, "calibration"),
-                                 (REVIEW_MARKER, "review")):
-                if line.startswith(prefix):
-                    return line.split()[1], kind
-        return None
+            kind = project_kind(self.ls.projects.get(id=project_id).description)
+        return (kind.protocol_id, kind.kind) if kind else None
 
     def arbitration_project(self, protocol: Protocol) -> int:
         wanted = f"{ARBITRATION_MARKER} {protocol.id} {protocol.version}"

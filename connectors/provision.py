@@ -34,6 +34,33 @@ from radlabel.settings import Settings
 
 MARKER = re.compile(r"^radlabel-protocol: (?P<id>[a-z][a-z0-9_]*) (?P<version>\d+\.\d+\.\d+) (?P<fingerprint>[0-9a-f]+)$",
                     re.MULTILINE)
+# The other projects radlabel makes say what they are on a line of their description.
+ARBITRATION_MARKER = "radlabel-arbitration:"  # + protocol id, version
+CALIBRATION_MARKER = "radlabel-calibration:"  # + protocol id, version, the reader's Label Studio user id
+REVIEW_MARKER = "radlabel-qa-review:"  # + protocol id, version
+_VERSIONED = r" (?P<id>[a-z][a-z0-9_]*) (?P<version>\d+\.\d+\.\d+)"
+_OTHER_MARKERS = (("arbitration", re.compile(rf"^{ARBITRATION_MARKER}{_VERSIONED}\s*$", re.MULTILINE)),
+                  ("calibration", re.compile(rf"^{CALIBRATION_MARKER}{_VERSIONED} (?P<user>\d+)\s*$", re.MULTILINE)),
+                  ("review", re.compile(rf"^{REVIEW_MARKER}{_VERSIONED}\s*$", re.MULTILINE)))
+
+
+@dataclass(frozen=True)
+class ProjectKind:
+    kind: str  # reads / arbitration / calibration / review
+    protocol_id: str
+    version: str
+    reader: int | None = None  # calibration: the one reader it is for
+
+
+def project_kind(description: str | None) -> ProjectKind | None:
+    """Which radlabel project a Label Studio project is, from the marker line of its description."""
+    text = description or ""
+    if (m := MARKER.search(text)):
+        return ProjectKind("reads", m["id"], m["version"])
+    for kind, pattern in _OTHER_MARKERS:
+        if (m := pattern.search(text)):
+            return ProjectKind(kind, m["id"], m["version"], int(m["user"]) if kind == "calibration" else None)
+    return None
 # Result value keys that hold class names, per Label Studio result type.
 _LABEL_KEYS = ("brushlabels", "rectanglelabels", "polygonlabels", "keypointlabels", "labels", "choices")
 WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "TASKS_CREATED"]

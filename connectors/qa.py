@@ -26,7 +26,7 @@ from datetime import datetime
 import numpy as np
 
 from connectors.label_studio import client as label_studio_client, label_studio_errors
-from connectors.provision import Provisioner
+from connectors.provision import CALIBRATION_MARKER, REVIEW_MARKER, Provisioner
 from radlabel.adjudication.reads import Read, annotator, read_from_annotation, task_shape, task_spacing
 from radlabel.audit import audit_log
 from radlabel.brush_rle import mask_regions
@@ -40,8 +40,6 @@ from radlabel.qa.sampling import gold_copies_due, sampled_for_review
 from radlabel.qa.scoring import ReadScore, score_read
 from radlabel.settings import Settings
 
-CALIBRATION_MARKER = "radlabel-calibration:"
-REVIEW_MARKER = "radlabel-qa-review:"
 # Task data that would tell a reader where a copy came from.
 _HIDDEN_KEYS = ("source_task", "disagreement")
 

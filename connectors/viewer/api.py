@@ -20,10 +20,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import sqlite3
 import time
-from dataclasses import dataclass
 from functools import wraps
 
 import numpy as np
@@ -32,9 +30,7 @@ from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
 from connectors.adjudicate import CONSENSUS_USER
-from connectors.provision import MARKER, load_provisioned
-from connectors.adjudicate import ARBITRATION_MARKER
-from connectors.qa import CALIBRATION_MARKER
+from connectors.provision import ProjectKind, load_provisioned, project_kind
 from connectors.readers import Reader, ReaderRegistry
 from connectors.viewer.outbox import Outbox, Submission
 from radlabel.errors import RadlabelError
@@ -42,9 +38,6 @@ from radlabel.settings import Settings
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 MAX_SEG_BYTES = 512 * 1024 * 1024
-_CALIBRATION = re.compile(rf"^{CALIBRATION_MARKER} (?P<id>[a-z][a-z0-9_]*) (?P<version>\d+\.\d+\.\d+) (?P<user>\d+)\s*$",
-                          re.MULTILINE)
-_ARBITRATION = re.compile(rf"^{ARBITRATION_MARKER} (?P<id>[a-z][a-z0-9_]*) (?P<version>\d+\.\d+\.\d+)\s*$", re.MULTILINE)
 
 VIEWING_SCHEMA = """CREATE TABLE IF NOT EXISTS reader_viewing (
     seg_key TEXT PRIMARY KEY, task_id INTEGER NOT NULL, reader INTEGER NOT NULL, protocol TEXT NOT NULL,
@@ -61,24 +54,6 @@ class ApiError(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
-class ProjectKind:
-    kind: str  # reads / calibration / arbitration
-    protocol_id: str
-    version: str
-    reader: int | None = None  # calibration: the one reader it is for
-
-
-def project_kind(description: str | None) -> ProjectKind | None:
-    """Which radlabel project a Label Studio project is, from the marker line of its description."""
-    text = description or ""
-    if (m := MARKER.search(text)):
-        return ProjectKind("reads", m["id"], m["version"])
-    if (m := _CALIBRATION.search(text)):
-        return ProjectKind("calibration", m["id"], m["version"], int(m["user"]))
-    if (m := _ARBITRATION.search(text)):
-        return ProjectKind("arbitration", m["id"], m["version"])
-    return None
 
 
 def _annotator(annotation: dict) -> int:

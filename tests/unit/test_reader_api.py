@@ -15,7 +15,8 @@ import pytest
 from flask import Flask
 
 from connectors.readers import ReaderRegistry, check_email
-from connectors.viewer.api import create_api, project_kind, viewing_conditions
+from connectors.provision import project_kind
+from connectors.viewer.api import create_api, viewing_conditions
 from connectors.viewer.outbox import Outbox
 from radlabel import seg as seg_codec
 from radlabel.errors import RadlabelError
@@ -310,4 +311,5 @@ def test_viewing_conditions_flag_classes_painted_outside_their_preset():
 def test_project_markers():
     assert project_kind("x\nradlabel-calibration: ct_lung_nodules 1.0.0 7").reader == 7
     assert project_kind("radlabel-arbitration: ct_lung_nodules 1.0.0").kind == "arbitration"
+    assert project_kind("radlabel-qa-review: ct_lung_nodules 1.0.0").kind == "review"
     assert project_kind("nothing") is None and project_kind(None) is None
