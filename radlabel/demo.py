@@ -147,7 +147,7 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
         print(f"\nExport: {exported['cases']} case(s) in {exported['folder']} ({exported['splits']}); "
               f"audit trail: {exported['audit']}")
     if campaign:
-        print(f"\nQA campaign ({campaign['protocol']}): {campaign["final_tasks"]} final series, "
+        print(f"\nQA campaign ({campaign['protocol']}): {campaign['final_tasks']} final series, "
               f"{campaign['hidden_gold_copies']} hidden gold copies, {campaign['review_tasks']} sampled for QA review")
         for name, certified in campaign["certified"].items():
             print(f"  - {name}: {'certified' if certified else 'NOT certified'}")
