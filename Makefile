@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python bench/agreement.py
 	$(BIN)/python bench/seg.py
 	$(BIN)/python bench/ml.py
+	$(BIN)/python bench/qa.py
 
 clean:
 	-$(BIN)/radlabel down
