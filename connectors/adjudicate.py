@@ -296,23 +296,32 @@ class Adjudicator:
         return [json.loads(row[0]) for row in rows if row[0]]
 
     # -- catching up ---------------------------------------------------------------------------------
-    def reconcile(self) -> list[Outcome]:
-        """Poll every project of ours for tasks the webhooks missed."""
+    def reconcile(self, protocol_id: str | None = None) -> list[Outcome]:
+        """Poll every project of ours (of one protocol, if given) for tasks the webhooks missed.
+
+        A task that is not a synced series (no geometry in its data) is skipped, and one task that
+        fails is reported without stopping the others."""
         outcomes = []
         with label_studio_errors("list projects"):
             projects = list(self.ls.projects.list(page_size=100))
         for project in projects:
-            kind = self.project_protocol(project.id)
-            if kind is None:
+            kind = project_kind(project.description)
+            if kind is None or (protocol_id and kind.protocol_id != protocol_id):
                 continue
-            protocol = load_provisioned(self.settings, kind[0])
+            try:
+                protocol = load_provisioned(self.settings, kind.protocol_id)
+            except RadlabelError:
+                continue  # provisioned from another state directory
             with label_studio_errors(f"list the tasks of project {project.id}"):
-                tasks = list(self.ls.tasks.list(project=project.id, page_size=100))
+                tasks = list(self.ls.tasks.list(project=project.id, fields="all", page_size=100))
             for task in tasks:
-                if not (task.total_annotations or 0):
+                if not (task.total_annotations or 0) or "rows" not in (task.data or {}):
                     continue
-                with self._lock():
-                    outcome = self._dispatch(protocol, kind[1], task.id)
+                try:
+                    with self._lock():
+                        outcome = self._dispatch(protocol, kind.kind, task.id)
+                except RadlabelError as exc:
+                    outcome = Outcome(task.id, "failed", str(exc))
                 if outcome:
                     outcomes.append(outcome)
         return outcomes

@@ -152,6 +152,6 @@ class Campaign:
             truth = self._truth_of(task_id)
             for reader in readers:
                 self._post(task_id, ids[reader.name], reader.read(truth), 250 + 20 * (reader.name == "drifting"))
-        self.adjudicator.reconcile()  # whatever the webhook worker has not done yet
+        self.adjudicator.reconcile(self.protocol.id)  # whatever the webhook worker has not done yet
         return CampaignResult(self.protocol, ids, readers, gold_tasks, production_tasks, copies, certifications,
                               self.truth)

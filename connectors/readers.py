@@ -42,8 +42,23 @@ class Reader:
         """How a reader appears in SEGs, audit entries and QA data (the adjudication's naming)."""
         return f"reader-{self.ls_user_id}"
 
+    @property
+    def person_name(self) -> str:
+        """The pseudonym as a DICOM person name (ContentCreatorName): one component, marked by a trailing caret."""
+        return f"{self.pseudonym}^"
+
     def as_dict(self) -> dict:
         return {"email": self.email, "ls_user_id": self.ls_user_id, "tier": self.tier, "active": self.active}
+
+
+_PSEUDONYM_NAME = re.compile(r"^(reader-[A-Za-z0-9]+)\^*$")
+
+
+def pseudonym_from_name(name) -> str | None:
+    """``reader-<id>`` from a ContentCreatorName written ``reader-<id>`` or ``reader-<id>^`` (a one-component
+    person name); None for any other name."""
+    match = _PSEUDONYM_NAME.match(str(name or "").strip())
+    return match[1] if match else None
 
 
 def _digest(token: str) -> str:

@@ -78,6 +78,11 @@ class SegImporter:
         return by_type[0] if len(by_type) == 1 else None
 
     def reader_pseudonym(self, name: str) -> str:
+        from connectors.readers import pseudonym_from_name
+
+        pseudonym = pseudonym_from_name(name)  # reader-<id> or reader-<id>^: already a pseudonym
+        if pseudonym:
+            return pseudonym
         if name.startswith("reader-"):
             return name
         return "reader-" + self.syncer.deid.digest("reader", name).hex()[:10]

@@ -12,6 +12,8 @@ arbitration tasks, to senior readers only.
 - ``POST tasks/<id>/seg``: a binary DICOM-SEG (``application/dicom``) checked against the task,
   the reader and the protocol version, kept in the outbox, stored in Orthanc and imported into
   the task as this reader's annotation; 202 "queued" when Orthanc or Label Studio is down;
+- ``POST tasks/<id>/empty``: "no findings": an empty read (an empty SEG is not valid DICOM), recorded as
+  this reader's annotation with an empty result list, with its W/L log (JSON ``{"wl_log": [...]}``);
 - ``POST tasks/<id>/escalate``: sends the task to the protocol's escalation route.
 """
 
@@ -31,7 +33,7 @@ from pydicom.errors import InvalidDicomError
 
 from connectors.adjudicate import CONSENSUS_USER
 from connectors.provision import ProjectKind, load_provisioned, project_kind
-from connectors.readers import Reader, ReaderRegistry
+from connectors.readers import Reader, ReaderRegistry, pseudonym_from_name
 from connectors.viewer.outbox import Outbox, Submission
 from radlabel.errors import RadlabelError
 from radlabel.settings import Settings
@@ -46,6 +48,10 @@ VIEWING_SCHEMA = """CREATE TABLE IF NOT EXISTS reader_viewing (
 ESCALATION_SCHEMA = """CREATE TABLE IF NOT EXISTS reader_escalations (
     task_id INTEGER NOT NULL, reader INTEGER NOT NULL, protocol TEXT NOT NULL, route_to TEXT NOT NULL,
     note TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (task_id, reader))"""
+
+
+# Projects whose tasks are read in OHIF (QA review is done in Label Studio for now).
+VIEWER_KINDS = ("reads", "calibration", "arbitration")
 
 
 class ApiError(Exception):
@@ -116,6 +122,12 @@ class LabelStudioTasks:
         except SdkError:
             return None
 
+    def create_annotation(self, task_id: int, result: list, user: int) -> int:
+        from connectors.label_studio import label_studio_errors
+
+        with label_studio_errors(f"store a read in task {task_id}"):
+            return self.ls.annotations.create(id=task_id, result=result, completed_by=user).id
+
     def consensus_user(self) -> int | None:
         if self._consensus is None:
             found = [u.id for u in self.ls.users.list() if u.email == CONSENSUS_USER]
@@ -176,7 +188,7 @@ class Workspace:
         items = []
         for project in self.tasks.projects():
             kind = project_kind(project["description"])
-            if kind is None or (kind.kind == "arbitration" and reader.tier != "senior") or \
+            if kind is None or kind.kind not in VIEWER_KINDS or (kind.kind == "arbitration" and reader.tier != "senior") or \
                     (kind.kind == "calibration" and kind.reader != reader.ls_user_id):
                 continue
             for task in self.tasks.tasks(project["id"]):
@@ -199,7 +211,7 @@ class Workspace:
         if task is None or task.get("project") is None:
             raise ApiError(404, f"task {task_id} is not on your worklist.")
         kind = project_kind(self.tasks.project(task["project"])["description"])
-        if kind is None or not self.allowed(reader, kind, task):
+        if kind is None or kind.kind not in VIEWER_KINDS or not self.allowed(reader, kind, task):
             raise ApiError(404, f"task {task_id} is not on your worklist.")
         return kind, task
 
@@ -279,8 +291,8 @@ def check_seg(ds, task: dict, reader: Reader, kind: ProjectKind, segment_names: 
                  for i in s.get("ReferencedInstanceSequence", [])}
     if not instances or not instances <= allowed:
         refuse("the SEG references instances outside this task's series.")
-    if str(ds.get("ContentCreatorName", "")) != reader.pseudonym:
-        refuse(f"the SEG is not tagged with your reader identity (ContentCreatorName must be {reader.pseudonym}).")
+    if pseudonym_from_name(ds.get("ContentCreatorName", "")) != reader.pseudonym:
+        refuse(f"the SEG is not tagged with your reader identity (ContentCreatorName must be {reader.person_name}).")
     expected = f"{kind.protocol_id} {kind.version}"
     if not str(ds.get("ContentDescription", "")).startswith(expected):
         refuse(f"the SEG is not tagged with protocol {expected} (ContentDescription): reload the task.")
@@ -453,6 +465,36 @@ def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, ret
         outbox_.wake()
         # Kept on disk and retried in the background; the reason is an infrastructure sentence, no PHI.
         return body | {"status": "queued", "stage": result.status, "detail": result.last_error}, 202
+
+    @api.post("/tasks/<int:task_id>/empty")
+    @reader_required
+    def empty(task_id: int):
+        """No findings: the reader's read with no labels (an empty result list in Label Studio)."""
+        from radlabel.audit import audit_log
+
+        reader = g.reader
+        space = workspace()
+        kind, found = space.task_for(reader, task_id)
+        if not space.open_for(reader, kind, found):
+            raise ApiError(409, f"task {task_id} already has your read (or its arbitration): it cannot be read again.")
+        payload = request.get_json(silent=True) or {}
+        wl_log = payload.get("wl_log") if isinstance(payload, dict) else None
+        if wl_log is not None and not isinstance(wl_log, list):
+            raise ApiError(422, "the W/L log is not a list.")
+        wl_log = wl_log or []
+        viewing = viewing_conditions(wl_log, space.protocol_config(kind.protocol_id))
+        protocol = f"{kind.protocol_id} {kind.version}"
+        annotation_id = space.tasks.create_annotation(task_id, [], reader.ls_user_id)
+        key = f"empty-{task_id}-{reader.ls_user_id}-{annotation_id}"
+        with sqlite3.connect(settings.home / "state.sqlite", timeout=30) as db:
+            db.execute("INSERT OR IGNORE INTO reader_viewing VALUES (?,?,?,?,?,?,?,?,?)",
+                       (key, task_id, reader.ls_user_id, protocol, viewing["wl_changes"],
+                        json.dumps(viewing["presets_used"]), json.dumps(viewing["out_of_preset"]),
+                        json.dumps(wl_log)[:1_000_000], time.time()))
+        audit_log(settings).append("reader_submit", reader.pseudonym, protocol, task=task_id, kind=kind.kind,
+                                   empty=True, annotation=annotation_id, wl_changes=viewing["wl_changes"],
+                                   presets_used=viewing["presets_used"])
+        return {"status": "imported", "empty": True, "annotation_id": annotation_id, "viewing": viewing}, 201
 
     @api.post("/tasks/<int:task_id>/escalate")
     @reader_required

@@ -40,6 +40,7 @@ export function connectorApi({ base = '/radlabel/api', fetchFn = (...a) => globa
     task: id => call('GET', `tasks/${Number(id)}`),
     reads: id => call('GET', `tasks/${Number(id)}/reads`),
     submitSeg: (id, blob) => call('POST', `tasks/${Number(id)}/seg`, blob, 'application/dicom'),
+    noFindings: (id, wlLog) => call('POST', `tasks/${Number(id)}/empty`, JSON.stringify({ wl_log: wlLog || [] }), 'application/json'),
     escalate: (id, note) => call('POST', `tasks/${Number(id)}/escalate`, JSON.stringify({ note }), 'application/json'),
     protocol: async protocolId => {
       const reply = await fetchFn(`/radlabel/protocols/${encodeURIComponent(protocolId)}.json`);

@@ -28,6 +28,7 @@ export class Controller {
       preset: p => this.applyPreset(p),
       segment: s => this.chooseSegment(s),
       submit: () => this.submit(),
+      noFindings: () => this.noFindings(),
       escalate: note => this.escalate(note),
       toggleRead: n => this.toggleRead(n),
       accept: n => this.acceptRead(n),
@@ -105,10 +106,11 @@ export class Controller {
       this.chooseSegment(task.ohif.segments[0]);
       const timer = this.win.setInterval(() => this.pollWindow(), 250);
       this.stops.push(() => this.win.clearInterval(timer));
-      this.stops.push(glue.onPaint(ctx, () => this.painted()));
+      this.stops.push(glue.onPaint(ctx, detail => this.painted(detail)));
       if (task.kind === 'arbitration') await this.loadReads();
-      this.say(task.open ? 'ok' : 'warn', task.open ? 'Ready: paint with the protocol classes, then submit.'
-        : 'You have already read this task.');
+      const ready = task.kind === 'arbitration' ? 'Ready: compare the reads, accept one (and edit it) or paint, then submit the final SEG.'
+        : 'Ready: paint with the protocol classes, then submit (or No findings).';
+      this.say(task.open ? 'ok' : 'warn', task.open ? ready : 'You have already read this task.');
       this.win.radlabelReady = true; // for the end-to-end test and for embedding pages
     } catch (error) {
       this.say('err', error.message);
@@ -146,7 +148,9 @@ export class Controller {
     this.say(outside ? 'warn' : 'muted', outside ? `${segment.label} must be read in the ${outside} preset.` : `Painting ${segment.label}.`);
   }
 
-  painted() {
+  painted(detail) {
+    // Only the reader's own strokes: not the read overlays, not an accepted read being copied in.
+    if (this.copying || (detail?.segmentationId && detail.segmentationId !== this.session?.segmentationId)) return;
     const { glue, ctx } = this.viewer;
     const index = glue.activeSegmentIndex(ctx, this.session.viewportId);
     const segment = this.state.ohif.segments.find(s => s.segmentNumber === index);
@@ -180,6 +184,24 @@ export class Controller {
     }
   }
 
+  // No findings: an empty read (an empty SEG is not valid DICOM), recorded by the connector with the W/L log.
+  async noFindings() {
+    const { task } = this.state;
+    this.state.busy = true;
+    this.say('muted', 'Recording no findings…');
+    try {
+      const reply = await this.api.noFindings(task.task_id, this.log ? this.log.events : []);
+      this.state.task = { ...task, open: false };
+      this.state.busy = false;
+      this.say('ok', `Submitted: no findings (annotation ${reply.annotation_id}).`);
+      this.win.radlabelLastSubmit = reply;
+    } catch (error) {
+      this.state.busy = false;
+      this.say('err', `Not submitted: ${error.message}`);
+      this.win.radlabelLastSubmit = { error: error.message };
+    }
+  }
+
   async escalate(note) {
     try {
       const reply = await this.api.escalate(this.state.task.task_id, note || '');
@@ -201,28 +223,33 @@ export class Controller {
         displaySet: this.session.displaySet, viewportId: this.session.viewportId, read, ohif: this.state.ohif, task: this.state.task,
       });
     }
+    // The brush paints into the arbiter's own segmentation, not into the last overlay added.
+    glue.activateSegmentation(ctx, this.session.viewportId, this.session.segmentationId);
   }
 
   toggleRead(n) {
     const { ctx } = this.viewer;
     const read = this.state.arbitration.reads.find(r => r.read === n);
     read.visible = !read.visible;
-    ctx.servicesManager.services.segmentationService.setSegmentationRepresentationVisibility?.(
-      this.session.viewportId, { segmentationId: this.overlays[n] }, read.visible);
+    this.viewer.glue.setOverlayVisible(ctx, this.session.viewportId, this.overlays[n], read.visible);
     this.render();
   }
 
   // Accept: the chosen read becomes the arbiter's own segmentation, to edit and submit.
   acceptRead(n) {
     const { glue, ctx } = this.viewer;
-    const { cornerstone } = glue.libraries(ctx.extensionManager);
-    const segs = ctx.servicesManager.services.segmentationService;
-    const from = segs.getSegmentation(this.overlays[n]).representationData.Labelmap.imageIds;
-    const to = segs.getSegmentation(this.session.segmentationId).representationData.Labelmap.imageIds;
-    from.forEach((imageId, i) => cornerstone.cache.getImage(to[i]).getPixelData().set(cornerstone.cache.getImage(imageId).getPixelData()));
+    this.copying = true;
+    try {
+      glue.copyLabelmap(ctx, this.overlays[n], this.session.segmentationId);
+    } finally {
+      this.copying = false;
+    }
     for (const read of this.state.arbitration.reads) {
       if (read.visible) this.toggleRead(read.read); // the accepted labels now show as the arbiter's own
     }
-    this.say('ok', `Read ${n} accepted into your segmentation: edit it if needed, then submit the final SEG.`);
+    this.state.arbitration.accepted = n;
+    glue.activateSegmentation(ctx, this.session.viewportId, this.session.segmentationId);
+    const reader = this.state.arbitration.reads.find(r => r.read === n)?.reader ?? `read ${n}`;
+    this.say('ok', `Accepted ${reader} into your segmentation: edit it if needed, then submit the final SEG.`);
   }
 }

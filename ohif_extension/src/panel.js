@@ -33,7 +33,7 @@ function code(c) {
 }
 
 // state: {signedIn, me, worklist, task, ohif, activeSegment, activePreset, status:{kind,text}, flags, arbitration}
-// actions: {signIn(token), signOut(), open(item), preset(p), segment(s), submit(), escalate(note), toggleRead(n), accept(n)}
+// actions: {signIn(token), signOut(), open(item), preset(p), segment(s), submit(), noFindings(), escalate(note), toggleRead(n), accept(n)}
 export function renderPanel(root, state, actions) {
   const doc = root.ownerDocument;
   const part = [];
@@ -62,6 +62,7 @@ export function renderPanel(root, state, actions) {
     const { task, ohif } = state;
     part.push(h(doc, 'h3', {}, `Task ${task.task_id} · ${task.kind}`));
     part.push(h(doc, 'div', { class: 'muted' }, `${ohif.protocol.name} ${ohif.protocol.version}`));
+    if (state.arbitration) part.push(renderArbitration(doc, state, actions)); // the arbiter's work comes first
     part.push(h(doc, 'h3', {}, 'Window presets'));
     part.push(h(doc, 'div', { id: 'radlabel-presets' }, (ohif.windowPresets || []).map(p =>
       h(doc, 'button', { 'data-preset': p.name, 'aria-pressed': state.activePreset === p.name ? 'true' : 'false',
@@ -81,10 +82,12 @@ export function renderPanel(root, state, actions) {
       part.push(h(doc, 'h3', {}, 'Edge cases'));
       part.push(h(doc, 'ul', {}, ohif.edgeCases.map(e => h(doc, 'li', {}, `[${e.action}] ${e.text}`))));
     }
-    if (state.arbitration) part.push(renderArbitration(doc, state, actions));
     part.push(h(doc, 'h3', {}, 'Finish'));
     part.push(h(doc, 'button', { id: 'radlabel-submit', disabled: state.busy || !task.open, onClick: () => actions.submit() },
       task.kind === 'arbitration' ? 'Submit final SEG' : 'Submit read'));
+    part.push(h(doc, 'button', { id: 'radlabel-no-findings', disabled: state.busy || !task.open,
+      title: 'Submit a read with no labels: nothing of this protocol in the series', onClick: () => actions.noFindings() },
+    task.kind === 'arbitration' ? 'Final: no findings' : 'No findings'));
     const note = h(doc, 'textarea', { id: 'radlabel-escalate-note', rows: 2, placeholder: 'Why escalate? (no patient details)' });
     part.push(h(doc, 'div', {}, note, h(doc, 'button', { id: 'radlabel-escalate', onClick: () => actions.escalate(note.value) },
       `Escalate to ${ohif.escalation?.routeTo ?? 'senior'}`)));
@@ -92,6 +95,22 @@ export function renderPanel(root, state, actions) {
   }
   root.replaceChildren(...part);
   return root;
+}
+
+const figure = value => (value === null || value === undefined || Number.isNaN(Number(value)) ? '–' : Number(value).toFixed(2));
+const who = id => (/^\d+$/.test(String(id)) ? `reader-${id}` : String(id));
+
+// Pairwise agreement per class, as the adjudicator computed it (Dice, surface Dice, HD95).
+function renderAgreement(doc, agreement) {
+  const rows = [];
+  for (const [name, figures] of Object.entries(agreement || {})) {
+    for (const pair of figures?.pairs || []) {
+      rows.push(h(doc, 'li', { 'data-class': name },
+        `${name}: ${who(pair.a)} vs ${who(pair.b)} · Dice ${figure(pair.dice)} · surface Dice ${figure(pair.surface_dice)}`
+        + ` · HD95 ${pair.hd95_mm == null ? '–' : `${figure(pair.hd95_mm)} mm`}`));
+    }
+  }
+  return rows.length ? h(doc, 'div', {}, h(doc, 'h3', {}, 'Agreement'), h(doc, 'ul', { id: 'radlabel-agreement' }, rows)) : null;
 }
 
 function renderArbitration(doc, state, actions) {
@@ -102,8 +121,10 @@ function renderArbitration(doc, state, actions) {
     h(doc, 'ul', {}, arb.reads.map(read => h(doc, 'li', {},
       h(doc, 'button', { 'data-read': read.read, 'aria-pressed': read.visible ? 'true' : 'false', onClick: () => actions.toggleRead(read.read) },
         read.visible ? 'Hide' : 'Show'),
-      h(doc, 'button', { 'data-accept': read.read, onClick: () => actions.accept(read.read) }, 'Accept'),
+      h(doc, 'button', { 'data-accept': read.read, 'aria-pressed': arb.accepted === read.read ? 'true' : 'false',
+        onClick: () => actions.accept(read.read) }, 'Accept'),
       ` ${read.reader} · Dice vs consensus ${read.score == null ? '–' : Number(read.score).toFixed(2)}`))),
-    reasons.length ? h(doc, 'ul', {}, reasons) : null,
+    renderAgreement(doc, arb.agreement),
+    reasons.length ? h(doc, 'ul', { id: 'radlabel-reasons' }, reasons) : null,
     h(doc, 'div', { class: 'muted' }, 'Accept copies a read into your segmentation; edit it, then submit the final SEG.'));
 }

@@ -19,6 +19,12 @@ export function newUid() {
 
 const code = c => (c ? { CodeValue: c.CodeValue, CodingSchemeDesignator: c.CodingSchemeDesignator, CodeMeaning: c.CodeMeaning } : undefined);
 
+// A DICOM person name of one component says so with a trailing caret ("reader-11^"); the connector maps it
+// back to the pseudonym "reader-11".
+export function personName(reader) {
+  return String(reader).endsWith('^') ? String(reader) : `${reader}^`;
+}
+
 export function generateOptions({ task, reader }) {
   const { id, version } = task.protocol;
   return {
@@ -27,10 +33,28 @@ export function generateOptions({ task, reader }) {
     transferSyntaxUid: EXPLICIT_VR_LITTLE_ENDIAN,
     SeriesDescription: `radlabel read ${id}`.slice(0, 64),
     SeriesNumber: 901,
-    ContentCreatorName: reader,
+    ContentCreatorName: personName(reader),
     ContentDescription: `${id} ${version}`.slice(0, 64),
     ContentLabel: 'RADLABEL',
   };
+}
+
+// OHIF 3.13.2's SEG (dcmjs + the cornerstone3D adapter) numbers the SegmentSequence 1..N in the order the
+// painted segments come, but each frame's ReferencedSegmentNumber is the labelmap's segment index (the
+// protocol's segmentNumber): with segments 1 and 4 painted, frames of segment "2" say 4. Frames are mapped
+// back through the protocol (labelmap index -> class -> its number in the SegmentSequence).
+function renumberFrames(dataset, ohif) {
+  const nameOfIndex = Object.fromEntries(ohif.segments.map(s => [Number(s.segmentNumber), s.name]));
+  const numberOf = Object.fromEntries(asList(dataset.SegmentSequence).map(s => [s.SegmentLabel, Number(s.SegmentNumber)]));
+  for (const frame of asList(dataset.PerFrameFunctionalGroupsSequence)) {
+    const ident = asList(frame.SegmentIdentificationSequence)[0];
+    if (!ident) throw new Error('a frame of the SEG names no segment');
+    const number = numberOf[nameOfIndex[Number(ident.ReferencedSegmentNumber)]];
+    if (!number) throw new Error(`a frame of the SEG refers to segment ${ident.ReferencedSegmentNumber}, which it does not describe`);
+    ident.ReferencedSegmentNumber = number;
+    const content = asList(frame.FrameContentSequence)[0];
+    if (content && Array.isArray(content.DimensionIndexValues)) content.DimensionIndexValues[0] = number;
+  }
 }
 
 export function tagReaderSeg(dataset, { task, reader, ohif, wlLog }) {
@@ -55,6 +79,7 @@ export function tagReaderSeg(dataset, { task, reader, ohif, wlLog }) {
     return out;
   });
   if (dataset.SegmentationType !== 'BINARY') throw new Error('the viewer made a non-binary SEG');
+  renumberFrames(dataset, ohif);
   // The labelmap is painted on the source grid itself; say so, or readers such as highdicom
   // refuse to map frames back to their source slices.
   // Also what dciodvfy asks of the derivation macro that cornerstone leaves out.
@@ -79,7 +104,7 @@ export function tagReaderSeg(dataset, { task, reader, ohif, wlLog }) {
       }
     }
   }
-  dataset.ContentCreatorName = reader;
+  dataset.ContentCreatorName = personName(reader);
   dataset.ContentDescription = `${task.protocol.id} ${task.protocol.version}`.slice(0, 64);
   dataset.ContentLabel = 'RADLABEL';
   dataset.SeriesDescription = `radlabel read ${task.protocol.id}`.slice(0, 64);

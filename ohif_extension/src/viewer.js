@@ -148,7 +148,52 @@ export async function addReadOverlay(ctx, { displaySet, viewportId, read, ohif, 
       for (let i = 0; i < runs.length; i += 2) pixels.fill(byName[name], runs[i], runs[i] + runs[i + 1]);
     }
   }
+  segmentationModified(ctx, segmentationId);
   await segmentationService.addSegmentationRepresentation(viewportId, { segmentationId });
   for (const s of ohif.segments) segmentationService.setSegmentColor(viewportId, segmentationId, s.segmentNumber, [...s.color, 160]);
   return segmentationId;
+}
+
+export function setOverlayVisible(ctx, viewportId, segmentationId, visible) {
+  const { cornerstoneTools } = libraries(ctx.extensionManager);
+  const type = cornerstoneTools.Enums.SegmentationRepresentations.Labelmap;
+  cornerstoneTools.segmentation.config.visibility.setSegmentationRepresentationVisibility(viewportId, { segmentationId, type }, visible);
+}
+
+export function overlayVisible(ctx, viewportId, segmentationId) {
+  const { cornerstoneTools } = libraries(ctx.extensionManager);
+  const type = cornerstoneTools.Enums.SegmentationRepresentations.Labelmap;
+  return cornerstoneTools.segmentation.config.visibility.getSegmentationRepresentationVisibility(viewportId, { segmentationId, type });
+}
+
+export function activateSegmentation(ctx, viewportId, segmentationId) {
+  ctx.servicesManager.services.segmentationService.setActiveSegmentation(viewportId, segmentationId);
+}
+
+function labelmapImageIds(ctx, segmentationId) {
+  return ctx.servicesManager.services.segmentationService.getSegmentation(segmentationId).representationData.Labelmap.imageIds;
+}
+
+function segmentationModified(ctx, segmentationId) {
+  const { cornerstoneTools } = libraries(ctx.extensionManager);
+  cornerstoneTools.segmentation.triggerSegmentationEvents.triggerSegmentationDataModified(segmentationId);
+}
+
+// Accept: one labelmap's voxels (a read's overlay) become another's (the arbiter's segmentation).
+export function copyLabelmap(ctx, fromSegmentationId, toSegmentationId) {
+  const { cornerstone } = libraries(ctx.extensionManager);
+  const from = labelmapImageIds(ctx, fromSegmentationId);
+  const to = labelmapImageIds(ctx, toSegmentationId);
+  from.forEach((imageId, i) => cornerstone.cache.getImage(to[i]).getPixelData().set(cornerstone.cache.getImage(imageId).getPixelData()));
+  segmentationModified(ctx, toSegmentationId);
+}
+
+// Voxels per segment index of a segmentation (for checks: what the arbiter will submit).
+export function labelmapCounts(ctx, segmentationId) {
+  const { cornerstone } = libraries(ctx.extensionManager);
+  const counts = {};
+  for (const imageId of labelmapImageIds(ctx, segmentationId)) {
+    for (const value of cornerstone.cache.getImage(imageId).getPixelData()) if (value) counts[value] = (counts[value] || 0) + 1;
+  }
+  return counts;
 }

@@ -54,7 +54,7 @@ test('a 202 from the connector counts as accepted (queued), not as an error', as
 
 test('the protocol panel shows classes, colours, codes, boundaries and edge cases as text', () => {
   const root = mountPanel(document);
-  const actions = Object.fromEntries(['signIn', 'signOut', 'open', 'back', 'preset', 'segment', 'submit', 'escalate', 'toggleRead', 'accept'].map(n => [n, vi.fn()]));
+  const actions = Object.fromEntries(['signIn', 'signOut', 'open', 'back', 'preset', 'segment', 'submit', 'noFindings', 'escalate', 'toggleRead', 'accept'].map(n => [n, vi.fn()]));
   renderPanel(root, { signedIn: true, me: { reader: 'reader-11', tier: 'radiologist' }, task: TASK, ohif: OHIF, activePreset: 'lung', activeSegment: 'solid_nodule', flags: ['calcified_nodule'] }, actions);
   expect([...root.querySelectorAll('[data-preset]')].map(b => b.textContent)).toEqual(['lung', 'mediastinum', 'bone']);
   expect(root.querySelector('[data-preset="lung"]').getAttribute('aria-pressed')).toBe('true');
@@ -74,11 +74,30 @@ test('the protocol panel shows classes, colours, codes, boundaries and edge case
 test('the arbitration view lists every read with its figures and toggles', () => {
   const root = mountPanel(document);
   const actions = { toggleRead: vi.fn(), accept: vi.fn(), submit: vi.fn(), escalate: vi.fn(), back: vi.fn(), preset: vi.fn(), segment: vi.fn(), signOut: vi.fn() };
-  const arbitration = { reads: [{ read: 0, reader: 'reader-12', score: 0.41, visible: true }, { read: 1, reader: 'reader-13', score: 0.52, visible: false }], reasons: ['solid_nodule: Dice 0.41 < 0.7'] };
+  const arbitration = { reads: [{ read: 0, reader: 'reader-12', score: 0.41, visible: true }, { read: 1, reader: 'reader-13', score: 0.52, visible: false }], reasons: ['solid_nodule: Dice 0.41 < 0.7'],
+    agreement: { solid_nodule: { pairs: [{ a: 12, b: 13, dice: 0.4123, surface_dice: 0.5, hd95_mm: null }] } } };
   renderPanel(root, { signedIn: true, me: { reader: 'reader-20', tier: 'senior' }, task: { ...TASK, kind: 'arbitration' }, ohif: OHIF, arbitration, flags: [] }, actions);
   expect(root.querySelector('#radlabel-arbitration').textContent).toContain('reader-12 · Dice vs consensus 0.41');
   expect(root.querySelector('[data-read="1"]').textContent).toBe('Show');
   root.querySelector('[data-accept="0"]').click();
   expect(actions.accept).toHaveBeenCalledWith(0);
   expect(root.querySelector('#radlabel-submit').textContent).toBe('Submit final SEG');
+  expect(root.querySelector('#radlabel-agreement').textContent).toBe('solid_nodule: reader-12 vs reader-13 · Dice 0.41 · surface Dice 0.50 · HD95 –');
+});
+
+test('no findings posts an empty read with the W/L log and closes the task', async () => {
+  const { controller, fetchFn, win } = controllerWith({
+    'POST /radlabel/api/tasks/7/empty': [201, { status: 'imported', empty: true, annotation_id: 55 }],
+  });
+  controller.state = { ...controller.state, signedIn: true, me: { reader: 'reader-11', tier: 'radiologist' }, task: TASK, ohif: OHIF };
+  controller.log = { events: [{ type: 'wl', preset: 'lung', center: -600, width: 1500 }] };
+  controller.render();
+  document.querySelector('#radlabel-no-findings').click();
+  await vi.waitFor(() => expect(win.radlabelLastSubmit?.annotation_id).toBe(55));
+  const call = fetchFn.calls.find(c => c.url.endsWith('/tasks/7/empty'));
+  expect(call.init.method).toBe('POST');
+  expect(JSON.parse(call.init.body)).toEqual({ wl_log: controller.log.events });
+  expect(document.querySelector('#radlabel-status').textContent).toContain('no findings');
+  expect(document.querySelector('#radlabel-no-findings').disabled).toBe(true);
+  expect(document.querySelector('#radlabel-submit').disabled).toBe(true);
 });

@@ -37,7 +37,8 @@ function naturalizedSeg() {
     SegmentSequence: [{ SegmentNumber: 1, SegmentLabel: 'solid_nodule', SegmentAlgorithmType: 'MANUAL', SegmentAlgorithmName: 'OHIF Brush',
       SegmentedPropertyCategoryCodeSequence: tissue, SegmentedPropertyTypeCodeSequence: tissue }],
     ReferencedSeriesSequence: { SeriesInstanceUID: '2.25.2', ReferencedInstanceSequence: [{ ReferencedSOPClassUID: '1.2.840.10008.5.1.4.1.1.2', ReferencedSOPInstanceUID: '2.25.3', ReferencedFrameNumber: 1 }] },
-    PerFrameFunctionalGroupsSequence: [{ DerivationImageSequence: [{ SourceImageSequence: [{ ReferencedSOPInstanceUID: '2.25.3', ReferencedFrameNumber: 1 }] }] }],
+    PerFrameFunctionalGroupsSequence: [{ DerivationImageSequence: [{ SourceImageSequence: [{ ReferencedSOPInstanceUID: '2.25.3', ReferencedFrameNumber: 1 }] }],
+      SegmentIdentificationSequence: { ReferencedSegmentNumber: 1 }, FrameContentSequence: { DimensionIndexValues: [1, 1] } }],
   };
 }
 
@@ -49,7 +50,7 @@ test('the reader SEG carries protocol codes, reader, version and the W/L log, an
   const segment = Array.isArray(back.SegmentSequence) ? back.SegmentSequence[0] : back.SegmentSequence;
   expect(segment.SegmentedPropertyTypeCodeSequence.CodeValue ?? segment.SegmentedPropertyTypeCodeSequence[0].CodeValue).toBe('27925004');
   expect(JSON.stringify(back.SegmentSequence)).not.toContain('Tissue');
-  expect(back.ContentCreatorName?.[0]?.Alphabetic ?? back.ContentCreatorName).toBe('reader-11');
+  expect(back.ContentCreatorName?.[0]?.Alphabetic ?? back.ContentCreatorName).toBe('reader-11^');
   expect(back.ContentDescription).toBe('ct_lung_nodules 1.0.0');
   expect(JSON.parse(back.ImageComments)).toMatchObject({ task: 7, wl_log: wlLog });
   expect(back.StudyID ?? '').toBe('');
@@ -69,6 +70,20 @@ test('a segment that is no protocol class, or a non-binary SEG, is refused befor
   expect(() => tagReaderSeg(labelmap, { task: TASK, reader: 'reader-11', ohif: OHIF, wlLog: [] })).toThrow(/non-binary/);
 });
 
+test('frames refer to the SegmentSequence numbers, not to the labelmap indices OHIF leaves there', () => {
+  // Only "calcified_nodule" (labelmap index 2) painted: OHIF describes it as segment 1 but its frames say 2.
+  const ds = naturalizedSeg();
+  ds.SegmentSequence[0].SegmentLabel = 'calcified_nodule';
+  ds.PerFrameFunctionalGroupsSequence[0].SegmentIdentificationSequence.ReferencedSegmentNumber = 2;
+  ds.PerFrameFunctionalGroupsSequence[0].FrameContentSequence.DimensionIndexValues = [2, 1];
+  tagReaderSeg(ds, { task: TASK, reader: 'reader-11', ohif: OHIF, wlLog: [] });
+  expect(ds.PerFrameFunctionalGroupsSequence[0].SegmentIdentificationSequence.ReferencedSegmentNumber).toBe(1);
+  expect(ds.PerFrameFunctionalGroupsSequence[0].FrameContentSequence.DimensionIndexValues).toEqual([1, 1]);
+  const stray = naturalizedSeg();
+  stray.PerFrameFunctionalGroupsSequence[0].SegmentIdentificationSequence.ReferencedSegmentNumber = 2; // not described
+  expect(() => tagReaderSeg(stray, { task: TASK, reader: 'reader-11', ohif: OHIF, wlLog: [] })).toThrow(/does not describe/);
+});
+
 test('the W/L log is cut to the latest events to fit ImageComments', () => {
   const wlLog = Array.from({ length: 2000 }, (_, i) => ({ type: 'wl', t: i, center: i, width: 400, preset: null }));
   const ds = tagReaderSeg(naturalizedSeg(), { task: TASK, reader: 'reader-11', ohif: OHIF, wlLog });
@@ -82,4 +97,5 @@ test('generate options ask OHIF for a binary, uncompressed SEG', () => {
   const options = generateOptions({ task: TASK, reader: 'reader-11' });
   expect(options.sopClassUID).toBe(BINARY_SEG_SOP_CLASS);
   expect(options.transferSyntaxUID).toBe('1.2.840.10008.1.2.1');
+  expect(options.ContentCreatorName).toBe('reader-11^');
 });

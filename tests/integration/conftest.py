@@ -7,6 +7,12 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
 
 
+@pytest.fixture(scope="session")
+def ohif_screenshots(tmp_path_factory):
+    """One folder for every OHIF end-to-end screenshot of the session (printed by the tests that write there)."""
+    return tmp_path_factory.mktemp("ohif-screenshots")
+
+
 TEMPLATES = __import__("pathlib").Path(__file__).resolve().parents[2] / "protocol_templates"
 
 

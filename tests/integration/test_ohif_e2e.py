@@ -24,7 +24,7 @@ import requests
 
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.label_studio import client
-from connectors.readers import add_reader
+from connectors.readers import add_reader, pseudonym_from_name
 from connectors.sync import Syncer
 from radlabel import seg as seg_codec
 from radlabel.phantom import make_ct_study
@@ -82,7 +82,7 @@ def reader_segs(settings, task, pseudonym):
     orthanc = OrthancDicomWeb.from_settings(settings)
     return [ds for row in orthanc.search_series(task.data["study"], Modality="SEG")
             for ds in orthanc.retrieve_series(task.data["study"], row["0020000E"]["Value"][0])
-            if str(ds.get("ContentCreatorName", "")) == pseudonym]
+            if pseudonym_from_name(ds.get("ContentCreatorName", "")) == pseudonym]
 
 
 def dciodvfy_errors(ds, path: Path) -> list[str]:
@@ -92,10 +92,10 @@ def dciodvfy_errors(ds, path: Path) -> list[str]:
     return [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
 
 
-def test_a_reader_reads_in_ohif_and_the_seg_reaches_orthanc_and_label_studio(settings, task_id, readers, tmp_path_factory):
+def test_a_reader_reads_in_ohif_and_the_seg_reaches_orthanc_and_label_studio(settings, task_id, readers, ohif_screenshots):
     _require_browser_tools()
     reader, token = readers["a"]
-    shots = tmp_path_factory.mktemp("ohif-screenshots")
+    shots = ohif_screenshots
     print(f"\nOHIF end-to-end screenshots: {shots}")
     token_file = shots / "token"
     token_file.touch(mode=0o600)
@@ -195,7 +195,7 @@ def test_a_submit_while_orthanc_is_down_is_kept_and_delivered_when_it_is_back(se
     mask = __import__("numpy").zeros((len(source), int(task.data["rows"]), int(task.data["columns"])), dtype=bool)
     mask[10:12, 40:60, 40:60] = True
     seg = seg_codec.encode(source, {"lung_field": mask}, load_protocol(settings), series_description="radlabel read",
-                           content_creator=b.pseudonym, content_description="ohif_e2e_test 1.0.0")
+                           content_creator=b.person_name, content_description="ohif_e2e_test 1.0.0")
     seg.ImageComments = json.dumps({"task": task_id, "wl_log": [{"type": "wl", "preset": "lung", "center": -600,
                                                                  "width": 1500}]})
     body = io.BytesIO()

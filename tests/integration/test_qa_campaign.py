@@ -72,7 +72,8 @@ def test_hidden_gold_copies_are_scored_not_finalised(campaign):
     assert len(copies) == int(PRODUCTION * campaign["protocol"].qa.gold_insertion_rate)
     with sqlite3.connect(campaign["adjudicator"].settings.home / "state.sqlite") as db:
         finals = {r[0] for r in db.execute("SELECT task_id FROM adjudications WHERE status='final'")}
-        gold_scores = db.execute("SELECT DISTINCT task_id, reader FROM reader_scores WHERE source='gold'").fetchall()
+        gold_scores = db.execute("SELECT DISTINCT task_id, reader FROM reader_scores WHERE source='gold' "
+                                 "AND protocol_id=?", (campaign["protocol"].id,)).fetchall()
     assert not finals & set(copies)
     assert {t for t, _ in gold_scores} == set(copies) and len(gold_scores) == 4 * len(copies)
 
@@ -124,7 +125,8 @@ def test_drifting_reader_alert_and_report_in_chromium(campaign, tmp_path):
 def test_final_labels_sampled_into_qa_review(campaign):
     desk, ls, settings = campaign["desk"], campaign["ls"], campaign["adjudicator"].settings
     with sqlite3.connect(settings.home / "state.sqlite") as db:
-        reviews = db.execute("SELECT task_id, reference_task_id FROM qa_tasks WHERE kind='review'").fetchall()
+        reviews = db.execute("SELECT task_id, reference_task_id FROM qa_tasks WHERE kind='review' AND protocol_id=?",
+                             (campaign["protocol"].id,)).fetchall()
     assert reviews, "no final task was sampled for review at rate 0.5"
     review_task, final_task = reviews[0]
     task = ls.tasks.get(id=review_task)

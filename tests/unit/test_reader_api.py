@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from connectors.readers import ReaderRegistry, check_email
+from connectors.readers import ReaderRegistry, check_email, pseudonym_from_name
 from connectors.provision import project_kind
 from connectors.viewer.api import create_api, viewing_conditions
 from connectors.viewer.outbox import Outbox
@@ -58,6 +58,12 @@ class FakeTasks:
 
     def consensus_user(self):
         return 99
+
+    def create_annotation(self, task_id, result, user):
+        annotation = {"id": 8000 + sum(len(t["annotations"]) for t in self.tasks_.values()), "completed_by": user,
+                      "result": list(result)}
+        self.tasks_[task_id]["annotations"].append(annotation)
+        return annotation["id"]
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +123,7 @@ def get(env, path, who):
     return env["client"].get("/radlabel/api/" + path, headers={"Authorization": f"Bearer {env['tokens'][who]}"})
 
 
-def reader_seg(env, task_id=100, creator="reader-11", description=VERSION, series=None, wl_log=None):
+def reader_seg(env, task_id=100, creator="reader-11^", description=VERSION, series=None, wl_log=None):
     study = env["study"]
     nodule = study.labelmap == 7
     lungs = study.labelmap == 3
@@ -259,7 +265,9 @@ def test_the_retry_thread_delivers_without_a_request(env):
 
 
 @pytest.mark.parametrize("change, status, words", [
-    ({"creator": "reader-12"}, 422, "reader identity"),
+    ({"creator": "reader-12^"}, 422, "reader identity"),
+    ({"creator": "reader-111^"}, 422, "reader identity"),
+    ({"creator": "READER^ELEVEN"}, 422, "reader identity"),
     ({"description": "ct_lung_nodules 0.9.0"}, 422, "protocol"),
     ({"series": "1.2.3.4"}, 422, "research series"),
     ({"task_id": 101}, 422, "task 100"),
@@ -268,6 +276,28 @@ def test_a_seg_not_of_this_reader_task_or_version_is_refused(env, change, status
     reply = post_seg(env, "a", reader_seg(env, **change))
     assert reply.status_code == status and words in reply.json["error"], reply.json
     assert env["delivered"]["stored"] == []
+
+
+def test_the_reader_name_is_a_one_component_person_name_and_the_bare_form_still_maps(env):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # highdicom warns about a person name without a caret
+        body = reader_seg(env, creator="reader-11^")
+    assert post_seg(env, "a", body).status_code == 201
+    with pytest.warns(UserWarning, match="unlikely to represent"):
+        bare = reader_seg(env, task_id=102, creator="reader-12")  # as the extension wrote it before
+    assert post_seg(env, "b", bare, task_id=102).status_code == 201
+    assert [pseudonym_from_name(n) for n in ("reader-11^", "reader-11", " reader-11^^ ", "READER^ONE", "reader-11^X", "")] == \
+        ["reader-11", "reader-11", "reader-11", None, None, None]
+    # `radlabel sync`'s importer maps both forms to the registered reader's pseudonym; other names are hashed.
+    from types import SimpleNamespace
+
+    from connectors.seg_import import SegImporter
+
+    importer = SimpleNamespace(syncer=SimpleNamespace(deid=SimpleNamespace(digest=lambda kind, name: name.encode())))
+    assert SegImporter.reader_pseudonym(importer, "reader-11^") == SegImporter.reader_pseudonym(importer, "reader-11") == "reader-11"
+    assert SegImporter.reader_pseudonym(importer, "READER^ONE") == "reader-" + b"READER^ONE".hex()[:10]
 
 
 def test_bodies_that_are_not_segs_are_one_sentence(env):
@@ -286,6 +316,38 @@ def test_another_readers_task_takes_no_submit_and_a_read_is_not_repeated(env):
     assert post_seg(env, "a", reader_seg(env)).status_code == 201
     env["tasks"].tasks_[100]["annotations"].append({"id": 9, "completed_by": 11, "result": []})
     assert post_seg(env, "a", reader_seg(env)).status_code == 409
+
+
+def test_no_findings_is_an_empty_read_recorded_once(env):
+    from radlabel.adjudication.reads import read_from_annotation
+    from radlabel.protocol.enum import Geometry
+
+    headers = {"Authorization": f"Bearer {env['tokens']['a']}"}
+    log = [{"type": "wl", "t": 1, "preset": "lung", "center": -600, "width": 1500}]
+    reply = env["client"].post("/radlabel/api/tasks/100/empty", json={"wl_log": log}, headers=headers)
+    assert reply.status_code == 201 and reply.json["empty"] is True, reply.json
+    [annotation] = env["tasks"].tasks_[100]["annotations"]
+    assert annotation == {"id": reply.json["annotation_id"], "completed_by": 11, "result": []}
+    assert env["delivered"]["stored"] == []  # no SEG: an empty SEG is not valid DICOM
+    audit = [json.loads(line) for line in (env["settings"].home / "audit.log").read_text().splitlines()]
+    assert audit[-1]["action"] == "reader_submit" and audit[-1]["objects"]["empty"] is True
+    assert audit[-1]["actor"] == "reader-11"
+    with sqlite3.connect(env["settings"].home / "state.sqlite") as db:
+        assert db.execute("SELECT presets_used FROM reader_viewing WHERE task_id=100 AND reader=11").fetchone() == ('["lung"]',)
+    # Read once: a second "no findings" or a SEG after it is refused; the task leaves a's worklist.
+    assert env["client"].post("/radlabel/api/tasks/100/empty", json={}, headers=headers).status_code == 409
+    assert post_seg(env, "a", reader_seg(env)).status_code == 409
+    assert 100 not in [t["task_id"] for t in get(env, "worklist", "a").json["tasks"]]
+    assert get(env, "tasks/100", "a").json["own_annotations"][0]["regions"] == 0
+    # Adjudication takes it as a read with empty masks, one per mask class.
+    read = read_from_annotation(annotation, PROTOCOL, (6, 32, 32))
+    assert read.reader == 11 and set(read.masks) == {c.name for c in PROTOCOL.classes_with(Geometry.MASK)}
+    assert all(m.shape == (6, 32, 32) and not m.any() for m in read.masks.values()) and not read.findings
+    # Blinding holds: not for another reader's finished task, nor without a token.
+    assert env["client"].post("/radlabel/api/tasks/101/empty", json={}, headers=headers).status_code == 404
+    assert env["client"].post("/radlabel/api/tasks/102/empty", json={}).status_code == 401
+    bad = env["client"].post("/radlabel/api/tasks/103/empty", json={"wl_log": "x"}, headers=headers)
+    assert bad.status_code == 422 and len(env["tasks"].tasks_[103]["annotations"]) == 2
 
 
 def test_escalation_reaches_the_protocols_route(env):
