@@ -481,11 +481,11 @@ def cmd_report(args) -> int:
     from radlabel.qa.report import render_html
     from radlabel.settings import load_settings
 
-    protocol = _protocol(args.protocol)
-    figures = report_figures(load_settings(), protocol)
     out = Path(args.out)
     if out.suffix != ".html":
         raise RadlabelError(f"--out {out}: expected a file name ending in .html (the JSON is written beside it).")
+    protocol = _protocol(args.protocol)
+    figures = report_figures(load_settings(), protocol)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(out.name + ".partial")
     staging.write_text(render_html(figures))
