@@ -15,6 +15,7 @@ import hashlib
 import sys
 import hmac
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -26,6 +27,7 @@ from pydicom import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from connectors.dicomweb import OrthancDicomWeb
+from connectors.jobs import InProcessQueue, job_queue
 from connectors.label_studio import client as label_studio_client, label_studio_errors
 from connectors.provision import Provisioner
 from connectors.state import SeriesRecord, StateStore
@@ -144,24 +146,34 @@ class Syncer:
         summary.selected = len(targets)
         # A progress bar where a person watches; plain lines in logs and CI.
         bar = tqdm(total=len(targets), unit="series", disable=not sys.stderr.isatty(), file=sys.stderr)
-        for number, (study_uid, series_uid) in enumerate(targets, 1):
-            record = self.sync_series(study_uid, series_uid, force=force)
-            bar.update(1)
-            if record is None:
-                summary.skipped_research_copies += 1
-                continue
-            outcome = record.pop("outcome")
-            summary.series.append(record)
-            if outcome == "already done":
-                summary.already_done += 1
-            elif record["status"] == "quarantined":
-                summary.quarantined += 1
-            elif record["status"] == "held":
-                summary.held += 1
-            else:
-                summary.synced += 1
-            self.progress(f"[{number}/{len(targets)}] series {record['series_key']}: {outcome}"
-                          + (f" ({', '.join(record['reasons'])})" if record["reasons"] else ""))
+        queue = job_queue(self.settings)
+        if isinstance(queue, InProcessQueue):  # one after another, reported as they finish
+            for number, (study_uid, series_uid) in enumerate(targets, 1):
+                self._tally(summary, self.sync_series(study_uid, series_uid, force=force), number, len(targets))
+                bar.update(1)
+        else:  # one job per series on the workers; the run waits for all of them
+            nonce = f":{time.time()}" if force else ""
+            if not force:  # what the state store already has done is reported, not queued
+                finished = ("done", "quarantined", "held")
+                for study_uid, series_uid in list(targets):
+                    record = self.state.get(self.series_key(series_uid), self.protocol.id)
+                    if record and record.status in finished:
+                        self._tally(summary, record.as_dict() | {"outcome": "already done"}, 0, len(targets))
+                        targets.remove((study_uid, series_uid))
+            submitted = [queue.submit("sync_series", f"sync_series:{self.protocol.id}:{self.protocol.version}:"
+                                      f"{self.series_key(series_uid)}{nonce}", protocol_id=self.protocol.id,
+                                      study_uid=study_uid, series_uid=series_uid, force=force)
+                         for study_uid, series_uid in targets]
+            failures = []
+            for number, (record, error) in enumerate(queue.wait(submitted), 1):
+                if error:
+                    failures.append(error)
+                else:
+                    self._tally(summary, record, number, len(targets))
+                bar.update(1)
+            if failures:
+                raise RadlabelError(f"{len(failures)} of {len(targets)} series failed to sync (first: {failures[0]}); "
+                                    "the others are done: re-run sync to retry.")
         bar.close()
         from connectors.qa import QualityDesk  # hidden gold copies keep their rate in the growing queue
 
@@ -173,6 +185,23 @@ class Syncer:
         for result in summary.segs:
             self.progress(f"SEG {result['seg_key']}: {result['outcome']} into task {result['task_id']}")
         return summary
+
+    def _tally(self, summary: SyncSummary, record: dict | None, number: int, total: int) -> None:
+        if record is None:
+            summary.skipped_research_copies += 1
+            return
+        outcome = record.pop("outcome")
+        summary.series.append(record)
+        if outcome == "already done":
+            summary.already_done += 1
+        elif record["status"] == "quarantined":
+            summary.quarantined += 1
+        elif record["status"] == "held":
+            summary.held += 1
+        else:
+            summary.synced += 1
+        self.progress(f"[{number}/{total}] series {record['series_key']}: {outcome}"
+                      + (f" ({', '.join(record['reasons'])})" if record["reasons"] else ""))
 
     def series_key(self, series_uid: str) -> str:
         return self.deid.digest("series", series_uid).hex()[:24]

@@ -46,10 +46,27 @@ def cmd_up(args) -> int:
     from radlabel.settings import load_settings
 
     settings = load_settings()
+    if getattr(args, "profile", None):
+        settings.profile = args.profile
+    if getattr(args, "workers", None):
+        settings.workers = args.workers
     states = Stack(settings).up(_say)
     if not args.json:
         print(f"radlabel stack in {settings.home}:")
     _print_states(states, args.json)
+    return 0
+
+
+def cmd_worker(args) -> int:
+    import os
+
+    from connectors.jobs import work
+    from radlabel.settings import load_settings
+
+    settings = load_settings()
+    if settings.profile != "scale":
+        raise RadlabelError("workers belong to the scale profile: run `radlabel up --profile scale` first.")
+    work(settings, args.name or f"radlabel-{os.getpid()}", burst=args.burst)
     return 0
 
 
@@ -514,6 +531,15 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=text)
         command.add_argument("--json", action="store_true", help="machine-readable output")
         command.set_defaults(func=func)
+        if name == "up":
+            command.add_argument("--profile", choices=["default", "scale"],
+                                 help="scale: Redis job queue and RQ workers (kept for later commands)")
+            command.add_argument("--workers", type=int, choices=range(1, 65), metavar="N",
+                                 help="job worker processes in the scale profile (default 2)")
+    worker = sub.add_parser("worker", help="run one job worker (the scale profile starts them for you)")
+    worker.add_argument("--name", default=None, help="the worker's name in Redis")
+    worker.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+    worker.set_defaults(func=cmd_worker)
     sub.add_parser("down", help="stop the processes this state directory started").set_defaults(func=cmd_down)
 
     samples = sub.add_parser("samples", help="sample studies").add_subparsers(dest="samples_command", required=True, metavar="ACTION")

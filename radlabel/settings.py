@@ -29,7 +29,9 @@ DEFAULT_PORTS = {
     "ml_backend": ("RADLABEL_ML_BACKEND_PORT", 9090),
     "hooks": ("RADLABEL_HOOKS_PORT", 9091),
     "viewer": ("RADLABEL_VIEWER_PORT", 3000),
+    "redis": ("RADLABEL_REDIS_PORT", 6379),  # scale profile only: the job queue
 }
+PROFILES = ("default", "scale")  # default: jobs run in-process; scale: Redis + RQ workers
 
 SECRET_NAMES = ("orthanc_password", "label_studio_password", "label_studio_token", "webhook_secret",
                 "pseudonym_key", "image_url_key")
@@ -46,6 +48,8 @@ class Settings:
     tools: Path
     ports: dict[str, int] = field(default_factory=dict)
     host: str = "127.0.0.1"
+    profile: str = "default"
+    workers: int = 2  # RQ worker processes in the scale profile
 
     # -- locations -------------------------------------------------------
     @property
@@ -108,7 +112,12 @@ class Settings:
 
     def save(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "settings.json").write_text(json.dumps({"ports": self.ports}, indent=2))
+        (self.home / "settings.json").write_text(json.dumps({"ports": self.ports, "profile": self.profile,
+                                                             "workers": self.workers}, indent=2))
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self.host}:{self.ports['redis']}/0"
 
 
 def _port_from_env(variable: str, default: int) -> int:
@@ -129,14 +138,21 @@ def load_settings() -> Settings:
     """
     home = Path(os.environ.get("RADLABEL_HOME") or ".radlabel").resolve()
     tools = Path(os.environ.get("RADLABEL_TOOLS") or Path.home() / ".cache" / "radlabel").resolve()
-    stored: dict[str, int] = {}
+    saved: dict = {}
     settings_file = home / "settings.json"
     if settings_file.exists():
         try:
-            stored = json.loads(settings_file.read_text()).get("ports", {})
+            saved = json.loads(settings_file.read_text())
         except ValueError:
             raise RadlabelError(f"{settings_file} is not valid JSON: fix it or delete it to use default ports.") from None
+    stored = saved.get("ports", {})
     ports = {}
     for service, (variable, default) in DEFAULT_PORTS.items():
         ports[service] = _port_from_env(variable, int(stored.get(service, default)))
-    return Settings(home=home, tools=tools, ports=ports)
+    profile = os.environ.get("RADLABEL_PROFILE") or saved.get("profile") or "default"
+    if profile not in PROFILES:
+        raise RadlabelError(f"RADLABEL_PROFILE={profile!r}: expected one of {', '.join(PROFILES)}.")
+    workers = os.environ.get("RADLABEL_WORKERS") or str(saved.get("workers", 2))
+    if not workers.isdigit() or not 1 <= int(workers) <= 64:
+        raise RadlabelError(f"RADLABEL_WORKERS={workers!r}: expected a number of worker processes from 1 to 64.")
+    return Settings(home=home, tools=tools, ports=ports, profile=profile, workers=int(workers))

@@ -100,7 +100,7 @@ class ServiceProcess:
             return False
 
     def check_port(self) -> None:
-        if port_in_use("127.0.0.1", self.port):
+        if self.port and port_in_use("127.0.0.1", self.port):
             raise RadlabelError(
                 f"port {self.port} for {self.title} is already in use by another program: "
                 f"stop that program or choose another port with {self.port_hint}."

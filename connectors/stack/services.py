@@ -22,6 +22,7 @@ from radlabel.errors import RadlabelError
 from radlabel.settings import DEFAULT_PORTS, Settings
 
 ORTHANC_BINARY = Path("/usr/sbin/Orthanc")
+REDIS_BINARY = Path("/usr/bin/redis-server")
 ORTHANC_PLUGINS = {
     "orthanc-dicomweb": Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so"),
     "orthanc-gdcm": Path("/usr/share/orthanc/plugins/libOrthancGdcm.so"),
@@ -180,16 +181,61 @@ def check_installed(settings: Settings) -> None:
             f"the OHIF viewer is not installed ({settings.ohif_dist} not found): "
             "run `make install` or `radlabel install`."
         )
+    if settings.profile == "scale" and not REDIS_BINARY.exists():
+        raise RadlabelError(f"the scale profile needs Redis ({REDIS_BINARY} not found): run `make install` "
+                            "or `apt-get install redis-server`.")
     if shutil.which("gunicorn", path=str(Path(sys.executable).parent)) is None:
         raise RadlabelError("gunicorn is not installed in radlabel's environment: run `make install`.")
 
 
+def redis(settings: Settings) -> ServiceProcess:
+    """Redis (Debian package) for the job queue: loopback, append-only file under the state directory."""
+    folder = settings.home / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    port = settings.ports["redis"]
+
+    def ping() -> bool:
+        from redis import Redis
+
+        return bool(Redis(host=settings.host, port=port, socket_timeout=2).ping())
+
+    return ServiceProcess(
+        name="redis", title="Redis (job queue)", port=port, url=settings.redis_url,
+        command=[str(REDIS_BINARY), "--bind", settings.host, "--port", str(port), "--protected-mode", "yes",
+                 "--dir", str(folder), "--appendonly", "yes", "--save", ""],
+        run_dir=settings.run, log_dir=settings.logs, healthy=ping, env=_base_env(), start_timeout=20,
+        port_hint=_port_hint("redis"))
+
+
+def worker(settings: Settings, number: int) -> ServiceProcess:
+    """An RQ worker running radlabel's jobs; healthy once it is registered in Redis."""
+    name = f"worker-{number}"
+    rq_name = f"radlabel-{settings.ports['redis']}-{number}"
+    env = _base_env() | {"RADLABEL_HOME": str(settings.home), "RADLABEL_TOOLS": str(settings.tools)}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+
+    def registered() -> bool:
+        from redis import Redis
+        from rq import Worker
+
+        return any(w.name == rq_name for w in Worker.all(connection=Redis.from_url(settings.redis_url)))
+
+    return ServiceProcess(
+        name=name, title=f"job worker {number}", port=0, url=settings.redis_url,
+        command=[sys.executable, "-m", "radlabel.cli", "worker", "--name", rq_name],
+        run_dir=settings.run, log_dir=settings.logs, healthy=registered, env=env, start_timeout=30)
+
+
 def all_services(settings: Settings, secrets: dict[str, str]) -> list[ServiceProcess]:
-    """The stack in start order (stop in reverse)."""
+    """The stack in start order (stop in reverse); the scale profile adds Redis and job workers."""
+    queue = [redis(settings)] if settings.profile == "scale" else []
+    workers = [worker(settings, n) for n in range(1, settings.workers + 1)] if settings.profile == "scale" else []
     return [
         orthanc(settings, secrets),
+        *queue,
         label_studio(settings, secrets),
         web_app(settings, "ml_backend", "ML backend", "ml_backend.app:create_app()"),
         web_app(settings, "hooks", "hooks server", "connectors.hooks.app:create_app()"),
         web_app(settings, "viewer", "viewer front (OHIF)", "connectors.viewer.app:create_app()", threads=16),
+        *workers,
     ]

@@ -1,0 +1,60 @@
+"""The scale profile: Redis + RQ workers run the sync jobs of the same pipeline, nothing lost or doubled."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+
+import pytest
+
+from connectors.dicomweb import OrthancDicomWeb
+from connectors.jobs import JobStore, job_queue
+from connectors.label_studio import client
+from connectors.stack import Stack
+from connectors.sync import Syncer
+from radlabel.phantom import make_ct_study
+from tests.integration.conftest import protocol_variant
+
+STUDIES = 24
+
+
+@pytest.fixture(scope="module")
+def scale(settings):
+    """The session's stack plus Redis and two workers; back to the default profile afterwards."""
+    scaled = dataclasses.replace(settings, profile="scale", workers=2)
+    stack = Stack(scaled)
+    stack.up()
+    try:
+        yield scaled
+    finally:
+        for service in reversed(stack.services):
+            if service.name == "redis" or service.name.startswith("worker-"):
+                service.stop()
+        settings.save()  # settings.json says "default" again for the rest of the session
+
+
+def test_sync_jobs_on_two_workers_lose_and_double_nothing(scale):
+    protocol = protocol_variant(scale, "ct-lung-nodules.yaml", "scale_test", "^scale test$", min_slices=2)
+    orthanc = OrthancDicomWeb.from_settings(scale)
+    uids = set()
+    for seed in range(STUDIES):
+        study = make_ct_study(seed=5000 + seed, slices=4, size=48, pixel_spacing=8.0, slice_spacing=2.0,
+                              lung_nodules=1, liver_lesions=0)
+        for ds in study.datasets:
+            ds.SeriesDescription = "scale test"
+        assert not orthanc.store(study.datasets).failed
+        uids.add(study.series_uid)
+    assert type(job_queue(scale)).__name__ == "RQQueue"
+    syncer = Syncer(scale, protocol)
+    summary = syncer.run()
+    assert summary.synced == STUDIES and not summary.quarantined
+    keys = {syncer.series_key(uid) for uid in uids}
+    assert {s["series_key"] for s in summary.series} == keys
+    tasks = list(client(scale).tasks.list(project=syncer.project_id(), fields="all", page_size=100))
+    assert len(tasks) == STUDIES and len({t.data["series"] for t in tasks}) == STUDIES  # one task per series
+    with sqlite3.connect(scale.home / "state.sqlite") as db:
+        workers = {r[0] for r in db.execute("SELECT DISTINCT status FROM jobs WHERE key LIKE 'sync_series:scale_test:%'")}
+    assert workers == {"done"} and JobStore(scale).counts()["done"] >= STUDIES
+    again = Syncer(scale, protocol).run()  # a second run finds everything done: no job runs twice
+    assert again.synced == 0 and again.already_done == STUDIES
+    assert len(list(client(scale).tasks.list(project=syncer.project_id(), page_size=100))) == STUDIES
