@@ -33,14 +33,16 @@ def _environment(values: dict[str, str]):
 
 
 @contextlib.contextmanager
-def scratch_stack():
-    """The whole local stack in a temporary state directory on free ports; yields Settings."""
+def scratch_stack(**environment: str):
+    """The whole local stack in a temporary state directory on free ports; yields Settings.
+
+    ``environment`` adds variables (``RADLABEL_PROFILE="scale"``, ``RADLABEL_WORKERS="2"``)."""
     from connectors.stack import Stack
     from radlabel.settings import DEFAULT_PORTS, load_settings
 
     with tempfile.TemporaryDirectory(prefix="radlabel-bench-") as home:
         ports = {variable: str(_free_port()) for variable, _ in DEFAULT_PORTS.values()}
-        with _environment({"RADLABEL_HOME": home} | ports):
+        with _environment({"RADLABEL_HOME": home} | ports | environment):
             stack = Stack(load_settings())
             stack.up()
             try:

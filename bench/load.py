@@ -1,0 +1,115 @@
+"""Load: sync and adjudicate N small synthetic studies on the scale profile with 1, then 2 workers.
+
+Each run gets a fresh stack (Redis + RQ workers) in a temporary state directory, loopback only.
+N studies (4 slices of 48x48, one lung nodule) go into Orthanc; sync runs one job per series on
+the workers; two simulated readers' reads are saved per task; one adjudication job per task makes
+it final. Figures per worker count: studies/s for sync and for adjudication, whether anything was
+lost or doubled (tasks, final decisions, final SEGs), and the workers' peak memory. The ratio is
+the 2-worker throughput over the 1-worker throughput. Default N=100 (bounded); --studies 1000 for
+the full load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import scratch_stack  # noqa: E402
+
+
+def peak_memory_mb(settings) -> dict[str, float]:
+    out = {}
+    for pid_file in sorted(settings.run.glob("worker-*.pid")):
+        pid = json.loads(pid_file.read_text())["pid"]
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                out[pid_file.stem] = round(int(line.split()[1]) / 1024, 1)
+    return out
+
+
+def run(studies: int, workers: int) -> dict:
+    import yaml
+
+    from connectors.adjudicate import Adjudicator
+    from connectors.dicomweb import OrthancDicomWeb
+    from connectors.jobs import job_queue
+    from connectors.label_studio import client
+    from connectors.provision import Provisioner
+    from connectors.sync import Syncer
+    from radlabel.brush_rle import mask_regions
+    from radlabel.phantom import make_ct_study
+    from radlabel.protocol import parse_template
+
+    with scratch_stack(RADLABEL_PROFILE="scale", RADLABEL_WORKERS=str(workers)) as settings:
+        data = yaml.safe_load((Path(__file__).resolve().parent.parent / "protocol_templates" /
+                               "ct-lung-nodules.yaml").read_text())
+        data["id"] = "load_test"
+        data["selection"].update({"series_description": "^load test$", "min_slices": 2})
+        protocol = parse_template(yaml.safe_dump(data))
+        Provisioner(settings).provision(protocol)
+        orthanc = OrthancDicomWeb.from_settings(settings)
+        truth = {}
+        for seed in range(studies):
+            study = make_ct_study(seed=10_000 + seed, slices=4, size=48, pixel_spacing=8.0, slice_spacing=2.0,
+                                  lung_nodules=1, liver_lesions=0)
+            for ds in study.datasets:
+                ds.SeriesDescription = "load test"
+            orthanc.store(study.datasets)
+            truth[study.series_uid] = {"lung_field": study.labelmap == 3, "solid_nodule": study.labelmap == 7}
+        syncer = Syncer(settings, protocol)
+        started = time.perf_counter()
+        summary = syncer.run()
+        sync_s = time.perf_counter() - started
+        ls = client(settings)
+        readers = [ls.users.create(email=f"load-{n}@readers.radlabel.local", username=f"load-{n}").id for n in (1, 2)]
+        by_key = {syncer.series_key(uid): masks for uid, masks in truth.items()}
+        project = syncer.project_id()
+        tasks = [(s["task_id"], by_key[s["series_key"]]) for s in summary.series]
+        for task_id, masks in tasks:
+            for reader in readers:
+                ls.annotations.create(id=task_id, result=mask_regions(masks), completed_by=reader)
+        queue = job_queue(settings)
+        started = time.perf_counter()
+        submitted = [queue.submit("adjudicate", f"adjudicate:{task_id}:2-reads", project_id=project, task_id=task_id)
+                     for task_id, _ in tasks]
+        results = queue.wait(submitted)
+        adjudicate_s = time.perf_counter() - started
+        Adjudicator(settings).reconcile(protocol.id)  # whatever the webhook worker raced us to is already final
+        with sqlite3.connect(settings.home / "state.sqlite") as db:
+            final = db.execute("SELECT COUNT(*), COUNT(DISTINCT seg_sop_uid) FROM adjudications "
+                               "WHERE protocol_id='load_test' AND status='final'").fetchone()
+        all_tasks = list(ls.tasks.list(project=project, fields="all", page_size=100))
+        segs = orthanc.search_series(Modality="SEG")
+        return {"workers": workers, "studies": studies, "synced": summary.synced,
+                "tasks": len(all_tasks), "distinct_series_in_tasks": len({t.data["series"] for t in all_tasks}),
+                "final": final[0], "distinct_final_segs": final[1], "seg_series_in_orthanc": len(segs),
+                "job_errors": sum(1 for _, error in results if error),
+                "sync_studies_per_s": round(studies / sync_s, 2),
+                "adjudication_studies_per_s": round(studies / adjudicate_s, 2),
+                "worker_peak_memory_mb": peak_memory_mb(settings)}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", type=int, default=100)
+    args = parser.parse_args()
+    one, two = run(args.studies, 1), run(args.studies, 2)
+    for figures in (one, two):
+        print(json.dumps({"benchmark": "load"} | figures))
+    result = {"benchmark": "load_scale_out", "studies": args.studies,
+              "sync_speedup_2_over_1_workers": round(two["sync_studies_per_s"] / one["sync_studies_per_s"], 3),
+              "adjudication_speedup_2_over_1_workers": round(two["adjudication_studies_per_s"] /
+                                                             one["adjudication_studies_per_s"], 3),
+              "lost_or_doubled": any(f["tasks"] != f["studies"] or f["final"] != f["studies"] or
+                                     f["distinct_series_in_tasks"] != f["studies"] or
+                                     f["seg_series_in_orthanc"] != f["studies"] for f in (one, two))}
+    print(json.dumps(result))
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "load.json").write_text(json.dumps({"runs": [one, two], "summary": result}, indent=1))
