@@ -68,19 +68,25 @@ ANNOTATION_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED"}
 
 
 def work(queue: EventQueue, settings, stop: threading.Event, interval: float = 0.5) -> None:
-    """Take queued events in order; annotation events go to the adjudicator."""
+    """Take queued events in order; annotation events go to the adjudicator (in this process by
+    default, as a job for the workers in the scale profile)."""
     from connectors.adjudicate import Adjudicator
+    from connectors.jobs import RQQueue
 
     adjudicator = None
+    jobs = RQQueue(settings) if settings.profile == "scale" else None
     while not stop.is_set():
         events = queue.pending()
         for event_id, action, body in events:
             try:
-                if action in ANNOTATION_ACTIONS:
-                    adjudicator = adjudicator or Adjudicator(settings)
-                    project = (body.get("project") or {}).get("id") or (body.get("task") or {}).get("project")
-                    task = (body.get("task") or {}).get("id")
-                    if project and task:
+                project = (body.get("project") or {}).get("id") or (body.get("task") or {}).get("project")
+                task = (body.get("task") or {}).get("id")
+                if action in ANNOTATION_ACTIONS and project and task:
+                    if jobs:
+                        jobs.submit("adjudicate", f"adjudicate:event:{event_id}", project_id=int(project),
+                                    task_id=int(task))
+                    else:
+                        adjudicator = adjudicator or Adjudicator(settings)
                         adjudicator.handle(int(project), int(task))
                 queue.finish(event_id)
             except Exception as exc:  # kept for a retry (at most 5 attempts); reconcile catches the rest
