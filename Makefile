@@ -50,6 +50,7 @@ bench: install
 	$(BIN)/python bench/seg.py
 	$(BIN)/python bench/ml.py
 	$(BIN)/python bench/qa.py
+	$(BIN)/python bench/load.py --studies 100
 
 clean:
 	-$(BIN)/radlabel down

@@ -4,7 +4,9 @@ Each run gets a fresh stack (Redis + RQ workers) in a temporary state directory,
 N studies (4 slices of 48x48, one lung nodule) go into Orthanc; sync runs one job per series on
 the workers; two simulated readers' reads are saved per task; one adjudication job per task makes
 it final. Figures per worker count: studies/s for sync and for adjudication, whether anything was
-lost or doubled (tasks, final decisions, final SEGs), and the workers' peak memory. The ratio is
+lost or doubled (tasks, final decisions, final SEGs), and the workers' peak memory (the RQ
+parent process; each job runs in a forked work horse). Adjudication throughput is measured from
+the first read saved to the last task final (webhooks and queued jobs racing, as in production). The ratio is
 the 2-worker throughput over the 1-worker throughput. Default N=100 (bounded); --studies 1000 for
 the full load.
 """
@@ -71,19 +73,26 @@ def run(studies: int, workers: int) -> dict:
         by_key = {syncer.series_key(uid): masks for uid, masks in truth.items()}
         project = syncer.project_id()
         tasks = [(s["task_id"], by_key[s["series_key"]]) for s in summary.series]
+
+        def finals() -> tuple[int, int]:
+            with sqlite3.connect(settings.home / "state.sqlite") as db:
+                return db.execute("SELECT COUNT(*), COUNT(DISTINCT seg_sop_uid) FROM adjudications "
+                                  "WHERE protocol_id='load_test' AND status='final'").fetchone()
+
+        # Reads saved -> webhooks -> hooks server -> adjudication jobs on the workers -> final SEG in Orthanc.
+        started = time.perf_counter()
         for task_id, masks in tasks:
             for reader in readers:
                 ls.annotations.create(id=task_id, result=mask_regions(masks), completed_by=reader)
-        queue = job_queue(settings)
-        started = time.perf_counter()
-        submitted = [queue.submit("adjudicate", f"adjudicate:{task_id}:2-reads", project_id=project, task_id=task_id)
-                     for task_id, _ in tasks]
-        results = queue.wait(submitted)
+        queue = job_queue(settings)  # a job per task as well, as a reconcile would: each key has one effect
+        results = queue.wait([queue.submit("adjudicate", f"adjudicate:{task_id}:2-reads", project_id=project,
+                                           task_id=task_id) for task_id, _ in tasks])
+        deadline = time.monotonic() + 600
+        while finals()[0] < len(tasks) and time.monotonic() < deadline:
+            time.sleep(0.5)
         adjudicate_s = time.perf_counter() - started
-        Adjudicator(settings).reconcile(protocol.id)  # whatever the webhook worker raced us to is already final
-        with sqlite3.connect(settings.home / "state.sqlite") as db:
-            final = db.execute("SELECT COUNT(*), COUNT(DISTINCT seg_sop_uid) FROM adjudications "
-                               "WHERE protocol_id='load_test' AND status='final'").fetchone()
+        Adjudicator(settings).reconcile(protocol.id)  # must find nothing left to do
+        final = finals()
         all_tasks = list(ls.tasks.list(project=project, fields="all", page_size=100))
         segs = orthanc.search_series(Modality="SEG")
         return {"workers": workers, "studies": studies, "synced": summary.synced,
@@ -91,7 +100,7 @@ def run(studies: int, workers: int) -> dict:
                 "final": final[0], "distinct_final_segs": final[1], "seg_series_in_orthanc": len(segs),
                 "job_errors": sum(1 for _, error in results if error),
                 "sync_studies_per_s": round(studies / sync_s, 2),
-                "adjudication_studies_per_s": round(studies / adjudicate_s, 2),
+                "reads_to_final_studies_per_s": round(studies / adjudicate_s, 2),
                 "worker_peak_memory_mb": peak_memory_mb(settings)}
 
 
@@ -104,8 +113,8 @@ if __name__ == "__main__":
         print(json.dumps({"benchmark": "load"} | figures))
     result = {"benchmark": "load_scale_out", "studies": args.studies,
               "sync_speedup_2_over_1_workers": round(two["sync_studies_per_s"] / one["sync_studies_per_s"], 3),
-              "adjudication_speedup_2_over_1_workers": round(two["adjudication_studies_per_s"] /
-                                                             one["adjudication_studies_per_s"], 3),
+              "adjudication_speedup_2_over_1_workers": round(two["reads_to_final_studies_per_s"] /
+                                                             one["reads_to_final_studies_per_s"], 3),
               "lost_or_doubled": any(f["tasks"] != f["studies"] or f["final"] != f["studies"] or
                                      f["distinct_series_in_tasks"] != f["studies"] or
                                      f["seg_series_in_orthanc"] != f["studies"] for f in (one, two))}

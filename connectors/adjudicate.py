@@ -8,8 +8,6 @@ adjudicated again, so duplicate or out-of-order events produce exactly one final
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import sqlite3
@@ -19,6 +17,7 @@ from typing import Callable
 
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.label_studio import client as label_studio_client, label_studio_errors
+from connectors.state import file_lock
 from connectors.provision import ARBITRATION_MARKER, Provisioner, load_provisioned, project_kind
 from radlabel import seg as seg_codec
 from radlabel.audit import audit_log
@@ -65,12 +64,12 @@ class Adjudicator:
         self._quality_desk = None
 
     # -- bookkeeping ------------------------------------------------------------
-    @contextlib.contextmanager
-    def _lock(self):
-        """One adjudication at a time across processes (hooks worker, reconcile)."""
-        with open(self.settings.home / "adjudication.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            yield
+    def _lock(self, kind: str = "", task_id: int = 0):
+        """One adjudication of a task at a time across processes (hooks worker, job workers, reconcile).
+
+        Reads of different tasks run in parallel; arbitration, calibration and review (which touch
+        other tasks) and the creation of shared projects and users take the one global lock."""
+        return file_lock(self.settings.home, f"task-{task_id}" if kind == "reads" else "adjudication")
 
     def _row(self, task_id: int):
         with sqlite3.connect(self.db) as db:
@@ -92,7 +91,7 @@ class Adjudicator:
 
     def consensus_user(self) -> int:
         if self._consensus_user is None:
-            with label_studio_errors("find the consensus user"):
+            with file_lock(self.settings.home, "projects"), label_studio_errors("find the consensus user"):
                 found = [u.id for u in self.ls.users.list() if u.email == CONSENSUS_USER]
                 self._consensus_user = found[0] if found else self.ls.users.create(
                     email=CONSENSUS_USER, username="radlabel-consensus").id
@@ -107,7 +106,7 @@ class Adjudicator:
 
     def arbitration_project(self, protocol: Protocol) -> int:
         wanted = f"{ARBITRATION_MARKER} {protocol.id} {protocol.version}"
-        with label_studio_errors("find the arbitration project"):
+        with file_lock(self.settings.home, "projects"), label_studio_errors("find the arbitration project"):
             for project in self.ls.projects.list(page_size=100):
                 if wanted in (project.description or ""):
                     return project.id
@@ -126,7 +125,7 @@ class Adjudicator:
         if kind is None:
             return None
         protocol = load_provisioned(self.settings, kind[0])
-        with self._lock():
+        with self._lock(kind[1], task_id):
             return self._dispatch(protocol, kind[1], task_id)
 
     def _dispatch(self, protocol: Protocol, kind: str, task_id: int) -> Outcome | None:
@@ -318,7 +317,7 @@ class Adjudicator:
                 if not (task.total_annotations or 0) or "rows" not in (task.data or {}):
                     continue
                 try:
-                    with self._lock():
+                    with self._lock(kind.kind, task.id):
                         outcome = self._dispatch(protocol, kind.kind, task.id)
                 except RadlabelError as exc:
                     outcome = Outcome(task.id, "failed", str(exc))

@@ -133,7 +133,7 @@ class Campaign:
             truth = self._truth_of(task_id)
             for reader in builders:
                 self._post(task_id, ids[reader.name], reader.read(truth), 200)
-            with self.adjudicator._lock():
+            with self.adjudicator._lock("reads", task_id):
                 outcome = self.adjudicator.adjudicate_task(self.protocol, task_id)
             if outcome.status not in ("final", "already final"):
                 raise RadlabelError(f"gold series task {task_id} did not reach consensus: {outcome.detail}")

@@ -58,3 +58,54 @@ def test_sync_jobs_on_two_workers_lose_and_double_nothing(scale):
     again = Syncer(scale, protocol).run()  # a second run finds everything done: no job runs twice
     assert again.synced == 0 and again.already_done == STUDIES
     assert len(list(client(scale).tasks.list(project=syncer.project_id(), page_size=100))) == STUDIES
+
+
+def _horses(settings) -> list[int]:
+    """PIDs of the children of our workers (work horses, and RQ's scheduler process)."""
+    import json
+    import subprocess
+
+    pids = []
+    for pid_file in settings.run.glob("worker-*.pid"):
+        worker = json.loads(pid_file.read_text())["pid"]
+        found = subprocess.run(["pgrep", "-P", str(worker)], capture_output=True, text=True).stdout.split()
+        pids += [int(p) for p in found]
+    return pids
+
+
+def test_a_worker_killed_mid_job_is_retried_to_one_result(scale):
+    import os
+    import signal
+    import threading
+    import time
+
+    protocol = protocol_variant(scale, "ct-lung-nodules.yaml", "scale_fault", "^scale fault$", min_slices=2)
+    study = make_ct_study(seed=6100, slices=40, size=256, pixel_spacing=1.5, slice_spacing=2.0)
+    for ds in study.datasets:
+        ds.SeriesDescription = "scale fault"
+    assert not OrthancDicomWeb.from_settings(scale).store(study.datasets).failed
+    syncer = Syncer(scale, protocol)
+    outcome = {}
+    idle = set(_horses(scale))  # schedulers: a work horse is a child that appears with a job
+    runner = threading.Thread(target=lambda: outcome.update(summary=syncer.run()))
+    runner.start()
+    deadline, killed = time.monotonic() + 60, None
+    while killed is None and time.monotonic() < deadline:
+        with sqlite3.connect(scale.home / "state.sqlite", timeout=30) as db:
+            running = db.execute("SELECT 1 FROM jobs WHERE key LIKE 'sync_series:scale_fault:%' "
+                                 "AND status='running'").fetchone() if db.execute(
+                "SELECT name FROM sqlite_master WHERE name='jobs'").fetchone() else None
+        horses = [pid for pid in _horses(scale) if pid not in idle]
+        if running and horses:  # the job has started in a work horse: kill it mid-job
+            os.kill(horses[0], signal.SIGKILL)
+            killed = horses[0]
+        time.sleep(0.05)
+    runner.join(timeout=300)
+    assert killed, "no job was seen running"
+    summary = outcome["summary"]
+    assert summary.synced == 1
+    with sqlite3.connect(scale.home / "state.sqlite") as db:
+        status, attempts = db.execute("SELECT status, attempts FROM jobs WHERE key LIKE 'sync_series:scale_fault:%'").fetchone()
+    assert status == "done" and attempts >= 2  # run again after the kill
+    tasks = list(client(scale).tasks.list(project=syncer.project_id(), page_size=100))
+    assert len(tasks) == 1
