@@ -313,6 +313,15 @@ def check_seg(ds, task: dict, reader: Reader, kind: ProjectKind, segment_names: 
     return meta
 
 
+def record_viewing(settings: Settings, key: str, task_id: int, reader: int, protocol: str, viewing: dict,
+                   wl_log: list) -> None:
+    """The viewing conditions of one read (once per submission key): the QA data of the W/L log."""
+    with sqlite3.connect(settings.home / "state.sqlite", timeout=30) as db:
+        db.execute("INSERT OR IGNORE INTO reader_viewing VALUES (?,?,?,?,?,?,?,?,?)",
+                   (key, task_id, reader, protocol, viewing["wl_changes"], json.dumps(viewing["presets_used"]),
+                    json.dumps(viewing["out_of_preset"]), json.dumps(wl_log)[:1_000_000], time.time()))
+
+
 def viewing_conditions(wl_log: list, ohif: dict) -> dict:
     """W/L changes, presets used, and the classes painted outside the preset they must be read in.
 
@@ -450,11 +459,7 @@ def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, ret
         outbox_.keep(Submission(key, task_id, reader.ls_user_id, kind.kind, protocol), body)
         viewing = viewing_conditions(meta.get("wl_log") or [], ohif)
         if first:
-            with sqlite3.connect(settings.home / "state.sqlite", timeout=30) as db:
-                db.execute("INSERT OR IGNORE INTO reader_viewing VALUES (?,?,?,?,?,?,?,?,?)",
-                           (key, task_id, reader.ls_user_id, protocol, viewing["wl_changes"],
-                            json.dumps(viewing["presets_used"]), json.dumps(viewing["out_of_preset"]),
-                            json.dumps(meta.get("wl_log") or [])[:1_000_000], time.time()))
+            record_viewing(settings, key, task_id, reader.ls_user_id, protocol, viewing, meta.get("wl_log") or [])
             audit_log(settings).append("reader_submit", reader.pseudonym, protocol, task=task_id, kind=kind.kind, seg=key,
                                        wl_changes=viewing["wl_changes"], presets_used=viewing["presets_used"],
                                        out_of_preset=[o["class"] for o in viewing["out_of_preset"]])
@@ -486,11 +491,7 @@ def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, ret
         protocol = f"{kind.protocol_id} {kind.version}"
         annotation_id = space.tasks.create_annotation(task_id, [], reader.ls_user_id)
         key = f"empty-{task_id}-{reader.ls_user_id}-{annotation_id}"
-        with sqlite3.connect(settings.home / "state.sqlite", timeout=30) as db:
-            db.execute("INSERT OR IGNORE INTO reader_viewing VALUES (?,?,?,?,?,?,?,?,?)",
-                       (key, task_id, reader.ls_user_id, protocol, viewing["wl_changes"],
-                        json.dumps(viewing["presets_used"]), json.dumps(viewing["out_of_preset"]),
-                        json.dumps(wl_log)[:1_000_000], time.time()))
+        record_viewing(settings, key, task_id, reader.ls_user_id, protocol, viewing, wl_log)
         audit_log(settings).append("reader_submit", reader.pseudonym, protocol, task=task_id, kind=kind.kind,
                                    empty=True, annotation=annotation_id, wl_changes=viewing["wl_changes"],
                                    presets_used=viewing["presets_used"])
