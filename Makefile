@@ -1,12 +1,14 @@
 # The two commands of the README:
 #   make demo   installs everything, then runs `radlabel demo`
-#   make test   installs everything, then runs the whole test suite
+#   make test   installs everything, then runs the whole test suite, and the integration tests
+#               once more on the scale profile (PostgreSQL, Redis, two RQ workers)
 # Both run as root on a fresh Debian 12 machine (apt, pip and npm registries only).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-APT_PACKAGES := orthanc orthanc-dicomweb orthanc-gdcm dcmtk tesseract-ocr tesseract-ocr-eng chromium fonts-dejavu-core redis-server
+APT_PACKAGES := orthanc orthanc-dicomweb orthanc-gdcm dcmtk tesseract-ocr tesseract-ocr-eng chromium fonts-dejavu-core redis-server \
+                postgresql orthanc-postgresql
 
 .PHONY: install system-packages python-env tools demo test bench clean
 
@@ -38,7 +40,11 @@ demo: install
 # pytest exits 5 when it collected no test: that is a broken suite, not a pass.
 test: install
 	@$(BIN)/python -m pytest -q -ra; rc=$$?; \
-	if [ $$rc = 5 ]; then echo "make test: pytest collected no tests"; exit 1; fi; exit $$rc
+	if [ $$rc = 5 ]; then echo "make test: pytest collected no tests"; exit 1; fi; \
+	if [ $$rc != 0 ]; then exit $$rc; fi; \
+	echo "make test: the integration tests again, on the scale profile"; \
+	RADLABEL_PROFILE=scale RADLABEL_WORKERS=2 $(BIN)/python -m pytest -q -ra tests/integration; rc=$$?; \
+	if [ $$rc = 5 ]; then echo "make test: pytest collected no integration tests"; exit 1; fi; exit $$rc
 
 bench: install
 	$(BIN)/python bench/stow.py

@@ -48,7 +48,7 @@ def scratch_stack(**environment: str):
             try:
                 yield stack.settings
             finally:
-                stack.down()
+                stack.discard()
 
 
 @contextlib.contextmanager

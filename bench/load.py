@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,6 +39,7 @@ def run(studies: int, workers: int) -> dict:
     import yaml
 
     from connectors.adjudicate import Adjudicator
+    from connectors.database import state_database
     from connectors.dicomweb import OrthancDicomWeb
     from connectors.jobs import job_queue
     from connectors.label_studio import client
@@ -57,13 +58,18 @@ def run(studies: int, workers: int) -> dict:
         Provisioner(settings).provision(protocol)
         orthanc = OrthancDicomWeb.from_settings(settings)
         truth = {}
-        for seed in range(studies):
+
+        def load(seed: int) -> None:
             study = make_ct_study(seed=10_000 + seed, slices=4, size=48, pixel_spacing=8.0, slice_spacing=2.0,
                                   lung_nodules=1, liver_lesions=0)
             for ds in study.datasets:
                 ds.SeriesDescription = "load test"
-            orthanc.store(study.datasets)
+            if orthanc.store(study.datasets).failed:
+                raise RuntimeError(f"Orthanc refused study {seed}")
             truth[study.series_uid] = {"lung_field": study.labelmap == 3, "solid_nodule": study.labelmap == 7}
+
+        with ThreadPoolExecutor(4) as pool:  # loading is set-up, not measured
+            list(pool.map(load, range(studies)))
         syncer = Syncer(settings, protocol)
         started = time.perf_counter()
         summary = syncer.run()
@@ -75,19 +81,19 @@ def run(studies: int, workers: int) -> dict:
         tasks = [(s["task_id"], by_key[s["series_key"]]) for s in summary.series]
 
         def finals() -> tuple[int, int]:
-            with sqlite3.connect(settings.home / "state.sqlite") as db:
+            with state_database(settings).connect() as db:
                 return db.execute("SELECT COUNT(*), COUNT(DISTINCT seg_sop_uid) FROM adjudications "
                                   "WHERE protocol_id='load_test' AND status='final'").fetchone()
 
         # Reads saved -> webhooks -> hooks server -> adjudication jobs on the workers -> final SEG in Orthanc.
         started = time.perf_counter()
-        for task_id, masks in tasks:
-            for reader in readers:
-                ls.annotations.create(id=task_id, result=mask_regions(masks), completed_by=reader)
+        with ThreadPoolExecutor(4) as pool:  # readers save concurrently, as a team does
+            list(pool.map(lambda item: [ls.annotations.create(id=item[0], result=mask_regions(item[1]), completed_by=r)
+                                        for r in readers], tasks))
         queue = job_queue(settings)  # a job per task as well, as a reconcile would: each key has one effect
         results = queue.wait([queue.submit("adjudicate", f"adjudicate:{task_id}:2-reads", project_id=project,
                                            task_id=task_id) for task_id, _ in tasks])
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + max(600, 3 * studies)
         while finals()[0] < len(tasks) and time.monotonic() < deadline:
             time.sleep(0.5)
         adjudicate_s = time.perf_counter() - started

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Callable
 
+from connectors.database import state_database
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.label_studio import client as label_studio_client, label_studio_errors
 from connectors.state import file_lock
@@ -35,7 +35,7 @@ CONSENSUS_CREATOR = "RADLABEL^CONSENSUS"  # ContentCreatorName of final SEGs
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS adjudications (
     task_id INTEGER PRIMARY KEY, protocol_id TEXT NOT NULL, status TEXT NOT NULL,
-    arbitration_task_id INTEGER, seg_sop_uid TEXT, decision TEXT, updated REAL NOT NULL)"""
+    arbitration_task_id INTEGER, seg_sop_uid TEXT, decision TEXT, updated DOUBLE PRECISION NOT NULL)"""
 
 
 @dataclass
@@ -56,10 +56,9 @@ class Adjudicator:
         self.ls = label_studio_client(settings)
         self.orthanc = OrthancDicomWeb.from_settings(settings)
         self.progress = progress
-        self.db = settings.home / "state.sqlite"
+        self.database = state_database(settings)
         self.key = bytes.fromhex(settings.secrets()["pseudonym_key"])
-        with sqlite3.connect(self.db) as db:
-            db.execute(SCHEMA)
+        self.database.ensure(SCHEMA)
         self._consensus_user: int | None = None
         self._quality_desk = None
 
@@ -72,13 +71,13 @@ class Adjudicator:
         return file_lock(self.settings.home, f"task-{task_id}" if kind == "reads" else "adjudication")
 
     def _row(self, task_id: int):
-        with sqlite3.connect(self.db) as db:
+        with self.database.connect() as db:
             return db.execute("SELECT status, arbitration_task_id, seg_sop_uid FROM adjudications WHERE task_id=?",
                               (task_id,)).fetchone()
 
     def _save(self, task_id: int, protocol_id: str, status: str, arbitration: int | None, seg_uid: str | None,
               decision: dict) -> None:
-        with sqlite3.connect(self.db) as db:
+        with self.database.connect() as db:
             db.execute("INSERT INTO adjudications VALUES (?,?,?,?,?,?,?) ON CONFLICT(task_id) DO UPDATE SET "
                        "status=excluded.status, arbitration_task_id=excluded.arbitration_task_id, "
                        "seg_sop_uid=excluded.seg_sop_uid, decision=excluded.decision, updated=excluded.updated",
@@ -241,7 +240,7 @@ class Adjudicator:
         return Outcome(source_id, "final", "arbitrated", seg_uid, arbitration_task_id)
 
     def _decision_json(self, task_id: int) -> str | None:
-        with sqlite3.connect(self.db) as db:
+        with self.database.connect() as db:
             row = db.execute("SELECT decision FROM adjudications WHERE task_id=?", (task_id,)).fetchone()
         return row[0] if row else None
 
@@ -289,7 +288,7 @@ class Adjudicator:
         return [by_uid[uid] for uid in task.data["sop_instance_uids"]]
 
     def decisions(self, protocol_id: str) -> list[dict]:
-        with sqlite3.connect(self.db) as db:
+        with self.database.connect() as db:
             rows = db.execute("SELECT decision FROM adjudications WHERE protocol_id=? AND decision IS NOT NULL",
                               (protocol_id,)).fetchall()
         return [json.loads(row[0]) for row in rows if row[0]]

@@ -3,11 +3,14 @@
 Transport concerns live here and nowhere else: authentication, no gzip
 (Orthanc's gzip made frame retrieval ~15x slower), explicit timeouts, and
 STOW-RS in concurrent batches (measured in ``bench/stow.py``). The DICOM logic
-is dicomweb-client's.
+is dicomweb-client's, and so is riding out an Orthanc restart: it tries every
+request 5 times, 2, 4, 8 and 16 s apart; what still fails becomes one
+RadlabelError here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -59,6 +62,17 @@ class OrthancDicomWeb:
         session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=max(4, self.stow_workers)))
         return session
 
+    @contextlib.contextmanager
+    def _reachable(self, what: str):
+        """Transport failures that outlived dicomweb-client's retries become one sentence (HTTP errors pass
+        unchanged: callers may expect a 404)."""
+        try:
+            yield
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            raise RadlabelError(f"Orthanc at {self.url} did not answer a request to {what} "
+                                f"({exc.__class__.__name__}): check it with `radlabel status` or start it with "
+                                "`radlabel up`, then run the command again.") from None
+
     @property
     def client(self) -> DICOMwebClient:
         """One dicomweb-client per thread (requests sessions are not thread-safe)."""
@@ -105,15 +119,19 @@ class OrthancDicomWeb:
 
     # -- QIDO-RS / WADO-RS ---------------------------------------------------
     def search_studies(self, **filters) -> list[dict]:
-        return self.client.search_for_studies(search_filters=filters or None)
+        with self._reachable("search studies"):
+            return self.client.search_for_studies(search_filters=filters or None)
 
     def search_series(self, study_uid: str | None = None, fields: list[str] | None = None, **filters) -> list[dict]:
-        return self.client.search_for_series(study_instance_uid=study_uid, fields=fields, search_filters=filters or None,
-                                             get_remaining=True)
+        with self._reachable("search series"):
+            return self.client.search_for_series(study_instance_uid=study_uid, fields=fields,
+                                                 search_filters=filters or None, get_remaining=True)
 
     def search_instances(self, study_uid: str, series_uid: str) -> list[dict]:
-        return self.client.search_for_instances(study_instance_uid=study_uid, series_instance_uid=series_uid)
+        with self._reachable("search instances"):
+            return self.client.search_for_instances(study_instance_uid=study_uid, series_instance_uid=series_uid)
 
-    def retrieve_series(self, study_uid: str, series_uid: str) -> list[Dataset]:
-        return self.client.retrieve_series(study_uid, series_uid)
+    def retrieve_series(self, study_uid: str, series_uid: str, media_types: tuple | None = None) -> list[Dataset]:
+        with self._reachable("retrieve a series"):
+            return self.client.retrieve_series(study_uid, series_uid, media_types=media_types)
 

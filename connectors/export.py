@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +68,7 @@ def export_dataset(settings: Settings, protocol: Protocol, out: Path, fmt: str =
     if out.exists() and any(out.iterdir()):
         raise RadlabelError(f"{out} is not empty: give a new or empty folder (nothing is overwritten).")
     adjudicator = Adjudicator(settings)
-    with sqlite3.connect(settings.home / "state.sqlite") as db:
+    with adjudicator.database.connect() as db:
         rows = db.execute("SELECT task_id, decision FROM adjudications WHERE protocol_id=? AND status='final'"
                           " ORDER BY task_id", (protocol.id,)).fetchall()
     if not rows:

@@ -19,12 +19,12 @@ Which task is a gold copy or a calibration case lives only in the state store, n
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from datetime import datetime
 
 import numpy as np
 
+from connectors.database import state_database
 from connectors.label_studio import client as label_studio_client, label_studio_errors
 from connectors.state import file_lock
 from connectors.provision import CALIBRATION_MARKER, REVIEW_MARKER, Provisioner
@@ -45,14 +45,14 @@ from radlabel.settings import Settings
 _HIDDEN_KEYS = ("source_task", "disagreement")
 
 SCHEMA = [
-    "CREATE TABLE IF NOT EXISTS gold (protocol_id TEXT NOT NULL, task_id INTEGER NOT NULL, added REAL NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS gold (protocol_id TEXT NOT NULL, task_id INTEGER NOT NULL, added DOUBLE PRECISION NOT NULL,"
     " PRIMARY KEY (protocol_id, task_id))",
     "CREATE TABLE IF NOT EXISTS qa_tasks (task_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, protocol_id TEXT NOT NULL,"
-    " reference_task_id INTEGER NOT NULL, reader INTEGER, outcome TEXT, created REAL NOT NULL)",
+    " reference_task_id INTEGER NOT NULL, reader INTEGER, outcome TEXT, created DOUBLE PRECISION NOT NULL)",
     "CREATE TABLE IF NOT EXISTS certifications (protocol_id TEXT NOT NULL, reader INTEGER NOT NULL, tier TEXT NOT NULL,"
-    " certified INTEGER NOT NULL, report TEXT NOT NULL, updated REAL NOT NULL, PRIMARY KEY (protocol_id, reader, tier))",
+    " certified INTEGER NOT NULL, report TEXT NOT NULL, updated DOUBLE PRECISION NOT NULL, PRIMARY KEY (protocol_id, reader, tier))",
     "CREATE TABLE IF NOT EXISTS reader_scores (protocol_id TEXT NOT NULL, reader INTEGER NOT NULL,"
-    " task_id INTEGER NOT NULL, source TEXT NOT NULL, at REAL NOT NULL, lead_time_s REAL, mean_dice REAL,"
+    " task_id INTEGER NOT NULL, source TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, lead_time_s DOUBLE PRECISION, mean_dice DOUBLE PRECISION,"
     " detail TEXT NOT NULL, PRIMARY KEY (protocol_id, reader, task_id, source))",
     "CREATE TABLE IF NOT EXISTS calibration_tiers (protocol_id TEXT NOT NULL, reader INTEGER NOT NULL, tier TEXT NOT NULL,"
     " PRIMARY KEY (protocol_id, reader))",
@@ -79,29 +79,28 @@ class QualityDesk:
     def __init__(self, settings: Settings, ls=None):
         self.settings = settings
         self.ls = ls or label_studio_client(settings)
-        self.db = settings.home / "state.sqlite"
+        self.database = state_database(settings)
         self.key = bytes.fromhex(settings.secrets()["pseudonym_key"])
-        with sqlite3.connect(self.db) as db:
-            for statement in SCHEMA:
-                db.execute(statement)
+        from connectors.adjudicate import SCHEMA as ADJUDICATIONS_SCHEMA  # read here before any adjudication ran
+
+        self.database.ensure(*SCHEMA, ADJUDICATIONS_SCHEMA)
 
     def _query(self, sql: str, *args) -> list:
-        with sqlite3.connect(self.db) as db:
+        with self.database.connect() as db:
             return db.execute(sql, args).fetchall()
 
     # -- gold standard -------------------------------------------------------------------
     def add_gold(self, protocol: Protocol, task_ids: list[int]) -> list[int]:
         final = {row[0] for row in self._query(
-            "SELECT task_id FROM adjudications WHERE protocol_id=? AND status='final'", protocol.id)} \
-            if self._query("SELECT name FROM sqlite_master WHERE name='adjudications'") else set()
+            "SELECT task_id FROM adjudications WHERE protocol_id=? AND status='final'", protocol.id)}
         for task_id in task_ids:
             if task_id not in final:
                 raise RadlabelError(f"task {task_id} has no final labels in protocol {protocol.id}: only adjudicated "
                                     "tasks can be gold standard (see `radlabel reconcile`).")
         added = []
-        with sqlite3.connect(self.db) as db:
+        with self.database.connect() as db:
             for task_id in task_ids:
-                if db.execute("INSERT OR IGNORE INTO gold VALUES (?,?,?)", (protocol.id, task_id, time.time())).rowcount:
+                if db.execute("INSERT INTO gold VALUES (?,?,?) ON CONFLICT DO NOTHING", (protocol.id, task_id, time.time())).rowcount:
                     added.append(task_id)
         if added:
             audit_log(self.settings).append("gold", "admin", f"{protocol.id} {protocol.version}", added=added)
@@ -165,7 +164,7 @@ class QualityDesk:
             created = self.ls.tasks.create(project=project_id, data=data)
             if prediction is not None:
                 self.ls.predictions.create(task=created.id, result=prediction, score=1.0, model_version="final-labels")
-        with sqlite3.connect(self.db) as db:
+        with self.database.connect() as db:
             db.execute("INSERT INTO qa_tasks VALUES (?,?,?,?,?,?,?)",
                        (created.id, kind, protocol.id, source.id, reader, None, time.time()))
         return created.id
@@ -195,8 +194,8 @@ class QualityDesk:
                                 f"{protocol.qa.calibration.cases} (qa.calibration.cases): add final tasks with "
                                 "`radlabel gold add`.")
         project = self.calibration_project(protocol, reader)
-        with sqlite3.connect(self.db) as db:
-            db.execute("INSERT OR REPLACE INTO calibration_tiers VALUES (?,?,?)", (protocol.id, reader, tier.value))
+        with self.database.connect() as db:
+            db.execute("INSERT INTO calibration_tiers VALUES (?,?,?) ON CONFLICT (protocol_id, reader) DO UPDATE SET tier=excluded.tier", (protocol.id, reader, tier.value))
         opened = {r[0]: r[1] for r in self._query(
             "SELECT reference_task_id, task_id FROM qa_tasks WHERE kind='calibration' AND protocol_id=? AND reader=?",
             protocol.id, reader)}
@@ -216,8 +215,9 @@ class QualityDesk:
         if len(scores) < len(cases):
             return None, progress
         result = certify(scores, protocol, tier, reader, findings)
-        with sqlite3.connect(self.db) as db:
-            db.execute("INSERT OR REPLACE INTO certifications VALUES (?,?,?,?,?,?)",
+        with self.database.connect() as db:
+            db.execute("INSERT INTO certifications VALUES (?,?,?,?,?,?) ON CONFLICT (protocol_id, reader, tier) DO UPDATE SET"
+                       " certified=excluded.certified, report=excluded.report, updated=excluded.updated",
                        (protocol.id, reader, tier.value, int(result.certified), json.dumps(result.as_dict()), time.time()))
         audit_log(self.settings).append("certification", "radlabel-qa", f"{protocol.id} {protocol.version}",
                                         reader=f"reader-{reader}", tier=tier.value, certified=result.certified,
@@ -253,8 +253,10 @@ class QualityDesk:
     # -- scores --------------------------------------------------------------------------------------
     def record_score(self, protocol_id: str, reader: int, task_id: int, source: str, annotation: dict,
                      mean_dice: float | None, detail: dict) -> None:
-        with sqlite3.connect(self.db) as db:
-            db.execute("INSERT OR REPLACE INTO reader_scores VALUES (?,?,?,?,?,?,?,?)",
+        with self.database.connect() as db:
+            db.execute("INSERT INTO reader_scores VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (protocol_id, reader, task_id, source)"
+                       " DO UPDATE SET at=excluded.at, lead_time_s=excluded.lead_time_s, mean_dice=excluded.mean_dice,"
+                       " detail=excluded.detail",
                        (protocol_id, reader, task_id, source, _epoch(annotation.get("created_at") or time.time()),
                         annotation.get("lead_time"), mean_dice, json.dumps(detail, default=str)))
 
@@ -288,7 +290,7 @@ class QualityDesk:
         for number in range(inserted, inserted + due):
             _, source = self.reference(protocol, pool[number % len(pool)])
             created.append(self._copy_task(project_id, source, "gold_copy", protocol, None))
-            with sqlite3.connect(self.db) as db:
+            with self.database.connect() as db:
                 db.execute("INSERT INTO qa_counters VALUES (?,?) ON CONFLICT(protocol_id) DO UPDATE SET "
                            "gold_inserted=excluded.gold_inserted", (protocol.id, number + 1))
         if created:
@@ -333,7 +335,7 @@ class QualityDesk:
         outcome = {"reviewer": f"reader-{reviewer}", "final_task": kind[2], "mean_dice": score.mean_dice,
                    "verdict": "confirmed" if (score.mean_dice or 0) >= 0.99 and not score.findings_missed
                    and not score.findings_extra else "corrected"}
-        with sqlite3.connect(self.db) as db:
+        with self.database.connect() as db:
             db.execute("UPDATE qa_tasks SET outcome=? WHERE task_id=?", (json.dumps(outcome), review_task_id))
         audit_log(self.settings).append("qa_review", f"reader-{reviewer}", f"{protocol.id} {protocol.version}",
                                         task=kind[2], review_task=review_task_id, verdict=outcome["verdict"])

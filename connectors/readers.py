@@ -13,11 +13,10 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
+from connectors.database import Database, state_database
 from radlabel.errors import RadlabelError
 from radlabel.settings import Settings
 
@@ -27,7 +26,7 @@ _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS reader_tokens (
     email TEXT PRIMARY KEY, ls_user_id INTEGER NOT NULL, tier TEXT NOT NULL,
-    token_sha256 TEXT, created REAL NOT NULL, revoked REAL)"""
+    token_sha256 TEXT, created DOUBLE PRECISION NOT NULL, revoked DOUBLE PRECISION)"""
 
 
 @dataclass(frozen=True)
@@ -66,18 +65,16 @@ def _digest(token: str) -> str:
 
 
 class ReaderRegistry:
-    def __init__(self, db_path: Path):
-        self.db_path = db_path
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute(SCHEMA)
+    def __init__(self, database: Database):
+        self.database = database
+        database.ensure(SCHEMA)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ReaderRegistry":
-        return cls(settings.home / "state.sqlite")
+        return cls(state_database(settings))
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.db_path, timeout=30)
+    def _connect(self):
+        return self.database.connect()
 
     def issue(self, email: str, tier: str, ls_user_id: int) -> str:
         """Register (or re-register) a reader; a new token replaces any earlier one. Returns the token."""

@@ -11,12 +11,12 @@ imported once.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from connectors.adjudicate import CONSENSUS_CREATOR
+from connectors.database import state_database
 from connectors.label_studio import label_studio_errors
 from connectors.sync import Syncer
 from radlabel import seg as seg_codec
@@ -41,18 +41,21 @@ class SegImport:
         return self.__dict__.copy()
 
 
+# SEGs already turned into Label Studio annotations (by this import or by the readers' API delivery).
+IMPORTED_SEGS_SCHEMA = ("CREATE TABLE IF NOT EXISTS imported_segs (seg_key TEXT PRIMARY KEY, task_id INTEGER,"
+                        " annotation_id INTEGER)")
+
+
 class SegImporter:
     def __init__(self, syncer: Syncer):
         self.syncer = syncer
         self.protocol = syncer.protocol
         self.ls = syncer.ls
-        self.db_path = syncer.settings.home / "state.sqlite"
-        with sqlite3.connect(self.db_path) as db:
-            db.execute("CREATE TABLE IF NOT EXISTS imported_segs (seg_key TEXT PRIMARY KEY, task_id INTEGER,"
-                       " annotation_id INTEGER)")
+        self.database = state_database(syncer.settings)
+        self.database.ensure(IMPORTED_SEGS_SCHEMA)
 
     def _done(self, seg_key: str):
-        with sqlite3.connect(self.db_path) as db:
+        with self.database.connect() as db:
             return db.execute("SELECT task_id, annotation_id FROM imported_segs WHERE seg_key=?", (seg_key,)).fetchone()
 
     def run(self) -> list[SegImport]:
@@ -130,8 +133,8 @@ class SegImporter:
             result.outcome = f"not imported: the SEG cannot be decoded ({type(exc).__name__})"
             audit_log(self.syncer.settings).append("seg_import", result.reader, f"{self.protocol.id} {self.protocol.version}",
                                                    task=task.id, seg=seg_key, outcome="undecodable")
-            with sqlite3.connect(self.db_path) as db:  # looked at once, not at every sync
-                db.execute("INSERT OR IGNORE INTO imported_segs VALUES (?,?,?)", (seg_key, task.id, None))
+            with self.database.connect() as db:  # looked at once, not at every sync
+                db.execute("INSERT INTO imported_segs VALUES (?,?,?) ON CONFLICT DO NOTHING", (seg_key, task.id, None))
             return result
         for segment in segments:
             cls = self._class_for(segment.label, segment.type_code)
@@ -150,6 +153,6 @@ class SegImporter:
         result.annotation_id = annotation.id
         audit_log(self.syncer.settings).append("seg_import", result.reader, f"{self.protocol.id} {self.protocol.version}",
                                                task=task.id, annotation=annotation.id, seg=seg_key, regions=result.regions)
-        with sqlite3.connect(self.db_path) as db:
+        with self.database.connect() as db:
             db.execute("INSERT INTO imported_segs VALUES (?,?,?)", (seg_key, task.id, annotation.id))
         return result

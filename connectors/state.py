@@ -1,7 +1,7 @@
 """The sync state store: which source series became which research series and task.
 
-SQLite in the state directory. Keys are keyed hashes of the source series UID,
-so the store holds no source identifier.
+A table of the state database (connectors.database). Keys are keyed hashes of the source
+series UID, so the store holds no source identifier.
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from connectors.database import Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -26,7 +27,7 @@ CREATE TABLE IF NOT EXISTS series (
     frames INTEGER,
     reasons TEXT NOT NULL DEFAULT '[]',
     flags TEXT NOT NULL DEFAULT '[]',
-    updated REAL NOT NULL,
+    updated DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (series_key, protocol_id)
 )
 """
@@ -50,16 +51,12 @@ class SeriesRecord:
 
 
 class StateStore:
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        with self._connect() as db:
-            db.execute(SCHEMA)
+    def __init__(self, database: Database):
+        self.database = database
+        database.ensure(SCHEMA)
 
-    def _connect(self) -> sqlite3.Connection:
-        # Rollback journal (SQLite's default): several processes (sync, hooks worker, reconcile) share
-        # this file, and a WAL database gave "disk I/O error" once under that load.
-        return sqlite3.connect(self.path, timeout=30)
+    def _connect(self):
+        return self.database.connect()
 
     def get(self, series_key: str, protocol_id: str) -> SeriesRecord | None:
         with self._connect() as db:

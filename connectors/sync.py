@@ -26,6 +26,7 @@ from tqdm import tqdm
 from pydicom import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
+from connectors.database import state_database
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.jobs import InProcessQueue, job_queue
 from connectors.label_studio import client as label_studio_client, label_studio_errors
@@ -85,7 +86,7 @@ class Syncer:
             if protocol.deidentification.options else ""
         self.deid = Deidentifier(bytes.fromhex(secrets["pseudonym_key"]), protocol.deidentification.options, method)
         self.client = OrthancDicomWeb.from_settings(settings)
-        self.state = StateStore(settings.home / "state.sqlite")
+        self.state = StateStore(state_database(settings))
         self.ls = label_studio_client(settings)
         self._project_id: int | None = None
 
@@ -211,7 +212,7 @@ class Syncer:
         record = self.state.get(key, self.protocol.id)
         if record and record.status in ("done", "quarantined", "held") and not force:
             return record.as_dict() | {"outcome": "already done"}
-        datasets = self.client.client.retrieve_series(study_uid, series_uid, media_types=(("application/dicom", "*"),))
+        datasets = self.client.retrieve_series(study_uid, series_uid, media_types=(("application/dicom", "*"),))
         if datasets and all(str(ds.get("DeidentificationMethod", "")).startswith("radlabel") for ds in datasets):
             return None  # our own research copy
         interrupted_at_task = record is not None and record.status == "creating_task"

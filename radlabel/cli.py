@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -232,6 +235,36 @@ def cmd_validate(args) -> int:
     return 0 if all(r.ok for r in reports) else 1
 
 
+def _file_name(uid: str, fallback: str) -> str:
+    """A UID as a file or folder name: a damaged or retained header must not name a path outside the output."""
+    name = re.sub(r"[^0-9A-Za-z._-]", "_", uid).lstrip(".")[:128]
+    return name or fallback
+
+
+def _write_deidentified(deid, ds, report, staging: Path) -> None:
+    """De-identify one dataset into the staging folder, or fail naming its file (no header values: PHI)."""
+    import warnings
+
+    from radlabel.dicom_files import safe_reason
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's warnings quote header values
+            copy = deid.deidentify(ds, report)
+            folder = staging / _file_name(str(copy.get("SeriesInstanceUID", "") or ""), "series")
+            folder.mkdir(exist_ok=True)
+            name = _file_name(str(copy.get("SOPInstanceUID", "") or ""), "")
+            if not name:
+                raise ValueError("no SOPInstanceUID")
+            copy.save_as(folder / f"{name}.dcm", enforce_file_format=True)
+    except OSError as exc:
+        raise RadlabelError(f"cannot write into {staging} ({exc.strerror}): check the output folder; "
+                            "nothing was written.") from None
+    except Exception as exc:  # a header pydicom reads but cannot write back: the file is damaged
+        raise RadlabelError(f"{getattr(ds, 'filename', None) or 'an input file'} cannot be written de-identified "
+                            f"({safe_reason(exc)}): replace it with an intact copy; nothing was written.") from None
+
+
 def cmd_deid(args) -> int:
     from radlabel.ingest.deid import DeidReport, Deidentifier
     from radlabel.ingest import burned_in
@@ -252,19 +285,22 @@ def cmd_deid(args) -> int:
     deid = Deidentifier(key, options)
     report = DeidReport()
     staging = out.with_name(out.name + ".partial")
+    if staging.exists() and any(staging.iterdir()):
+        raise RadlabelError(f"{staging} is left from an interrupted run: remove it, then run deid again.")
     staging.mkdir(parents=True, exist_ok=True)
     written = 0
-    for datasets in groups.values():
-        evidence = burned_in.header_evidence(datasets[0])
-        if evidence:
-            report.flags.append({"code": "burned_in_header", "message": "; ".join(evidence),
-                                 "series": deid.uid(str(datasets[0].get("SeriesInstanceUID", "")))})
-        for ds in datasets:
-            copy = deid.deidentify(ds, report)
-            folder = staging / str(copy.get("SeriesInstanceUID", "series"))
-            folder.mkdir(exist_ok=True)
-            copy.save_as(folder / f"{copy.SOPInstanceUID}.dcm", enforce_file_format=True)
-            written += 1
+    try:
+        for datasets in groups.values():
+            evidence = burned_in.header_evidence(datasets[0])
+            if evidence:
+                report.flags.append({"code": "burned_in_header", "message": "; ".join(evidence),
+                                     "series": deid.uid(str(datasets[0].get("SeriesInstanceUID", "")))})
+            for ds in datasets:
+                _write_deidentified(deid, ds, report, staging)
+                written += 1
+    except BaseException:  # all or nothing: no half-written output folder
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if out.exists():
         out.rmdir()
     staging.rename(out)  # all or nothing
@@ -517,6 +553,9 @@ def cmd_report(args) -> int:
 def cmd_demo(args) -> int:
     from radlabel.demo import run_demo
 
+    if args.profile:  # as `up --profile` would: kept in settings.json for later commands
+        os.environ["RADLABEL_PROFILE"] = args.profile
+
     return run_demo(as_json=args.json, progress=_say)
 
 
@@ -672,6 +711,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="bring the stack up and run the whole pipeline that exists on samples")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo.add_argument("--profile", choices=["default", "scale"],
+                      help="scale: the same pipeline on PostgreSQL, Redis and RQ workers (use a new RADLABEL_HOME)")
     demo.set_defaults(func=cmd_demo)
 
     # -- readers (issue #8: OHIF extension; defined in connectors/readers.py) --

@@ -46,7 +46,13 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
 
     started = time.monotonic()
     states = Stack(settings).up(progress)
-    stage("stack up", started, services={s.name: s.state for s in states})
+    from connectors.database import state_database
+
+    progress(f"profile {settings.profile}: state database {state_database(settings).where}; "
+             + ("jobs on " + str(settings.workers) + " RQ workers over Redis" if settings.profile == "scale"
+                else "jobs in-process (`radlabel demo --profile scale` in a new RADLABEL_HOME for PostgreSQL, Redis "
+                     "and workers)"))
+    stage("stack up", started, services={s.name: s.state for s in states}, profile=settings.profile)
 
     started = time.monotonic()
     loaded = load_samples(settings, sizes, progress=progress)

@@ -7,6 +7,8 @@ minted deterministically from the instances, and every repair is reported.
 
 from __future__ import annotations
 
+import re
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,9 @@ from typing import Iterable
 
 import pydicom
 from pydicom import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.dataelem import RawDataElement
+from pydicom.errors import BytesLengthException, InvalidDicomError
+from pydicom.tag import Tag
 from pydicom.uid import generate_uid
 
 from radlabel.errors import RadlabelError
@@ -28,9 +32,12 @@ class Repair:
 
 
 def has_dicom_preamble(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        handle.seek(128)
-        return handle.read(4) == b"DICM"
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(128)
+            return handle.read(4) == b"DICM"
+    except OSError as exc:
+        raise RadlabelError(f"{path} cannot be read ({exc.strerror}): check its permissions or remove it.") from None
 
 
 def dicom_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
@@ -52,26 +59,94 @@ def dicom_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
     return found, skipped
 
 
+# A value quoted in an exception's message ('DOE^JANE', "O'HARA"): it may come from a patient's header.
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def safe_reason(exc: BaseException, limit: int = 120) -> str:
+    """The first line of an exception's message for a user, with quoted values blanked (no PHI)."""
+    text = (str(exc).splitlines() or [""])[0]
+    return _QUOTED.sub("'…'", text)[:limit] or exc.__class__.__name__
+
+
+def _cut_short(ds: Dataset, source: Path | bytes) -> str | None:
+    """pydicom stops quietly where a file ends early: find a value shorter than its stated length, or the
+    first bytes of an element header left at the end of the file (as distinct from zero padding).
+    Looks at the raw elements, so call it before any value is read."""
+    if not [tag for tag in ds.keys() if tag != 0x00080005]:  # Specific Character Set is read eagerly
+        return "no data elements after the file meta: the file ends early"
+    end = None
+    for tag in ds.keys():
+        raw = ds.get_item(tag)
+        if not isinstance(raw, RawDataElement) or raw.length == 0xFFFFFFFF or raw.value is None:
+            end = None
+            continue
+        if len(raw.value) < raw.length:
+            return f"element {Tag(tag)} holds {len(raw.value)} of its {raw.length} bytes: the file ends early"
+        end = raw.value_tell + raw.length
+    if end is not None:
+        if isinstance(source, bytes):
+            rest = source[end:end + 12]
+        else:
+            with open(source, "rb") as handle:
+                handle.seek(end)
+                rest = handle.read(12)
+        if 0 < len(rest) < 12 and rest.strip(b"\0"):
+            return "the file ends inside an element header"
+    return None
+
+
+def _parse_all(ds: Dataset) -> None:
+    """pydicom converts element values on first use: convert every one now, so that a damaged element
+    fails here, naming the file, and not later in whichever code touches it first."""
+    for part in (getattr(ds, "file_meta", None), ds):
+        if part is not None:
+            for _ in part.iterall():
+                pass
+
+
+# What reading a damaged file raises, besides InvalidDicomError: NotImplementedError for an unknown VR,
+# struct.error for a header cut inside a tag or length, BytesLengthException for a value that does not
+# fit its VR (the rest from pydicom's value conversions and from check_read).
+READ_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError,
+               NotImplementedError, struct.error, BytesLengthException)
+
+
+def check_read(ds: Dataset, source: Path | bytes) -> None:
+    """Raise ValueError (or one of READ_ERRORS) where a data set that pydicom read without complaint is
+    damaged: cut short, values that do not parse, pixel data shorter than the header promises.
+    ``source`` is the file or the bytes it was read from; call this before any value is used."""
+    with warnings.catch_warnings():
+        # pydicom's warnings about odd values quote the values (a patient's name, say): not for the terminal.
+        warnings.simplefilter("ignore")
+        cut_short = _cut_short(ds, source)
+        _parse_all(ds)
+    if "PixelData" in ds:
+        _check_pixel_data_length(ds)
+    elif "Rows" in ds:
+        raise ValueError("an image without pixel data: the file ends early")
+    if cut_short:
+        raise ValueError(cut_short)
+
+
 def read_dicom(path: Path) -> Dataset:
     """Read one Part 10 file, pixel data included, or fail naming the file."""
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # see check_read
             # pydicom only warns when undefined-length data (encapsulated pixels) runs off the end.
             warnings.filterwarnings("error", message="End of file reached before delimiter")
             ds = pydicom.dcmread(path)
-        if "PixelData" in ds:
-            _check_pixel_data_length(ds)
-        elif "Rows" in ds:
-            raise ValueError("an image without pixel data: the file ends early")
+        check_read(ds, path)
         return ds
     except InvalidDicomError:
         raise RadlabelError(f"{path} is not a DICOM file (no DICM preamble): remove it or give the right file.") from None
     except UserWarning:
         raise RadlabelError(f"{path} is a damaged DICOM file (encapsulated pixel data cut short): "
                             "replace it with an intact copy.") from None
-    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        reason = str(exc).splitlines()[0][:120] if str(exc) else exc.__class__.__name__
-        raise RadlabelError(f"{path} is a damaged DICOM file ({reason}): replace it with an intact copy.") from None
+    except READ_ERRORS as exc:
+        raise RadlabelError(f"{path} is a damaged DICOM file ({safe_reason(exc)}): "
+                            "replace it with an intact copy.") from None
 
 
 def _check_pixel_data_length(ds: Dataset) -> None:
@@ -91,8 +166,11 @@ def _check_pixel_data_length(ds: Dataset) -> None:
         if items < 2:
             raise ValueError("encapsulated pixel data holds no fragment")
         return
-    expected = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
-                * int(ds.get("NumberOfFrames", 1) or 1) * int(ds.BitsAllocated) + 7) // 8
+    sizes = (int(ds.Rows), int(ds.Columns), int(ds.get("SamplesPerPixel", 1)), int(ds.get("NumberOfFrames", 1) or 1),
+             int(ds.BitsAllocated))
+    if min(sizes) < 1:
+        raise ValueError("Rows, Columns, SamplesPerPixel, NumberOfFrames and BitsAllocated must be positive")
+    expected = (sizes[0] * sizes[1] * sizes[2] * sizes[3] * sizes[4] + 7) // 8
     if len(data) < expected:
         raise ValueError(f"pixel data holds {len(data)} bytes where Rows x Columns x frames need {expected}")
 

@@ -30,11 +30,13 @@ DEFAULT_PORTS = {
     "hooks": ("RADLABEL_HOOKS_PORT", 9091),
     "viewer": ("RADLABEL_VIEWER_PORT", 3000),
     "redis": ("RADLABEL_REDIS_PORT", 6379),  # scale profile only: the job queue
+    "postgres": ("RADLABEL_POSTGRES_PORT", 5432),  # scale profile only: state, Label Studio and Orthanc
 }
-PROFILES = ("default", "scale")  # default: jobs run in-process; scale: Redis + RQ workers
+# default: jobs run in-process, SQLite everywhere; scale: Redis + RQ workers, PostgreSQL everywhere
+PROFILES = ("default", "scale")
 
 SECRET_NAMES = ("orthanc_password", "label_studio_password", "label_studio_token", "webhook_secret",
-                "pseudonym_key", "image_url_key")
+                "pseudonym_key", "image_url_key", "postgres_password")
 
 
 def redact(secret: str) -> str:
@@ -118,6 +120,20 @@ class Settings:
     @property
     def redis_url(self) -> str:
         return f"redis://{self.host}:{self.ports['redis']}/0"
+
+    @property
+    def local_postgres_url(self) -> str:
+        """The scale profile's own PostgreSQL (password from the secrets, never in the URL)."""
+        return f"postgresql://radlabel@{self.host}:{self.ports.get('postgres', 5432)}/radlabel"
+
+    @property
+    def database_url(self) -> str:
+        """Where the state database lives: RADLABEL_DATABASE_URL, else by profile."""
+        if os.environ.get("RADLABEL_DATABASE_URL"):
+            return os.environ["RADLABEL_DATABASE_URL"]
+        if self.profile == "scale":
+            return self.local_postgres_url
+        return f"sqlite:///{self.home / 'state.sqlite'}"
 
 
 def _port_from_env(variable: str, default: int) -> int:

@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE_PORT_VARIABLES = ("RADLABEL_ORTHANC_PORT", "RADLABEL_LABEL_STUDIO_PORT", "RADLABEL_ML_BACKEND_PORT",
-                          "RADLABEL_HOOKS_PORT", "RADLABEL_VIEWER_PORT")
+                          "RADLABEL_HOOKS_PORT", "RADLABEL_VIEWER_PORT", "RADLABEL_REDIS_PORT", "RADLABEL_POSTGRES_PORT")
 
 
 def free_port() -> int:
@@ -47,7 +47,7 @@ def stack(stack_env):
     running = Stack(settings)
     running.up()
     yield running
-    running.down()
+    running.discard()
 
 
 @pytest.fixture(scope="session")

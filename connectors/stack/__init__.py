@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import dataclass
 
 from connectors.stack.process import ServiceProcess
-from connectors.stack.services import all_services, check_installed, write_orthanc_config
+from connectors.stack.services import all_services, check_installed, postgres_data_dir, write_orthanc_config
+from radlabel.errors import RadlabelError
 from radlabel.settings import Settings
 
 
@@ -37,6 +40,7 @@ class Stack:
     def up(self, progress=lambda message: None) -> list[ServiceState]:
         """Start what is not running; a healthy running stack is left alone."""
         check_installed(self.settings)
+        self._check_profile_switch()
         self.settings.save()
         write_orthanc_config(self.settings, self.secrets)
         for service in self.services:  # before anything starts: all or nothing
@@ -57,9 +61,34 @@ class Stack:
             states.append(self._state(service, pid, True, "started"))
         return states
 
+    def _check_profile_switch(self) -> None:
+        """Refuse to change the profile of a state directory that holds data: the other profile's
+        databases start empty, so projects, tasks and the PACS index would seem lost."""
+        saved_file = self.settings.home / "settings.json"
+        try:
+            saved = json.loads(saved_file.read_text()).get("profile", "default")
+        except (OSError, ValueError):
+            return
+        if saved == self.settings.profile:
+            return
+        holds_data = (self.settings.home / "state.sqlite").exists() if saved == "default" else \
+            postgres_data_dir(self.settings).exists()
+        if holds_data:
+            raise RadlabelError(
+                f"{self.settings.home} holds a stack of the {saved} profile; the {self.settings.profile} profile keeps "
+                f"its state in other databases, which start empty: use another RADLABEL_HOME for the "
+                f"{self.settings.profile} profile (nothing was changed).")
+
     def down(self) -> list[str]:
         """Stop the processes this state directory started; names of those stopped."""
         return [service.name for service in reversed(self.services) if service.stop()]
+
+    def discard(self) -> None:
+        """Stop everything and delete what a scratch stack (tests, benchmarks) keeps outside its state
+        directory: the scale profile's PostgreSQL cluster when it runs as root."""
+        self.down()
+        if self.settings.profile == "scale":
+            shutil.rmtree(postgres_data_dir(self.settings), ignore_errors=True)
 
     def status(self) -> list[ServiceState]:
         states = []

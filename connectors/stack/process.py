@@ -36,6 +36,8 @@ def port_in_use(host: str, port: int) -> bool:
         if probe.connect_ex((host, port)) == 0:
             return True
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the servers bind: connections of a just-stopped service in TIME_WAIT (~60 s) do not hold the port.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("0.0.0.0", port))
         except OSError:
@@ -67,6 +69,9 @@ class ServiceProcess:
     cwd: Path | None = None
     start_timeout: float = 60.0
     port_hint: str = ""
+    prepare: Callable[[], None] | None = None  # before each start (e.g. create a database cluster once)
+    ready: Callable[[], None] | None = None  # once healthy after a start (e.g. create databases)
+    stop_signal: int = signal.SIGTERM
 
     @property
     def pid_file(self) -> Path:
@@ -109,6 +114,8 @@ class ServiceProcess:
     def start(self) -> int:
         """Start the process and wait until its health probe answers."""
         self.check_port()
+        if self.prepare:
+            self.prepare()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_file, "ab")
@@ -136,6 +143,8 @@ class ServiceProcess:
                     f"the end of {self.log_file} says:\n{log_tail(self.log_file)}"
                 )
             if self.is_healthy():
+                if self.ready:
+                    self.ready()
                 return process.pid
             time.sleep(0.25)
         self.stop()
@@ -150,7 +159,7 @@ class ServiceProcess:
         if pid is None:
             return False
         try:
-            os.killpg(pid, signal.SIGTERM)
+            os.killpg(pid, self.stop_signal)
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + timeout

@@ -1,17 +1,23 @@
-"""The five services of the local stack, each a :class:`ServiceProcess`.
+"""The services of the local stack, each a :class:`ServiceProcess`.
 
 - Orthanc (Debian packages) with DICOMweb, authentication on, DICOM port off;
 - Label Studio (PyPI, its own virtual environment), SQLite, admin + token made
   non-interactively, signup closed;
 - the ML backend, the hooks server and the viewer front (OHIF + DICOMweb proxy),
-  our Flask apps served by gunicorn.
+  our Flask apps served by gunicorn;
+- scale profile: PostgreSQL (Debian package; databases for radlabel's state, Label Studio and
+  Orthanc's index), Redis and RQ job workers.
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,6 +33,8 @@ ORTHANC_PLUGINS = {
     "orthanc-dicomweb": Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so"),
     "orthanc-gdcm": Path("/usr/share/orthanc/plugins/libOrthancGdcm.so"),
 }
+ORTHANC_POSTGRESQL_INDEX = Path("/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so")  # scale profile
+POSTGRES_DATABASES = {"state": "radlabel", "label_studio": "labelstudio", "orthanc": "orthanc"}
 
 # Variables passed on to child processes. Label Studio reads bare USERNAME,
 # PORT, HOST... as settings, so the environment is rebuilt, not inherited.
@@ -82,6 +90,7 @@ def write_orthanc_config(settings: Settings, secrets: dict[str, str]) -> Path:
         # Gzipped frames made WADO-RS ~15x slower (stack notes).
         "HttpCompressionEnabled": False,
         "Plugins": [str(path) for path in ORTHANC_PLUGINS.values()],
+        **(_orthanc_postgresql(settings, secrets) if settings.profile == "scale" else {}),
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True},
         "OverwriteInstances": True,
         "SaveJobs": False,
@@ -92,6 +101,16 @@ def write_orthanc_config(settings: Settings, secrets: dict[str, str]) -> Path:
     with os.fdopen(fd, "w") as handle:
         json.dump(config, handle, indent=2)
     return path
+
+
+def _orthanc_postgresql(settings: Settings, secrets: dict[str, str]) -> dict:
+    """Orthanc's index in PostgreSQL (the plugin of orthanc-postgresql); files stay in StorageDirectory."""
+    return {"Plugins": [str(path) for path in ORTHANC_PLUGINS.values()] + [str(ORTHANC_POSTGRESQL_INDEX)],
+            "PostgreSQL": {"EnableIndex": True, "EnableStorage": False, "Host": settings.host,
+                           "Port": settings.ports["postgres"], "Database": POSTGRES_DATABASES["orthanc"],
+                           "Username": "radlabel", "Password": secrets["postgres_password"], "EnableSsl": False,
+                           # One Orthanc per database here; several Orthancs sharing one index need false.
+                           "Lock": True}}
 
 
 def label_studio(settings: Settings, secrets: dict[str, str]) -> ServiceProcess:
@@ -113,6 +132,10 @@ def label_studio(settings: Settings, secrets: dict[str, str]) -> ServiceProcess:
         "DJANGO_DB": "sqlite",
         "LOG_LEVEL": "WARNING",
     }
+    if settings.profile == "scale":  # Label Studio's own PostgreSQL settings
+        env |= {"DJANGO_DB": "default", "POSTGRE_NAME": POSTGRES_DATABASES["label_studio"], "POSTGRE_USER": "radlabel",
+                "POSTGRE_PASSWORD": secrets["postgres_password"], "POSTGRE_HOST": settings.host,
+                "POSTGRE_PORT": str(settings.ports["postgres"])}
     return ServiceProcess(
         name="label_studio",
         title="Label Studio",
@@ -181,6 +204,12 @@ def check_installed(settings: Settings) -> None:
             f"the OHIF viewer is not installed ({settings.ohif_dist} not found): "
             "run `make install` or `radlabel install`."
         )
+    if settings.profile == "scale" and postgres_binaries() is None:
+        raise RadlabelError("the scale profile needs PostgreSQL (no /usr/lib/postgresql/*/bin/postgres): run "
+                            "`make install` or `apt-get install postgresql`.")
+    if settings.profile == "scale" and not ORTHANC_POSTGRESQL_INDEX.exists():
+        raise RadlabelError(f"the scale profile needs Orthanc's PostgreSQL index ({ORTHANC_POSTGRESQL_INDEX} not "
+                            "found): run `make install` or `apt-get install orthanc-postgresql`.")
     if settings.profile == "scale" and not REDIS_BINARY.exists():
         raise RadlabelError(f"the scale profile needs Redis ({REDIS_BINARY} not found): run `make install` "
                             "or `apt-get install redis-server`.")
@@ -207,6 +236,91 @@ def redis(settings: Settings) -> ServiceProcess:
         port_hint=_port_hint("redis"))
 
 
+def postgres_binaries() -> Path | None:
+    """The newest installed PostgreSQL's bin folder (Debian installs it under its major version)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(Path(p).parts[-3]))
+    return Path(found[-1]).parent if found else None
+
+
+def postgres_data_dir(settings: Settings) -> Path:
+    """The cluster's folder: in the state directory, unless we run as root.
+
+    PostgreSQL refuses to run as root; then it runs as the Debian package's ``postgres`` user, in a
+    folder that user owns (state directories are often private to root), one per state directory.
+    """
+    if os.geteuid() != 0:
+        return settings.home / "postgres"
+    return Path("/var/lib/postgresql/radlabel") / hashlib.sha256(str(settings.home).encode()).hexdigest()[:16]
+
+
+def _as_postgres_user() -> list[str]:
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"] if os.geteuid() == 0 else []
+
+
+def _init_postgres_cluster(settings: Settings, secrets: dict[str, str]) -> None:
+    """initdb once: password authentication for the one role ``radlabel``, loopback only."""
+    data = postgres_data_dir(settings)
+    if (data / "PG_VERSION").exists():
+        return
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    password_file = data.parent / f".{data.name}.password"
+    fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets["postgres_password"])
+    if os.geteuid() == 0:
+        for path in (data.parent, data, password_file):
+            shutil.chown(path, "postgres", "postgres")
+    try:
+        done = subprocess.run(_as_postgres_user() + [
+            str(postgres_binaries() / "initdb"), "-D", str(data), "-U", "radlabel", "--auth=scram-sha-256",
+            f"--pwfile={password_file}", "-E", "UTF8", "--locale=C.UTF-8"], capture_output=True, text=True)
+    finally:
+        password_file.unlink(missing_ok=True)
+    if done.returncode != 0:
+        shutil.rmtree(data, ignore_errors=True)  # nothing half-made is left for the next try
+        tail = "\n".join("    " + line for line in (done.stderr or done.stdout).splitlines()[-10:])
+        raise RadlabelError(f"PostgreSQL's initdb failed for {data}:\n{tail}")
+
+
+def _postgres_connect(settings: Settings, secrets: dict[str, str], dbname: str = "postgres"):
+    import psycopg
+
+    return psycopg.connect(host=settings.host, port=settings.ports["postgres"], user="radlabel", dbname=dbname,
+                           password=secrets["postgres_password"], connect_timeout=3, autocommit=True)
+
+
+def _create_databases(settings: Settings, secrets: dict[str, str]) -> None:
+    from connectors.database import quoted_identifier
+
+    with _postgres_connect(settings, secrets) as db:
+        have = {row[0] for row in db.execute("SELECT datname FROM pg_database")}
+        for name in POSTGRES_DATABASES.values():
+            if name not in have:
+                db.execute(f"CREATE DATABASE {quoted_identifier(name)}")
+
+
+def postgres(settings: Settings, secrets: dict[str, str]) -> ServiceProcess:
+    """PostgreSQL (Debian package), its own cluster per state directory, loopback TCP only."""
+    bin_dir = postgres_binaries() or Path("/usr/lib/postgresql/15/bin")
+    data = postgres_data_dir(settings)
+
+    def answers() -> bool:
+        with _postgres_connect(settings, secrets) as db:
+            return db.execute("SELECT 1").fetchone()[0] == 1
+
+    return ServiceProcess(
+        name="postgres", title="PostgreSQL", port=settings.ports["postgres"],
+        url=f"postgresql://{settings.host}:{settings.ports['postgres']}",
+        command=_as_postgres_user() + [
+            str(bin_dir / "postgres"), "-D", str(data), "-p", str(settings.ports["postgres"]),
+            "-c", f"listen_addresses={settings.host}", "-c", "unix_socket_directories=",
+            "-c", "max_connections=300", "-c", "shared_buffers=256MB"],
+        run_dir=settings.run, log_dir=settings.logs, healthy=answers, env=_base_env(), start_timeout=60,
+        port_hint=_port_hint("postgres"), prepare=lambda: _init_postgres_cluster(settings, secrets),
+        ready=lambda: _create_databases(settings, secrets),
+        stop_signal=signal.SIGINT)  # "fast" shutdown: SIGTERM would wait for every client to disconnect
+
+
 def worker(settings: Settings, number: int) -> ServiceProcess:
     """An RQ worker running radlabel's jobs; healthy once it is registered in Redis."""
     name = f"worker-{number}"
@@ -228,9 +342,11 @@ def worker(settings: Settings, number: int) -> ServiceProcess:
 
 def all_services(settings: Settings, secrets: dict[str, str]) -> list[ServiceProcess]:
     """The stack in start order (stop in reverse); the scale profile adds Redis and job workers."""
+    database = [postgres(settings, secrets)] if settings.profile == "scale" else []
     queue = [redis(settings)] if settings.profile == "scale" else []
     workers = [worker(settings, n) for n in range(1, settings.workers + 1)] if settings.profile == "scale" else []
     return [
+        *database,
         orthanc(settings, secrets),
         *queue,
         label_studio(settings, secrets),

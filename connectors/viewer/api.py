@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
-import sqlite3
 import time
 from functools import wraps
 
@@ -31,10 +31,12 @@ from flask import Blueprint, g, jsonify, request
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
-from connectors.adjudicate import CONSENSUS_USER
+from connectors.adjudicate import CONSENSUS_USER, SCHEMA as ADJUDICATIONS_SCHEMA
+from connectors.database import state_database
 from connectors.provision import ProjectKind, load_provisioned, project_kind
 from connectors.readers import Reader, ReaderRegistry, pseudonym_from_name
 from connectors.viewer.outbox import Outbox, Submission
+from radlabel.dicom_files import READ_ERRORS, check_read
 from radlabel.errors import RadlabelError
 from radlabel.settings import Settings
 
@@ -44,10 +46,10 @@ MAX_SEG_BYTES = 512 * 1024 * 1024
 VIEWING_SCHEMA = """CREATE TABLE IF NOT EXISTS reader_viewing (
     seg_key TEXT PRIMARY KEY, task_id INTEGER NOT NULL, reader INTEGER NOT NULL, protocol TEXT NOT NULL,
     wl_changes INTEGER NOT NULL, presets_used TEXT NOT NULL, out_of_preset TEXT NOT NULL, log TEXT NOT NULL,
-    created REAL NOT NULL)"""
+    created DOUBLE PRECISION NOT NULL)"""
 ESCALATION_SCHEMA = """CREATE TABLE IF NOT EXISTS reader_escalations (
     task_id INTEGER NOT NULL, reader INTEGER NOT NULL, protocol TEXT NOT NULL, route_to TEXT NOT NULL,
-    note TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (task_id, reader))"""
+    note TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, PRIMARY KEY (task_id, reader))"""
 
 
 # Projects whose tasks are read in OHIF (QA review is done in Label Studio for now).
@@ -236,9 +238,10 @@ class Workspace:
     def arbitration(self, task: dict) -> dict:
         source = task["data"].get("source_task")
         decision = {}
-        with sqlite3.connect(self.settings.home / "state.sqlite", timeout=30) as db:
-            exists = db.execute("SELECT name FROM sqlite_master WHERE name='adjudications'").fetchone()
-            row = db.execute("SELECT decision FROM adjudications WHERE task_id=?", (source,)).fetchone() if exists else None
+        database = state_database(self.settings)
+        database.ensure(ADJUDICATIONS_SCHEMA)
+        with database.connect() as db:
+            row = db.execute("SELECT decision FROM adjudications WHERE task_id=?", (source,)).fetchone()
         if row and row[0]:
             decision = json.loads(row[0])
         reads = [{"read": n, "reader": p.get("model_version"), "score": p.get("score")}
@@ -282,13 +285,15 @@ def check_seg(ds, task: dict, reader: Reader, kind: ProjectKind, segment_names: 
         refuse("the body is not a DICOM Segmentation: submit a binary DICOM-SEG.")
     if str(ds.get("SegmentationType", "")) != "BINARY":
         refuse(f"the SEG is {ds.get('SegmentationType', 'untyped')}, not BINARY: submit a binary SEG.")
+    if not str(ds.get("SOPInstanceUID", "") or "").strip():
+        refuse("the SEG has no SOPInstanceUID: submit the SEG as the viewer wrote it.")
     series = task["data"].get("series")
-    referenced = [str(item.SeriesInstanceUID) for item in ds.get("ReferencedSeriesSequence", [])]
+    referenced = [str(item.get("SeriesInstanceUID", "")) for item in ds.get("ReferencedSeriesSequence") or []]
     if referenced != [series]:
         refuse("the SEG does not reference this task's research series (only that series may be segmented).")
     allowed = set(task["data"].get("sop_instance_uids") or [])
-    instances = {str(i.ReferencedSOPInstanceUID) for s in ds.ReferencedSeriesSequence
-                 for i in s.get("ReferencedInstanceSequence", [])}
+    instances = {str(i.get("ReferencedSOPInstanceUID", "")) for s in ds.ReferencedSeriesSequence
+                 for i in s.get("ReferencedInstanceSequence") or []}
     if not instances or not instances <= allowed:
         refuse("the SEG references instances outside this task's series.")
     if pseudonym_from_name(ds.get("ContentCreatorName", "")) != reader.pseudonym:
@@ -296,7 +301,7 @@ def check_seg(ds, task: dict, reader: Reader, kind: ProjectKind, segment_names: 
     expected = f"{kind.protocol_id} {kind.version}"
     if not str(ds.get("ContentDescription", "")).startswith(expected):
         refuse(f"the SEG is not tagged with protocol {expected} (ContentDescription): reload the task.")
-    labels = {str(s.SegmentLabel) for s in ds.get("SegmentSequence", [])}
+    labels = {str(s.get("SegmentLabel", "")) for s in ds.get("SegmentSequence") or []}
     unknown = sorted(labels - segment_names)
     if unknown:
         refuse(f"segments {', '.join(unknown)[:200]} are not classes of {expected}.")
@@ -316,8 +321,8 @@ def check_seg(ds, task: dict, reader: Reader, kind: ProjectKind, segment_names: 
 def record_viewing(settings: Settings, key: str, task_id: int, reader: int, protocol: str, viewing: dict,
                    wl_log: list) -> None:
     """The viewing conditions of one read (once per submission key): the QA data of the W/L log."""
-    with sqlite3.connect(settings.home / "state.sqlite", timeout=30) as db:
-        db.execute("INSERT OR IGNORE INTO reader_viewing VALUES (?,?,?,?,?,?,?,?,?)",
+    with state_database(settings).connect() as db:
+        db.execute("INSERT INTO reader_viewing VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                    (key, task_id, reader, protocol, viewing["wl_changes"], json.dumps(viewing["presets_used"]),
                     json.dumps(viewing["out_of_preset"]), json.dumps(wl_log)[:1_000_000], time.time()))
 
@@ -337,15 +342,18 @@ def viewing_conditions(wl_log: list, ohif: dict) -> dict:
             continue
         if event.get("type") == "wl":
             changes += 1
-            if event.get("preset") in presets:
+            if isinstance(event.get("preset"), str) and event["preset"] in presets:
                 used.add(event["preset"])
         elif event.get("type") == "paint":
-            name, required = event.get("segment"), read_in.get(event.get("segment"))
-            if required not in presets:
+            name = event.get("segment")
+            required = read_in.get(name) if isinstance(name, str) else None  # a list or dict names no class
+            if not isinstance(required, str) or required not in presets:
                 continue
             try:
                 center, width = float(event["center"]), float(event["width"])
-            except (KeyError, TypeError, ValueError):
+                if not (math.isfinite(center) and math.isfinite(width)):
+                    raise ValueError
+            except (KeyError, TypeError, ValueError, OverflowError):
                 outside[name] = outside.get(name, 0) + 1  # unknown window: cannot be shown to be in preset
                 continue
             want_c, want_w = presets[required]
@@ -361,6 +369,19 @@ def _error(status: int, message: str):
     return jsonify({"error": message}), status
 
 
+def _json_object() -> dict:
+    """The request's JSON object: {} for an empty body; ApiError 400 for anything else that is not one."""
+    if not request.get_data(cache=True):
+        return {}
+    try:
+        payload = request.get_json(force=True, silent=True)
+    except RecursionError:  # JSON nested thousands deep
+        payload = None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "the body is not a JSON object: send Content-Type: application/json and an object.")
+    return payload
+
+
 def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, retry_interval: float | None = None) -> Blueprint:
     """The blueprint; ``tasks`` (Label Studio) and ``outbox`` are built from the settings unless given."""
     from connectors.viewer.delivery import default_outbox
@@ -368,9 +389,7 @@ def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, ret
     api = Blueprint("radlabel_api", __name__)
     registry = ReaderRegistry.from_settings(settings)
     state = {"tasks": tasks, "outbox": outbox}
-    with sqlite3.connect(settings.home / "state.sqlite", timeout=30) as db:
-        db.execute(VIEWING_SCHEMA)
-        db.execute(ESCALATION_SCHEMA)
+    state_database(settings).ensure(VIEWING_SCHEMA, ESCALATION_SCHEMA)
 
     def workspace() -> Workspace:
         if state["tasks"] is None:  # built on first use: the front must start even while Label Studio is down
@@ -444,7 +463,8 @@ def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, ret
         body = request.get_data()
         try:
             ds = dcmread(io.BytesIO(body))
-        except (InvalidDicomError, ValueError, EOFError, KeyError, TypeError):
+            check_read(ds, body)  # pydicom reads a cut or damaged file without complaint
+        except (InvalidDicomError, *READ_ERRORS):
             raise ApiError(400, "the body is not a readable DICOM file.") from None
         space = workspace()
         kind, found = space.task_for(reader, task_id)
@@ -482,8 +502,8 @@ def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, ret
         kind, found = space.task_for(reader, task_id)
         if not space.open_for(reader, kind, found):
             raise ApiError(409, f"task {task_id} already has your read (or its arbitration): it cannot be read again.")
-        payload = request.get_json(silent=True) or {}
-        wl_log = payload.get("wl_log") if isinstance(payload, dict) else None
+        payload = _json_object()
+        wl_log = payload.get("wl_log")
         if wl_log is not None and not isinstance(wl_log, list):
             raise ApiError(422, "the W/L log is not a list.")
         wl_log = wl_log or []
@@ -505,11 +525,12 @@ def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, ret
         reader = g.reader
         space = workspace()
         kind, _ = space.task_for(reader, task_id)
-        payload = request.get_json(silent=True) or {}
-        note = str(payload.get("note") or "")[:1000]
+        payload = _json_object()
+        # Lone surrogates (valid in JSON, not in UTF-8) would fail the database write.
+        note = str(payload.get("note") or "")[:1000].encode("utf-8", "replace").decode("utf-8")
         protocol = space.protocol(kind.protocol_id)
         route = protocol.escalation.route_to.value
-        with sqlite3.connect(settings.home / "state.sqlite", timeout=30) as db:
+        with state_database(settings).connect() as db:
             db.execute("INSERT INTO reader_escalations VALUES (?,?,?,?,?,?) ON CONFLICT(task_id, reader) DO UPDATE SET "
                        "note=excluded.note, created=excluded.created",
                        (task_id, reader.ls_user_id, f"{kind.protocol_id} {kind.version}", route, note, time.time()))
@@ -517,6 +538,13 @@ def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, ret
         audit_log(settings).append("escalation", reader.pseudonym, f"{kind.protocol_id} {kind.version}",
                                    task=task_id, route_to=route, with_note=bool(note))
         return {"task_id": task_id, "route_to": route, "status": "escalated"}
+
+    @api.route("/", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    @api.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    def unknown(rest: str):
+        """Anything else (a task id that is not a number, a GET of a POST endpoint): JSON, as the extension expects."""
+        return _error(404, "no such endpoint of the radlabel reader API (me, worklist, tasks/<number>[/reads, /seg, "
+                           "/empty, /escalate]).")
 
     return api
 

@@ -7,11 +7,11 @@ table ``radlabel sync``'s importer checks — so the SEG is never imported twice
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from pydicom import dcmread
 
+from connectors.database import state_database
 from connectors.viewer.outbox import Outbox, Submission
 from radlabel.errors import RadlabelError
 from radlabel.settings import Settings
@@ -34,10 +34,11 @@ def import_into_task(settings: Settings, submission: Submission, path: Path) -> 
     from radlabel.brush_rle import mask_regions
     from radlabel.protocol.enum import Geometry
 
-    db_path = settings.home / "state.sqlite"
-    with sqlite3.connect(db_path, timeout=30) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS imported_segs (seg_key TEXT PRIMARY KEY, task_id INTEGER,"
-                   " annotation_id INTEGER)")
+    from connectors.seg_import import IMPORTED_SEGS_SCHEMA
+
+    database = state_database(settings)
+    database.ensure(IMPORTED_SEGS_SCHEMA)
+    with database.connect() as db:
         done = db.execute("SELECT annotation_id FROM imported_segs WHERE seg_key=?", (submission.seg_key,)).fetchone()
     if done:
         return done[0]
@@ -53,13 +54,14 @@ def import_into_task(settings: Settings, submission: Submission, path: Path) -> 
     regions = mask_regions(masks)
     with label_studio_errors(f"store the reader's SEG in task {submission.task_id}"):
         annotation = ls.annotations.create(id=submission.task_id, result=regions, completed_by=submission.reader)
-    with sqlite3.connect(db_path, timeout=30) as db:
-        db.execute("INSERT OR IGNORE INTO imported_segs VALUES (?,?,?)", (submission.seg_key, submission.task_id, annotation.id))
+    with database.connect() as db:
+        db.execute("INSERT INTO imported_segs VALUES (?,?,?) ON CONFLICT DO NOTHING",
+                   (submission.seg_key, submission.task_id, annotation.id))
     audit_log(settings).append("seg_import", f"reader-{submission.reader}", submission.protocol, task=submission.task_id,
                                annotation=annotation.id, seg=submission.seg_key, regions=len(regions), source="ohif")
     return annotation.id
 
 
 def default_outbox(settings: Settings) -> Outbox:
-    return Outbox(settings.home, lambda path: stow(settings, path),
+    return Outbox(settings.home, state_database(settings), lambda path: stow(settings, path),
                   lambda submission, path: import_into_task(settings, submission, path))

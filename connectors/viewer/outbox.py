@@ -12,19 +12,20 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from connectors.database import Database
+
 log = logging.getLogger("radlabel.outbox")
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS reader_submissions (
     seg_key TEXT PRIMARY KEY, task_id INTEGER NOT NULL, reader INTEGER NOT NULL, kind TEXT NOT NULL,
     protocol TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, annotation_id INTEGER,
-    last_error TEXT, created REAL NOT NULL, updated REAL NOT NULL)"""
+    last_error TEXT, created DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL)"""
 
 
 @dataclass
@@ -44,20 +45,20 @@ class Outbox:
     """``store(path)`` STOWs one SEG file (raises on failure); ``import_(submission, path)`` returns the
     Label Studio annotation id (raises on failure). Both are ours, injected so tests can stand in for them."""
 
-    def __init__(self, home: Path, store: Callable[[Path], None], import_: Callable[[Submission, Path], int]):
+    def __init__(self, home: Path, database: Database, store: Callable[[Path], None],
+                 import_: Callable[[Submission, Path], int]):
         self.folder = home / "outbox"
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "delivered").mkdir(exist_ok=True)
-        self.db_path = home / "state.sqlite"
+        self.database = database
         self.store = store
         self.import_ = import_
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        with self._connect() as db:
-            db.execute(SCHEMA)
+        database.ensure(SCHEMA)
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.db_path, timeout=30)
+    def _connect(self):
+        return self.database.connect()
 
     # -- keeping ------------------------------------------------------------------------
     def path(self, seg_key: str) -> Path:

@@ -39,7 +39,10 @@ def header_evidence(ds: Dataset) -> list[str]:
         reasons.append("BurnedInAnnotation is YES")
     if str(ds.get("SOPClassUID", "")).startswith(SECONDARY_CAPTURE_PREFIX):
         reasons.append("secondary capture SOP class")
-    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
+    value = ds.get("ImageType") or []
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):  # one value, or a damaged VR
+        value = [value]
+    image_type = [str(v).upper() for v in value]
     if "SECONDARY" in image_type or any("SCREEN" in v for v in image_type):
         reasons.append("ImageType marks a secondary or screen capture")
     if str(ds.get("Modality", "")).upper() in OVERLAY_MODALITIES:

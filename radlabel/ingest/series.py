@@ -7,6 +7,7 @@ IOD the scanner wrote.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,9 +44,10 @@ class Frame:
 def _floats(value, count: int) -> tuple[float, ...] | None:
     try:
         numbers = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return numbers if len(numbers) == count else None
+    # NaN or infinite geometry is no geometry (a damaged header): validation reports it missing.
+    return numbers if len(numbers) == count and all(math.isfinite(n) for n in numbers) else None
 
 
 def _functional(ds: Dataset, index: int, sequence: str, attribute: str):

@@ -13,6 +13,7 @@ from enum import Enum
 import numpy as np
 from pydicom import Dataset
 
+from radlabel.dicom_files import safe_reason
 from radlabel.ingest.series import Frame, frame_pixels, frames_of, is_image, normal_of, sort_frames
 
 POSITION_TOLERANCE_MM = 0.01
@@ -69,6 +70,16 @@ def _distinct(values) -> int:
     return len({v for v in values})
 
 
+def _first_two(value) -> tuple:
+    """The first two values of a multi-valued attribute (ImageType), whatever VR a damaged file gave it."""
+    if value is None or isinstance(value, (str, bytes, int, float)):
+        return (str(value),) if value not in (None, "", b"") else ()
+    try:
+        return tuple(str(v) for v in value)[:2]
+    except TypeError:
+        return (str(value),)
+
+
 def validate_series(datasets: list[Dataset], min_slices: int = 1, decode: bool = True) -> tuple[SeriesReport, list[Frame]]:
     """Check one series; return the report and its frames sorted along the normal."""
     series_uid = str(datasets[0].get("SeriesInstanceUID", "")) if datasets else ""
@@ -80,6 +91,8 @@ def validate_series(datasets: list[Dataset], min_slices: int = 1, decode: bool =
     frames = [frame for ds in datasets if is_image(ds) for frame in frames_of(ds)]
     report = SeriesReport(series_uid, len(datasets), len(frames), findings)
     if not frames:
+        if datasets and not findings:  # images whose NumberOfFrames promises none
+            findings.append(Finding(Reason.TOO_FEW_SLICES, "0 slices; the images hold no frame."))
         return report, []
 
     if any(f.position is None or f.orientation is None or f.pixel_spacing is None for f in frames):
@@ -91,7 +104,7 @@ def validate_series(datasets: list[Dataset], min_slices: int = 1, decode: bool =
     if orientations and np.max(np.abs(np.asarray(orientations) - orientations[0])) > ORIENTATION_TOLERANCE:
         findings.append(Finding(Reason.ORIENTATION_CHANGE, "slice orientation changes inside the series."))
     acquisition_keys = Counter(
-        (str(f.instance.get("FrameOfReferenceUID", "")), tuple(f.instance.get("ImageType", []) or [])[:2],
+        (str(f.instance.get("FrameOfReferenceUID", "")), _first_two(f.instance.get("ImageType")),
          str(f.instance.get("EchoNumbers", "")))
         for f in frames
     )
@@ -132,7 +145,7 @@ def validate_series(datasets: list[Dataset], min_slices: int = 1, decode: bool =
                 frame_pixels(frame)
             except Exception as exc:  # any decoder failure means the pixels cannot be used
                 broken += 1
-                first_error = first_error or (str(exc).splitlines() or [exc.__class__.__name__])[0][:120]
+                first_error = first_error or safe_reason(exc)  # no header values (PHI) in the message
         if broken:
             findings.append(Finding(Reason.UNDECODABLE_PIXELS, f"{broken} instance(s) cannot be decoded ({first_error})."))
     return report, frames

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -70,8 +71,16 @@ def _line_map(node, path: tuple = (), lines: dict | None = None, duplicates: lis
 def _dotted(path: Iterable) -> str:
     text = ""
     for part in path:
+        if not isinstance(part, (str, int)) or (isinstance(part, str) and not part.isprintable()):
+            part = repr(part)[:60]  # a key with a line break (or not a string) stays on one line
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "(top level)"
+
+
+def _shown(value) -> str:
+    """A value as a message quotes it: on one line, and not the whole of a huge one."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _line_of(lines: dict, path: tuple) -> int:
@@ -89,16 +98,47 @@ def _describe(error: dict) -> str:
         return "is not a field here (a typo?)"
     if kind == "string_pattern_mismatch":
         pattern = error.get("ctx", {}).get("pattern", "")
-        return f"{given!r} is not {_PATTERN_WORDS.get(pattern, 'of the form ' + pattern)}"
+        return f"{_shown(given)} is not {_PATTERN_WORDS.get(pattern, 'of the form ' + pattern)}"
     if kind == "value_error":
         return message.removeprefix("Value error, ")
     if kind in ("enum", "literal_error") or "greater" in kind or "less" in kind:
-        return f"{message[0].lower()}{message[1:]} (got {given!r})"
+        return f"{message[0].lower()}{message[1:]} (got {_shown(given)})"
     return f"{message[0].lower()}{message[1:]}"
 
 
 def _problems_of(source: str, lines: dict, issues: list[tuple[tuple, str]]) -> list[str]:
     return [f"{source}:{_line_of(lines, path)}: {_dotted(path)}: {message}" for path, message in issues]
+
+
+# Characters XML 1.0 cannot hold (YAML lets them in as escapes in double quotes): the Label Studio config
+# and the instructions generated from a template would be broken.
+_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _control_characters(node, path: tuple = ()) -> Iterable[tuple[tuple, str]]:
+    """(path, message) of each key or string value holding a character XML cannot hold."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _control_characters(key, path) if isinstance(key, str) else ()
+            yield from _control_characters(value, (*path, key))
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _control_characters(item, (*path, index))
+    elif isinstance(node, str):
+        found = _NOT_IN_XML.search(node)
+        if found:
+            yield path, f"holds the control character U+{ord(found.group()):04X}: remove it"
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> tuple[int, str]:
+    """(line, one-line reason) of a YAML error."""
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow (NUL, control characters)
+        line = text[:max(exc.position, 0)].count("\n") + 1
+        return line, f"character #x{exc.character:04x} is not allowed in YAML" if isinstance(exc.character, int) \
+            else "a character is not allowed in YAML"
+    reason = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc)
+    return (mark.line + 1 if mark else 1), (str(reason).splitlines() or ["not valid"])[0]
 
 
 def parse_template(text: str, source: str = "<template>") -> Protocol:
@@ -107,13 +147,22 @@ def parse_template(text: str, source: str = "<template>") -> Protocol:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        raise TemplateError([f"{source}:{line}: not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+        line, reason = _yaml_problem(exc, text)
+        raise TemplateError([f"{source}:{line}: not valid YAML ({reason})"]) from None
+    except ValueError as exc:  # a value PyYAML cannot build, e.g. an integer of more than 4300 digits
+        reason = (str(exc).splitlines() or [""])[0].split(";")[0][:120]
+        raise TemplateError([f"{source}:1: not valid YAML ({reason})"]) from None
+    except RecursionError:
+        raise TemplateError([f"{source}:1: not valid YAML (nested too deeply)"]) from None
     if not isinstance(data, dict):
         raise TemplateError([f"{source}:1: a template is a YAML mapping of fields (id, name, version, classes, ...)"])
-    lines, duplicates = _line_map(root)
+    try:
+        lines, duplicates = _line_map(root)
+    except RecursionError:  # an alias inside what it names (a: &x [*x]): the data has no end
+        raise TemplateError([f"{source}:1: an alias refers to itself (or the template is nested too deeply): "
+                             "write the values out"]) from None
     problems = [f"{source}:{line}: {_dotted(path)}: the key appears twice" for path, line in duplicates]
+    problems += _problems_of(source, lines, list(_control_characters(data)))
     try:
         protocol = Protocol.model_validate(data)
     except ValidationError as exc:
@@ -128,9 +177,13 @@ def parse_template(text: str, source: str = "<template>") -> Protocol:
 def load_template(path: Path | str) -> Protocol:
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise TemplateError([f"{path}: cannot be read ({exc.strerror})"]) from None
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise TemplateError([f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}): save the template as UTF-8"]) from None
     return parse_template(text, str(path))
 
 

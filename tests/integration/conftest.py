@@ -36,3 +36,28 @@ def protocol_variant(settings, template: str, protocol_id: str, description: str
     if provision:
         Provisioner(settings).provision(protocol)
     return protocol
+
+
+def state_rows(settings, sql: str, *params) -> list:
+    """Rows of the session's state database (SQLite or PostgreSQL, by profile); [] while the table does not exist."""
+    from connectors.database import state_database
+
+    try:
+        with state_database(settings).connect() as db:
+            return db.execute(sql, params).fetchall()
+    except Exception as exc:  # noqa: BLE001 - "no such table" (SQLite) / UndefinedTable (PostgreSQL)
+        if "no such table" in str(exc) or type(exc).__name__ == "UndefinedTable":
+            return []
+        raise
+
+
+def state_dump(settings) -> bytes:
+    """Every row of every table of the state database as text (to scan for PHI and secrets on either engine)."""
+    from connectors.database import state_database
+
+    database = state_database(settings)
+    listing = ("SELECT name FROM sqlite_master WHERE type='table'" if database.dialect == "sqlite" else
+               "SELECT table_name FROM information_schema.tables WHERE table_schema='public'")
+    with database.connect() as db:
+        return "\n".join(repr(row) for (table,) in db.execute(listing).fetchall()
+                         for row in db.execute(f'SELECT * FROM "{table}"').fetchall()).encode()

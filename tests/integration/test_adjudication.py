@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -15,10 +14,10 @@ from scipy import ndimage
 
 from connectors.adjudicate import Adjudicator
 from connectors.dicomweb import OrthancDicomWeb
-from connectors.hooks.app import SECRET_HEADER
+from connectors.hooks.app import MAX_ATTEMPTS, SECRET_HEADER
 from connectors.label_studio import client
 from connectors.sync import Syncer
-from tests.integration.conftest import TEMPLATES, protocol_variant
+from tests.integration.conftest import TEMPLATES, protocol_variant, state_rows
 from radlabel import seg
 from radlabel.adjudication.consensus import staple
 from radlabel.brush_rle import mask_regions
@@ -62,10 +61,8 @@ def annotate(ls, task_id, user, masks):
 def wait_final(settings, task_id, timeout=90):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with sqlite3.connect(settings.home / "state.sqlite") as db:
-            row = db.execute("SELECT status, seg_sop_uid, arbitration_task_id FROM adjudications WHERE task_id=?",
-                             (task_id,)).fetchone() if db.execute(
-                "SELECT name FROM sqlite_master WHERE name='adjudications'").fetchone() else None
+        row = next(iter(state_rows(settings, "SELECT status, seg_sop_uid, arbitration_task_id FROM adjudications "
+                                   "WHERE task_id=?", task_id)), None)
         if row and row[0] in ("final", "arbitration"):
             return row
         time.sleep(0.5)
@@ -150,9 +147,8 @@ def test_duplicate_and_out_of_order_webhooks_make_one_final_seg(settings, protoc
     assert any(o.task_id == task_id and o.status == "already final" for o in outcomes)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        with sqlite3.connect(settings.home / "hooks" / "events.sqlite") as db:
-            if db.execute("SELECT COUNT(*) FROM events WHERE done=0 AND attempts<5").fetchone()[0] == 0:
-                break
+        if state_rows(settings, "SELECT COUNT(*) FROM events WHERE done=0 AND attempts<?", MAX_ATTEMPTS)[0][0] == 0:
+            break
         time.sleep(0.5)
     assert len(final_segs(settings, task)) == 1
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from connectors.sync import Syncer
 from radlabel import seg as seg_codec
 from radlabel.brush_rle import mask_regions
 from radlabel.phantom import make_ct_study
-from tests.integration.conftest import protocol_variant
+from tests.integration.conftest import protocol_variant, state_rows
 from tests.integration.test_ohif_e2e import CHROMIUM, EXTENSION, _require_browser_tools, api, dciodvfy_errors
 
 DRIVER = Path(__file__).resolve().parent / "ohif" / "arbitrate_task.mjs"
@@ -63,10 +62,8 @@ def adjudication(settings, task_id, wanted, timeout=120):
     deadline = time.monotonic() + timeout
     row = None
     while time.monotonic() < deadline:
-        with sqlite3.connect(settings.home / "state.sqlite") as db:
-            if db.execute("SELECT name FROM sqlite_master WHERE name='adjudications'").fetchone():
-                row = db.execute("SELECT status, seg_sop_uid, arbitration_task_id FROM adjudications WHERE task_id=?",
-                                 (task_id,)).fetchone()
+        row = next(iter(state_rows(settings, "SELECT status, seg_sop_uid, arbitration_task_id FROM adjudications "
+                                   "WHERE task_id=?", task_id)), None)
         if row and row[0] in wanted:
             return row
         time.sleep(0.5)
@@ -146,8 +143,7 @@ def test_a_senior_arbitrates_in_ohif_and_the_accepted_read_becomes_final(setting
     # Final: decided by the adjudicator from the senior's annotation, stored as RADLABEL^CONSENSUS.
     status, seg_uid, _ = adjudication(settings, task_id, {"final"})
     assert status == "final" and seg_uid
-    with sqlite3.connect(settings.home / "state.sqlite") as db:
-        decision = json.loads(db.execute("SELECT decision FROM adjudications WHERE task_id=?", (task_id,)).fetchone()[0])
+    decision = json.loads(state_rows(settings, "SELECT decision FROM adjudications WHERE task_id=?", task_id)[0][0])
     assert decision["arbitrated_by"] == senior.ls_user_id
     annotations = ls.annotations.list(id=arbitration_id)
     assert [x.completed_by for x in annotations] == [senior.ls_user_id] and result["annotation_id"] == annotations[0].id

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from connectors.readers import add_reader, pseudonym_from_name
 from connectors.sync import Syncer
 from radlabel import seg as seg_codec
 from radlabel.phantom import make_ct_study
-from tests.integration.conftest import protocol_variant
+from tests.integration.conftest import protocol_variant, state_rows
 
 REPO = Path(__file__).resolve().parents[2]
 EXTENSION = REPO / "ohif_extension"
@@ -129,9 +128,8 @@ def test_a_reader_reads_in_ohif_and_the_seg_reaches_orthanc_and_label_studio(set
     annotations = [a for a in ls.annotations.list(id=task_id) if a.completed_by == reader.ls_user_id]
     assert len(annotations) == 1 and result["annotation_id"] == annotations[0].id
     assert {l for r in annotations[0].result for l in r["value"].get("brushlabels", [])} == {"solid_nodule"}
-    with sqlite3.connect(settings.home / "state.sqlite") as db:
-        assert db.execute("SELECT out_of_preset FROM reader_viewing WHERE task_id=? AND reader=?",
-                          (task_id, reader.ls_user_id)).fetchone()[0].count("solid_nodule") == 1
+    assert state_rows(settings, "SELECT out_of_preset FROM reader_viewing WHERE task_id=? AND reader=?",
+                      task_id, reader.ls_user_id)[0][0].count("solid_nodule") == 1
     # A second sync must not import the same SEG again (nor under another user).
     Syncer(settings, load_protocol(settings)).run()
     assert len([a for a in ls.annotations.list(id=task_id)]) == 1
@@ -213,8 +211,7 @@ def test_a_submit_while_orthanc_is_down_is_kept_and_delivered_when_it_is_back(se
     deadline = time.monotonic() + 90  # the viewer front's retry thread runs every 10 s
     status = None
     while time.monotonic() < deadline:
-        with sqlite3.connect(settings.home / "state.sqlite") as db:
-            status = db.execute("SELECT status FROM reader_submissions WHERE seg_key=?", (key,)).fetchone()[0]
+        status = state_rows(settings, "SELECT status FROM reader_submissions WHERE seg_key=?", key)[0][0]
         if status == "imported":
             break
         time.sleep(1)

@@ -10,7 +10,6 @@ are sampled into QA review; the report renders in headless Chromium.
 from __future__ import annotations
 
 import re
-import sqlite3
 
 import numpy as np
 import pytest
@@ -23,6 +22,7 @@ from radlabel.adjudication.metrics import mask_agreement
 from radlabel.adjudication.reads import annotator, read_from_annotation, task_shape, task_spacing
 from radlabel.qa.report import render_html
 from tests.chromium import dump_dom, screenshot
+from tests.integration.conftest import state_rows
 
 GOLD, PRODUCTION = 3, 16
 ALERT_WITHIN = 8  # production reads after the drift began by which the alert must have fired
@@ -70,10 +70,10 @@ def test_uncertified_reads_do_not_count(campaign):
 def test_hidden_gold_copies_are_scored_not_finalised(campaign):
     copies = campaign["copies"]
     assert len(copies) == int(PRODUCTION * campaign["protocol"].qa.gold_insertion_rate)
-    with sqlite3.connect(campaign["adjudicator"].settings.home / "state.sqlite") as db:
-        finals = {r[0] for r in db.execute("SELECT task_id FROM adjudications WHERE status='final'")}
-        gold_scores = db.execute("SELECT DISTINCT task_id, reader FROM reader_scores WHERE source='gold' "
-                                 "AND protocol_id=?", (campaign["protocol"].id,)).fetchall()
+    finals = {r[0] for r in state_rows(campaign["adjudicator"].settings,
+                                       "SELECT task_id FROM adjudications WHERE status='final'")}
+    gold_scores = state_rows(campaign["adjudicator"].settings, "SELECT DISTINCT task_id, reader FROM reader_scores "
+                             "WHERE source='gold' AND protocol_id=?", campaign["protocol"].id)
     assert not finals & set(copies)
     assert {t for t, _ in gold_scores} == set(copies) and len(gold_scores) == 4 * len(copies)
 
@@ -124,9 +124,8 @@ def test_drifting_reader_alert_and_report_in_chromium(campaign, tmp_path):
 
 def test_final_labels_sampled_into_qa_review(campaign):
     desk, ls, settings = campaign["desk"], campaign["ls"], campaign["adjudicator"].settings
-    with sqlite3.connect(settings.home / "state.sqlite") as db:
-        reviews = db.execute("SELECT task_id, reference_task_id FROM qa_tasks WHERE kind='review' AND protocol_id=?",
-                             (campaign["protocol"].id,)).fetchall()
+    reviews = state_rows(settings, "SELECT task_id, reference_task_id FROM qa_tasks WHERE kind='review' "
+                         "AND protocol_id=?", campaign["protocol"].id)
     assert reviews, "no final task was sampled for review at rate 0.5"
     review_task, final_task = reviews[0]
     task = ls.tasks.get(id=review_task)

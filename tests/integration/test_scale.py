@@ -2,35 +2,26 @@
 
 from __future__ import annotations
 
-import dataclasses
-import sqlite3
 
 import pytest
 
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.jobs import JobStore, job_queue
 from connectors.label_studio import client
-from connectors.stack import Stack
 from connectors.sync import Syncer
 from radlabel.phantom import make_ct_study
-from tests.integration.conftest import protocol_variant
+from tests.integration.conftest import protocol_variant, state_rows
 
 STUDIES = 24
 
 
 @pytest.fixture(scope="module")
 def scale(settings):
-    """The session's stack plus Redis and two workers; back to the default profile afterwards."""
-    scaled = dataclasses.replace(settings, profile="scale", workers=2)
-    stack = Stack(scaled)
-    stack.up()
-    try:
-        yield scaled
-    finally:
-        for service in reversed(stack.services):
-            if service.name == "redis" or service.name.startswith("worker-"):
-                service.stop()
-        settings.save()  # settings.json says "default" again for the rest of the session
+    """The session's stack in the scale profile (PostgreSQL, Redis, two RQ workers): `make test` runs the
+    integration tests a second time with RADLABEL_PROFILE=scale, and these tests in that session only."""
+    if settings.profile != "scale" or settings.workers < 2:
+        pytest.skip("scale-profile session only (RADLABEL_PROFILE=scale RADLABEL_WORKERS=2; `make test` runs it)")
+    return settings
 
 
 def test_sync_jobs_on_two_workers_lose_and_double_nothing(scale):
@@ -52,8 +43,7 @@ def test_sync_jobs_on_two_workers_lose_and_double_nothing(scale):
     assert {s["series_key"] for s in summary.series} == keys
     tasks = list(client(scale).tasks.list(project=syncer.project_id(), fields="all", page_size=100))
     assert len(tasks) == STUDIES and len({t.data["series"] for t in tasks}) == STUDIES  # one task per series
-    with sqlite3.connect(scale.home / "state.sqlite") as db:
-        workers = {r[0] for r in db.execute("SELECT DISTINCT status FROM jobs WHERE key LIKE 'sync_series:scale_test:%'")}
+    workers = {r[0] for r in state_rows(scale, "SELECT DISTINCT status FROM jobs WHERE key LIKE 'sync_series:scale_test:%'")}
     assert workers == {"done"} and JobStore(scale).counts()["done"] >= STUDIES
     again = Syncer(scale, protocol).run()  # a second run finds everything done: no job runs twice
     assert again.synced == 0 and again.already_done == STUDIES
@@ -91,10 +81,7 @@ def test_a_worker_killed_mid_job_is_retried_to_one_result(scale):
     runner.start()
     deadline, killed = time.monotonic() + 60, None
     while killed is None and time.monotonic() < deadline:
-        with sqlite3.connect(scale.home / "state.sqlite", timeout=30) as db:
-            running = db.execute("SELECT 1 FROM jobs WHERE key LIKE 'sync_series:scale_fault:%' "
-                                 "AND status='running'").fetchone() if db.execute(
-                "SELECT name FROM sqlite_master WHERE name='jobs'").fetchone() else None
+        running = state_rows(scale, "SELECT 1 FROM jobs WHERE key LIKE 'sync_series:scale_fault:%' AND status='running'")
         horses = [pid for pid in _horses(scale) if pid not in idle]
         if running and horses:  # the job has started in a work horse: kill it mid-job
             os.kill(horses[0], signal.SIGKILL)
@@ -104,8 +91,7 @@ def test_a_worker_killed_mid_job_is_retried_to_one_result(scale):
     assert killed, "no job was seen running"
     summary = outcome["summary"]
     assert summary.synced == 1
-    with sqlite3.connect(scale.home / "state.sqlite") as db:
-        status, attempts = db.execute("SELECT status, attempts FROM jobs WHERE key LIKE 'sync_series:scale_fault:%'").fetchone()
+    status, attempts = state_rows(scale, "SELECT status, attempts FROM jobs WHERE key LIKE 'sync_series:scale_fault:%'")[0]
     assert status == "done" and attempts >= 2  # run again after the kill
     tasks = list(client(scale).tasks.list(project=syncer.project_id(), page_size=100))
     assert len(tasks) == 1

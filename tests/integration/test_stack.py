@@ -12,6 +12,7 @@ import time
 import requests
 
 from connectors.hooks.app import SECRET_HEADER
+from tests.conftest import SERVICE_PORT_VARIABLES, free_port
 
 
 def radlabel(*args, env=None, timeout=300):
@@ -24,7 +25,10 @@ def test_every_service_reports_healthy(stack):
     assert done.returncode == 0, done.stderr
     import json
     states = {s["name"]: s["state"] for s in json.loads(done.stdout)}
-    assert states == {name: "healthy" for name in ("orthanc", "label_studio", "ml_backend", "hooks", "viewer")}
+    expected = ["orthanc", "label_studio", "ml_backend", "hooks", "viewer"]
+    if stack.settings.profile == "scale":
+        expected += ["postgres", "redis"] + [f"worker-{n}" for n in range(1, stack.settings.workers + 1)]
+    assert states == {name: "healthy" for name in expected}
 
 
 def test_up_again_leaves_the_running_stack_alone(stack):
@@ -128,7 +132,8 @@ def test_port_in_use_gives_one_clear_line_and_starts_nothing(stack, tmp_path):
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        env = os.environ.copy() | {"RADLABEL_HOME": str(tmp_path / "other"), "RADLABEL_ORTHANC_PORT": str(port)}
+        others = {name: str(free_port()) for name in SERVICE_PORT_VARIABLES}  # only Orthanc's port is taken
+        env = os.environ.copy() | others | {"RADLABEL_HOME": str(tmp_path / "other"), "RADLABEL_ORTHANC_PORT": str(port)}
         done = radlabel("up", env=env)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0, done.stderr  # one line, and nothing was started

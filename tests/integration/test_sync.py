@@ -19,7 +19,7 @@ from connectors.label_studio import client
 from connectors.provision import Provisioner
 from connectors.samples import shared_ct_datasets
 from connectors.sync import Syncer
-from tests.integration.conftest import protocol_variant
+from tests.integration.conftest import protocol_variant, state_dump
 from radlabel.ingest import burned_in
 from radlabel.phantom import FakePatient, make_ct_study
 from radlabel.protocol import load_template
@@ -127,10 +127,13 @@ def test_no_phi_reaches_label_studio_images_or_logs(settings, stored, first_run)
     from radlabel.audit import audit_log
 
     assert audit_log(settings).verify().ok and any(e["action"] == "sync" for e in audit_log(settings).entries())
-    for path in list(settings.logs.glob("*.log")) + [settings.home / "state.sqlite", settings.home / "audit.log"]:
+    for path in list(settings.logs.glob("*.log")) + [settings.home / "audit.log"]:
         data = path.read_bytes()
         for value in phi:
             assert value.encode() not in data, f"PHI in {path.name}"
+    rows = state_dump(settings)
+    for value in phi:
+        assert value.encode() not in rows, "PHI in the state database"
 
 
 def bad_series() -> dict[str, list]:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import requests
 
+from tests.integration.conftest import state_dump
+
 EXCLUDED = ("orthanc", "label-studio", "samples", "redis", "secrets.json")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -54,4 +56,8 @@ def test_no_secret_or_phi_in_anything_radlabel_wrote(settings):
         for value in phi:
             if value.encode() in data:
                 found.append(f"{path.relative_to(settings.home.parent)}: PHI value of length {len(value)}")
+    rows = state_dump(settings)  # the state database, whichever engine holds it (PostgreSQL's files are elsewhere)
+    assert rows, "the session's state database has rows to scan"
+    found += ["state database: a secret" for value in secrets if value.encode() in rows]
+    found += [f"state database: PHI value of length {len(value)}" for value in phi if value.encode() in rows]
     assert not found, "\n".join(found[:20])

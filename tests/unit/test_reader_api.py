@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from connectors.database import state_database
 from connectors.readers import ReaderRegistry, check_email, pseudonym_from_name
 from connectors.provision import project_kind
 from connectors.viewer.api import create_api, viewing_conditions
@@ -112,7 +113,7 @@ def env(tmp_path, study):
         delivered["imported"].append(submission.task_id)
         return 7000 + len(delivered["imported"])
 
-    outbox = Outbox(settings.home, store, import_)
+    outbox = Outbox(settings.home, state_database(settings), store, import_)
     app = Flask(__name__)
     app.register_blueprint(create_api(settings, tasks=tasks, outbox=outbox, retry_interval=0), url_prefix="/radlabel/api")
     return {"settings": settings, "client": app.test_client(), "tokens": tokens, "tasks": tasks, "outbox": outbox,
