@@ -44,7 +44,14 @@ def _adjudicate(settings: Settings, project_id: int, task_id: int):
     return outcome.as_dict() if outcome else None
 
 
-JOBS: dict[str, Callable] = {"sync_series": _sync_series, "adjudicate": _adjudicate}
+def _predict(settings: Settings, tasks: list[dict], label_config: str):
+    from ml_backend.app import store_predictions
+    from ml_backend.prelabel import ProtocolPrelabeller
+
+    return store_predictions(settings, tasks, label_config, ProtocolPrelabeller(settings))
+
+
+JOBS: dict[str, Callable] = {"sync_series": _sync_series, "adjudicate": _adjudicate, "predict": _predict}
 
 
 # -- bookkeeping ---------------------------------------------------------------------------------------------
@@ -140,7 +147,16 @@ class RQQueue:
 
     def submit(self, name: str, key: str, **arguments) -> Submitted:
         from rq import Retry
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job, JobStatus
 
+        try:  # a key already queued, running or done is not enqueued again (RQ would run it twice)
+            existing = Job.fetch(_rq_id(key), connection=self.redis)
+            if existing.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED,
+                                                      JobStatus.SCHEDULED, JobStatus.FINISHED):
+                return Submitted(key, existing)
+        except NoSuchJobError:
+            pass
         job = self.queue.enqueue(run_job, name, key, arguments, str(self.settings.home), job_id=_rq_id(key),
                                  retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
                                  result_ttl=86400, failure_ttl=7 * 86400)

@@ -3,7 +3,8 @@
 GET /health, POST /setup, POST /predict (one result per task, in order), POST /webhook.
 Served with gunicorn by ``radlabel up``. ``/predict`` may get hundreds of tasks with a 100 s
 limit: it answers within its budget, and tasks it has no time for get an empty result now and
-their prediction written to Label Studio through the API by a background thread.
+their prediction written to Label Studio through the API later: by a background thread, or in the
+scale profile by ``predict`` jobs on the workers (one per task, idempotent per model version).
 """
 
 from __future__ import annotations
@@ -28,23 +29,44 @@ def _default_model() -> Model:
     return ProtocolPrelabeller(load_settings())
 
 
-def _write_later(tasks: list[dict], label_config: str, model: Model) -> None:
-    """Predict the tasks the request had no time for and store them in Label Studio."""
+def store_predictions(settings, tasks: list[dict], label_config: str, model: Model) -> int:
+    """Predict tasks and store the predictions in Label Studio; how many were stored."""
     from connectors.label_studio import client
-    from radlabel.settings import load_settings
 
-    ls = client(load_settings())
+    ls = client(settings)
+    stored = 0
     for task in tasks:
         prediction = model.safe_predict(task, label_config)
         if prediction.result:
             try:
                 ls.predictions.create(task=task["id"], result=prediction.result, score=prediction.score,
                                       model_version=prediction.model_version)
+                stored += 1
             except Exception as exc:
                 log.warning("task %s: prediction not stored: %s", task.get("id"), exc.__class__.__name__)
+    return stored
+
+
+def _write_later(tasks: list[dict], label_config: str, model: Model, as_jobs: bool = False) -> None:
+    """Predict the tasks the request had no time for and store them in Label Studio: here, or as
+    jobs on the workers (the scale profile, with the default model the workers also have)."""
+    from radlabel.settings import load_settings
+
+    settings = load_settings()
+    if as_jobs:
+        from connectors.jobs import RQQueue
+
+        queue = RQQueue(settings)
+        for task in tasks:
+            queue.submit("predict", f"predict:{task.get('id')}:{model.version}", tasks=[task], label_config=label_config)
+        return
+    store_predictions(settings, tasks, label_config, model)
 
 
 def create_app(model: Model | None = None, budget_s: float = PREDICT_BUDGET_S) -> Flask:
+    from radlabel.settings import load_settings
+
+    as_jobs = model is None and load_settings().profile == "scale"
     model = model or _default_model()
     app = Flask(__name__)
 
@@ -75,7 +97,7 @@ def create_app(model: Model | None = None, budget_s: float = PREDICT_BUDGET_S) -
         for number, task in enumerate(tasks):
             if time.monotonic() - started > budget_s:
                 later = tasks[number:]
-                threading.Thread(target=_write_later, args=(later, label_config, model), daemon=True).start()
+                threading.Thread(target=_write_later, args=(later, label_config, model, as_jobs), daemon=True).start()
                 results += [Prediction([], 0.0, model.version) for _ in later]
                 break
             results += model.predict([task], label_config, context)

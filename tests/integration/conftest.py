@@ -61,3 +61,19 @@ def state_dump(settings) -> bytes:
     with database.connect() as db:
         return "\n".join(repr(row) for (table,) in db.execute(listing).fetchall()
                          for row in db.execute(f'SELECT * FROM "{table}"').fetchall()).encode()
+
+
+def restart(service, timeout=90.0):
+    """Start a stopped service of the session's stack again (its port can stay unavailable for a moment)."""
+    import time
+
+    from radlabel.errors import RadlabelError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return service.start()
+        except RadlabelError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)

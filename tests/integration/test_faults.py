@@ -28,7 +28,7 @@ from connectors.sync import Syncer
 from radlabel.brush_rle import mask_regions
 from radlabel.errors import RadlabelError
 from radlabel.phantom import FakePatient, make_ct_study
-from tests.integration.conftest import protocol_variant, state_rows
+from tests.integration.conftest import protocol_variant, restart, state_rows
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -39,18 +39,6 @@ def radlabel(*args, timeout=300):
 
 def service(stack, name):
     return next(s for s in stack.services if s.name == name)
-
-
-def restart(svc, timeout=90.0):
-    """Start a stopped service again (its port can stay unavailable for a moment after the stop)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return svc.start()
-        except RadlabelError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
 
 
 def ensure_running(*services):

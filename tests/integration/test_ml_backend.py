@@ -84,3 +84,21 @@ def test_bad_tasks_and_foreign_configs_get_empty_predictions_without_harm(settin
     assert reply.status_code == 200 and reply.json()["results"][0]["result"] == []
     assert requests.get(base + "/health", timeout=5).json()["status"] == "UP"
     ls.tasks.delete(id=broken.id)
+
+
+def test_deferred_predictions_run_as_jobs_once_per_task_and_model_version(settings, project):
+    """What /predict has no time for: a `predict` job (on the workers in the scale profile, in-process by
+    default) stores the task's pre-label once, however often it is submitted."""
+    from connectors.jobs import job_queue
+
+    protocol, project_id, task_id, study = project
+    ls = client(settings)
+    before = len(wait_predictions(ls, task_id))  # the earlier test's prediction
+    task = ls.tasks.get(id=task_id)
+    config = label_config(protocol)
+    queue = job_queue(settings)
+    key = f"predict:{task_id}:jobs-test"
+    results = queue.wait([queue.submit("predict", key, tasks=[{"id": task.id, "data": task.data}], label_config=config)
+                          for _ in range(2)])
+    assert [error for _, error in results] == [None, None] and [r for r, _ in results] == [1, 1], results
+    assert len(wait_predictions(ls, task_id)) == before + 1  # two submits, one stored prediction

@@ -27,7 +27,7 @@ from connectors.readers import add_reader, pseudonym_from_name
 from connectors.sync import Syncer
 from radlabel import seg as seg_codec
 from radlabel.phantom import make_ct_study
-from tests.integration.conftest import protocol_variant, state_rows
+from tests.integration.conftest import protocol_variant, restart, state_rows
 
 REPO = Path(__file__).resolve().parents[2]
 EXTENSION = REPO / "ohif_extension"
@@ -167,20 +167,6 @@ def test_a_reader_cannot_fetch_another_readers_task_or_labels(settings, task_id,
     assert api(settings, "rlr_forged", "GET", f"tasks/{task_id}").status_code == 401
     ls.annotations.delete(id=annotation.id)
     ls.projects.delete(id=project.id)
-
-
-def restart(service, timeout=60.0):
-    """Start a stopped service again; its port can stay unavailable for a moment after the stop."""
-    from radlabel.errors import RadlabelError
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return service.start()
-        except RadlabelError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
 
 
 def test_a_submit_while_orthanc_is_down_is_kept_and_delivered_when_it_is_back(settings, stack, task_id, readers):

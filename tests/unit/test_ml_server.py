@@ -18,7 +18,7 @@ class SlowModel(Model):
 
 def test_predict_answers_within_its_budget_and_defers_the_rest(monkeypatch):
     deferred = []
-    monkeypatch.setattr(server, "_write_later", lambda tasks, config, model: deferred.extend(t["id"] for t in tasks))
+    monkeypatch.setattr(server, "_write_later", lambda tasks, config, model, as_jobs: deferred.extend(t["id"] for t in tasks))
     client = server.create_app(SlowModel(), budget_s=0.12).test_client()
     started = time.monotonic()
     reply = client.post("/predict", json={"tasks": [{"id": n, "data": {}} for n in range(40)], "label_config": "<View/>"})
