@@ -4,8 +4,8 @@ Each run gets a fresh stack (Redis + RQ workers) in a temporary state directory,
 N studies (4 slices of 48x48, one lung nodule) go into Orthanc; sync runs one job per series on
 the workers; two simulated readers' reads are saved per task; one adjudication job per task makes
 it final. Figures per worker count: studies/s for sync and for adjudication, whether anything was
-lost or doubled (tasks, final decisions, final SEGs), and the workers' peak memory (the RQ
-parent process; each job runs in a forked work horse). Adjudication throughput is measured from
+lost or doubled (tasks, final decisions, final SEGs), and every service's peak memory (for the
+workers the RQ parent process; each job runs in a forked work horse). Adjudication throughput is measured from
 the first read saved to the last task final (webhooks and queued jobs racing, as in production). The ratio is
 the 2-worker throughput over the 1-worker throughput. Default N=100 (bounded); --studies 1000 for
 the full load.
@@ -26,10 +26,16 @@ from common import scratch_stack  # noqa: E402
 
 
 def peak_memory_mb(settings) -> dict[str, float]:
+    """Peak resident memory (VmHWM) of every service's main process: bounded means these stay flat
+    as N grows (each job runs in a forked work horse that ends with the job)."""
     out = {}
-    for pid_file in sorted(settings.run.glob("worker-*.pid")):
+    for pid_file in sorted(settings.run.glob("*.pid")):
         pid = json.loads(pid_file.read_text())["pid"]
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
             if line.startswith("VmHWM:"):
                 out[pid_file.stem] = round(int(line.split()[1]) / 1024, 1)
     return out
@@ -107,7 +113,7 @@ def run(studies: int, workers: int) -> dict:
                 "job_errors": sum(1 for _, error in results if error),
                 "sync_studies_per_s": round(studies / sync_s, 2),
                 "reads_to_final_studies_per_s": round(studies / adjudicate_s, 2),
-                "worker_peak_memory_mb": peak_memory_mb(settings)}
+                "peak_memory_mb": peak_memory_mb(settings)}
 
 
 if __name__ == "__main__":
