@@ -14,10 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from connectors.database import state_database
+from connectors.database import state_database, state_lock
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.label_studio import client as label_studio_client, label_studio_errors
-from connectors.state import file_lock
 from connectors.provision import ARBITRATION_MARKER, Provisioner, load_provisioned, project_kind
 from radlabel import seg as seg_codec
 from radlabel.audit import audit_log
@@ -68,7 +67,7 @@ class Adjudicator:
 
         Reads of different tasks run in parallel; arbitration, calibration and review (which touch
         other tasks) and the creation of shared projects and users take the one global lock."""
-        return file_lock(self.settings.home, f"task-{task_id}" if kind == "reads" else "adjudication")
+        return state_lock(self.settings, f"task-{task_id}" if kind == "reads" else "adjudication")
 
     def _row(self, task_id: int):
         with self.database.connect() as db:
@@ -90,7 +89,7 @@ class Adjudicator:
 
     def consensus_user(self) -> int:
         if self._consensus_user is None:
-            with file_lock(self.settings.home, "projects"), label_studio_errors("find the consensus user"):
+            with state_lock(self.settings, "projects"), label_studio_errors("find the consensus user"):
                 found = [u.id for u in self.ls.users.list() if u.email == CONSENSUS_USER]
                 self._consensus_user = found[0] if found else self.ls.users.create(
                     email=CONSENSUS_USER, username="radlabel-consensus").id
@@ -105,7 +104,7 @@ class Adjudicator:
 
     def arbitration_project(self, protocol: Protocol) -> int:
         wanted = f"{ARBITRATION_MARKER} {protocol.id} {protocol.version}"
-        with file_lock(self.settings.home, "projects"), label_studio_errors("find the arbitration project"):
+        with state_lock(self.settings, "projects"), label_studio_errors("find the arbitration project"):
             for project in self.ls.projects.list(page_size=100):
                 if wanted in (project.description or ""):
                     return project.id

@@ -140,6 +140,31 @@ def state_database(settings: Settings) -> Database:
     return _databases[url]
 
 
+@contextlib.contextmanager
+def state_lock(settings: Settings, name: str):
+    """An exclusive lock across processes and machines sharing this state: a PostgreSQL advisory lock
+    (released by the server if the holder dies), or a file lock in the state directory with SQLite."""
+    database = state_database(settings)
+    if database.dialect == "sqlite":
+        from connectors.state import file_lock
+
+        with file_lock(settings.home, name):
+            yield
+        return
+    import psycopg
+
+    extra = {"password": database._password} if database._password else {}
+    try:
+        holder = psycopg.connect(database.url, connect_timeout=10, autocommit=True, **extra)
+    except psycopg.Error as exc:
+        raise database._error(exc) from None
+    try:
+        holder.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (f"radlabel:{name}",))
+        yield
+    finally:
+        holder.close()  # closing the session releases its advisory locks
+
+
 def quoted_identifier(name: str) -> str:
     """A database or role name we create ourselves: letters, digits and underscores only."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):

@@ -24,9 +24,8 @@ from datetime import datetime
 
 import numpy as np
 
-from connectors.database import state_database
+from connectors.database import state_database, state_lock
 from connectors.label_studio import client as label_studio_client, label_studio_errors
-from connectors.state import file_lock
 from connectors.provision import CALIBRATION_MARKER, REVIEW_MARKER, Provisioner
 from radlabel.adjudication.reads import Read, annotator, read_from_annotation, task_shape, task_spacing
 from radlabel.audit import audit_log
@@ -146,7 +145,7 @@ class QualityDesk:
 
     # -- projects of ours besides production ---------------------------------------------------
     def _project(self, marker_line: str, title: str, description: str, protocol: Protocol) -> int:
-        with file_lock(self.settings.home, "projects"), label_studio_errors("find a QA project"):
+        with state_lock(self.settings, "projects"), label_studio_errors("find a QA project"):
             for project in self.ls.projects.list(page_size=100):
                 if marker_line in (project.description or "").splitlines():
                     return project.id

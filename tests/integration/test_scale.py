@@ -95,3 +95,19 @@ def test_a_worker_killed_mid_job_is_retried_to_one_result(scale):
     assert status == "done" and attempts >= 2  # run again after the kill
     tasks = list(client(scale).tasks.list(project=syncer.project_id(), page_size=100))
     assert len(tasks) == 1
+
+
+def test_adjudication_locks_are_postgresql_advisory_locks_any_machine_sees(scale):
+    """With PostgreSQL the per-task lock lives in the server (workers on other machines see it; a dead
+    holder's session frees it), not in a file of one machine's state directory."""
+    from connectors.database import state_database, state_lock
+
+    def free_elsewhere() -> bool:  # another session, as a worker on another machine would have
+        with state_database(scale).connect() as db:
+            taken = db.execute("SELECT pg_try_advisory_xact_lock(hashtextextended('radlabel:task-lock-test', 0))")
+            return bool(taken.fetchone()[0])
+
+    with state_lock(scale, "task-lock-test"):
+        assert not free_elsewhere()
+        assert not (scale.home / "locks" / "task-lock-test.lock").exists()
+    assert free_elsewhere()
