@@ -7,7 +7,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-APT_PACKAGES := orthanc orthanc-dicomweb orthanc-gdcm dcmtk tesseract-ocr tesseract-ocr-eng chromium fonts-dejavu-core redis-server \
+APT_PACKAGES := orthanc orthanc-dicomweb orthanc-gdcm orthanc-python dcmtk tesseract-ocr tesseract-ocr-eng chromium fonts-dejavu-core redis-server \
                 postgresql orthanc-postgresql
 
 .PHONY: install system-packages python-env tools demo test bench clean

@@ -82,7 +82,7 @@ class Campaign:
     def __init__(self, settings: Settings, protocol: Protocol, progress: Callable[[str], None] = lambda m: None):
         self.settings, self.protocol, self.progress = settings, protocol, progress
         self.ls = label_studio_client(settings)
-        self.orthanc = OrthancDicomWeb.from_settings(settings)
+        self.pacs = OrthancDicomWeb.pacs_loader(settings)  # the campaign's studies arrive like the hospital's
         self.syncer = Syncer(settings, protocol)
         self.desk = QualityDesk(settings, self.ls)
         self.adjudicator = Adjudicator(settings)
@@ -96,7 +96,7 @@ class Campaign:
             self.ls.annotations.create(id=task_id, result=mask_regions(masks), completed_by=reader, lead_time=lead_time)
 
     def store_and_sync(self, seeds) -> tuple[list[int], list[int]]:
-        """Synthetic studies into Orthanc and through sync: (their tasks, hidden gold copies inserted)."""
+        """Synthetic studies into the PACS and through sync: (their tasks, hidden gold copies inserted)."""
         studies = []
         for seed in seeds:
             study = make_ct_study(seed=seed, slices=12, size=96, pixel_spacing=4.0, slice_spacing=5.0,
@@ -104,8 +104,8 @@ class Campaign:
             for ds in study.datasets:
                 ds.SeriesDescription = f"{SERIES_PREFIX} {self.protocol.id}"
                 ds.Manufacturer = "GE" if seed % 7 == 0 else "SIEMENS"  # a thin stratum for the report
-            if self.orthanc.store(study.datasets).failed:
-                raise RadlabelError("Orthanc refused a synthetic campaign study: see the Orthanc log.")
+            if self.pacs.store(study.datasets).failed:
+                raise RadlabelError("the PACS refused a synthetic campaign study: see its log.")
             studies.append(study)
         summary = self.syncer.run()
         tasks = []

@@ -11,6 +11,7 @@ RadlabelError here.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,8 +44,9 @@ class OrthancDicomWeb:
     """A DICOMweb client for our Orthanc (QIDO-RS, WADO-RS, STOW-RS)."""
 
     def __init__(self, url: str, username: str, password: str, timeout: float = 300.0,
-                 stow_batch: int = 16, stow_workers: int = 2):
+                 stow_batch: int = 16, stow_workers: int = 2, name: str = "Orthanc"):
         self.url = url.rstrip("/")
+        self.name = name  # says which archive a sentence is about
         self.stow_batch = stow_batch
         self.stow_workers = stow_workers
         self._auth = (username, password)
@@ -53,7 +55,23 @@ class OrthancDicomWeb:
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs) -> "OrthancDicomWeb":
+        """The research archive, as radlabel's pipeline (search, retrieve, store)."""
         return cls(settings.dicomweb_url, settings.orthanc_user, settings.secrets()["orthanc_password"], **kwargs)
+
+    @classmethod
+    def source_pacs(cls, settings: Settings, **kwargs) -> "OrthancDicomWeb":
+        """The clinical PACS with sync's read-only credentials (the archive refuses anything but GET)."""
+        user = os.environ.get("RADLABEL_PACS_USER") or settings.pacs_sync_user
+        return cls(settings.pacs_url, user, settings.secrets()["pacs_sync_password"], name="the PACS", **kwargs)
+
+    @classmethod
+    def pacs_loader(cls, settings: Settings, **kwargs) -> "OrthancDicomWeb":
+        """The local PACS stand-in as the hospital that fills it (samples, demo); never used by the pipeline."""
+        if settings.external_pacs_url:
+            raise RadlabelError("a site PACS is configured (RADLABEL_PACS_URL): radlabel does not store into it; "
+                                "load studies with the site's own tools.")
+        return cls(settings.url("pacs") + "/dicom-web", settings.pacs_admin_user,
+                   settings.secrets()["pacs_admin_password"], name="the PACS", **kwargs)
 
     def session(self) -> requests.Session:
         session = requests.Session()
@@ -69,7 +87,7 @@ class OrthancDicomWeb:
         try:
             yield
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-            raise RadlabelError(f"Orthanc at {self.url} did not answer a request to {what} "
+            raise RadlabelError(f"{self.name} at {self.url} did not answer a request to {what} "
                                 f"({exc.__class__.__name__}): check it with `radlabel status` or start it with "
                                 "`radlabel up`, then run the command again.") from None
 
@@ -109,9 +127,9 @@ class OrthancDicomWeb:
         try:
             reply = self.client.store_instances(batch)
         except requests.HTTPError as exc:
-            raise RadlabelError(f"Orthanc refused a STOW-RS request ({exc.response.status_code}): see its log.") from None
+            raise RadlabelError(f"{self.name} refused a STOW-RS request ({exc.response.status_code}): see its log.") from None
         except requests.ConnectionError:
-            raise RadlabelError(f"Orthanc is not reachable at {self.url}: run `radlabel up`.") from None
+            raise RadlabelError(f"{self.name} is not reachable at {self.url}: run `radlabel up`.") from None
         return StoreResult(
             stored=_sop_uids(reply.get("ReferencedSOPSequence")),
             failed=_sop_uids(reply.get("FailedSOPSequence")),

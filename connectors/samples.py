@@ -1,4 +1,4 @@
-"""``radlabel samples load``: sample studies into Orthanc over STOW-RS.
+"""``radlabel samples load``: sample studies into the PACS (the local stand-in for the hospital's) over STOW-RS.
 
 (a) synthetic CT and MR studies from :mod:`radlabel.phantom`, their ground
 truth kept beside them in the state directory; (b) the real 20-slice CT that
@@ -59,7 +59,7 @@ def _store(client: OrthancDicomWeb, source: str, datasets: list[Dataset], notes:
     result = client.store(datasets)
     if result.failed:
         raise RadlabelError(
-            f"Orthanc refused {len(result.failed)} of {len(datasets)} instance(s) from {source}: see the Orthanc log; "
+            f"the PACS refused {len(result.failed)} of {len(datasets)} instance(s) from {source}: see the Orthanc log; "
             "instances already stored are kept."
         )
     by_series: dict[str, list[Dataset]] = {}
@@ -83,9 +83,9 @@ def _keep_truth(settings: Settings, study: SyntheticStudy) -> None:
 def load_samples(settings: Settings, sizes: SampleSizes = SampleSizes(), extra: list[Path] = (),
                  synthetic: bool = True, real: bool = True,
                  progress: Callable[[str], None] = lambda message: None) -> list[LoadedSeries]:
-    """Store the samples (and any extra files) in Orthanc; return one record per series."""
+    """Store the samples (and any extra files) in the PACS; return one record per series."""
     extra_datasets = read_dicom_files(extra) if extra else []  # fail before storing anything
-    client = OrthancDicomWeb.from_settings(settings)
+    client = OrthancDicomWeb.pacs_loader(settings)
     loaded: list[LoadedSeries] = []
     if extra_datasets:
         progress(f"storing {len(extra_datasets)} file(s) you gave …")

@@ -1,9 +1,9 @@
-"""``radlabel sync``: Orthanc → de-identified research copy → rendered slices → Label Studio task.
+"""``radlabel sync``: PACS → de-identified research copy → rendered slices → Label Studio task.
 
-Per series: retrieve (WADO-RS, as stored) → repair blank UIDs explicitly →
-validate (quarantine with reason codes) → burned-in text and face risk (mask,
-flag or hold per protocol) → de-identify → STOW the research copy back to
-Orthanc → render every slice with the protocol's presets → one Label Studio
+Per series: retrieve from the clinical PACS (WADO-RS, as stored, read-only credentials) → repair
+blank UIDs explicitly → validate (quarantine with reason codes) → burned-in text and face risk (mask,
+flag or hold per protocol) → de-identify → STOW the research copy into radlabel's research
+archive (a separate server: nothing that faces readers can reach the PACS) → render every slice with the protocol's presets → one Label Studio
 task. The state store makes it idempotent and resumable: a series already
 done is skipped, a half-done one is redone step by step (every step repeats to
 the same result), and a task is never created twice.
@@ -85,7 +85,8 @@ class Syncer:
         method = "options: " + ",".join(sorted(o.value for o in protocol.deidentification.options)) \
             if protocol.deidentification.options else ""
         self.deid = Deidentifier(bytes.fromhex(secrets["pseudonym_key"]), protocol.deidentification.options, method)
-        self.client = OrthancDicomWeb.from_settings(settings)
+        self.client = OrthancDicomWeb.from_settings(settings)  # the research archive: copies go here
+        self.pacs = OrthancDicomWeb.source_pacs(settings)  # the source studies: read only
         self.state = StateStore(state_database(settings))
         self.ls = label_studio_client(settings)
         self._project_id: int | None = None
@@ -99,7 +100,7 @@ class Syncer:
         chosen = []
         for modality in sel.modalities:
             # Exact-value QIDO only: Orthanc 1.10 takes encoded wildcards literally; the rest is filtered here.
-            for row in self.client.search_series(fields=_FIELDS, Modality=modality):
+            for row in self.pacs.search_series(fields=_FIELDS, Modality=modality):
                 series_uid = _value(row, "0020000E")
                 if series_uid in research:
                     continue
@@ -212,7 +213,7 @@ class Syncer:
         record = self.state.get(key, self.protocol.id)
         if record and record.status in ("done", "quarantined", "held") and not force:
             return record.as_dict() | {"outcome": "already done"}
-        datasets = self.client.retrieve_series(study_uid, series_uid, media_types=(("application/dicom", "*"),))
+        datasets = self.pacs.retrieve_series(study_uid, series_uid, media_types=(("application/dicom", "*"),))
         if datasets and all(str(ds.get("DeidentificationMethod", "")).startswith("radlabel") for ds in datasets):
             return None  # our own research copy
         interrupted_at_task = record is not None and record.status == "creating_task"
@@ -247,8 +248,8 @@ class Syncer:
             images = self._render(key, frames, values, str(datasets[0].get("Modality", "")))
             stored = storing.result()
         if stored.failed or len(stored.stored) != len(research):
-            raise RadlabelError(f"Orthanc stored {len(stored.stored)} of {len(research)} research instances of series "
-                                f"{key}: see the Orthanc log; re-run sync to retry.")
+            raise RadlabelError(f"the research archive stored {len(stored.stored)} of {len(research)} research instances "
+                                f"of series {key}: see its log; re-run sync to retry.")
         record.pseudo_study_uid = str(research[0].StudyInstanceUID)
         record.pseudo_series_uid = str(research[0].SeriesInstanceUID)
         record.status, record.flags = "rendered", flags

@@ -56,17 +56,17 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
 
     started = time.monotonic()
     loaded = load_samples(settings, sizes, progress=progress)
-    stage("samples into Orthanc (STOW-RS)", started, series=[s.as_dict() for s in loaded])
+    stage("samples into the PACS (STOW-RS)", started, series=[s.as_dict() for s in loaded])
 
     started = time.monotonic()
-    client = OrthancDicomWeb.from_settings(settings)
+    client = OrthancDicomWeb.source_pacs(settings)  # as sync sees it: read-only
     found = []
     for series in loaded:
         hits = client.search_series(series.study_uid, SeriesInstanceUID=series.series_uid)
         instances = client.search_instances(series.study_uid, series.series_uid)
         if not hits or len(instances) != series.instances:
             raise RadlabelError(f"series from {series.source} is not complete over QIDO-RS "
-                                f"({len(instances)} of {series.instances} instances): see the Orthanc log.")
+                                f"({len(instances)} of {series.instances} instances): see the PACS log.")
         found.append({"source": series.source, "instances": len(instances)})
     stage("queried back over QIDO-RS", started, series=found)
 
@@ -107,17 +107,18 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
 
     viewer = settings.url("viewer")
     summary["open"] = {
-        "OHIF viewer (study list)": viewer + "/",
-        **{f"OHIF: {s.source}": f"{viewer}/viewer?StudyInstanceUIDs={s.study_uid}" for s in loaded},
+        "OHIF reader worklist (sign in with a reader token)": viewer + "/",
         "Label Studio": settings.url("label_studio") + f"  (user {settings.label_studio_user}, "
                         f"password in {settings.secrets_file})",
         **{f"Label Studio: {r.protocol_id} {r.version}": r.url for r in provisioned},
-        **({"OHIF: research copy + final SEG": f"{viewer}/viewer?StudyInstanceUIDs={adjudicated['study']}"}
-           if adjudicated.get("study") else {}),
         **({"QA report": campaign["report"]} if campaign.get("report") else {}),
         "OHIF reader sign-in": f"{viewer}/  (token in {reader['token_file']})",
-        "Orthanc": settings.url("orthanc") + f"/app/explorer.html  (user {settings.orthanc_user}, "
-                   f"password in {settings.secrets_file})",
+        # Administrators only: never a door that faces readers.
+        "Orthanc research archive (administrator)": settings.url("orthanc") + "/app/explorer.html  (user admin, "
+                                                    f"orthanc_admin_password in {settings.secrets_file})",
+        "PACS stand-in (the hospital's, administrator)": settings.url("pacs") + "/app/explorer.html  (user "
+                                                         f"{settings.pacs_admin_user}, pacs_admin_password in "
+                                                         f"{settings.secrets_file})",
     }
     if as_json:
         print(json.dumps(summary, indent=2))
@@ -125,7 +126,7 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
     print("\nradlabel demo — what ran:")
     for number, item in enumerate(summary["stages"], 1):
         print(f"  {number}. {item['stage']} ({item['seconds']} s)")
-    print("\nSeries in Orthanc:")
+    print("\nSeries in the PACS:")
     for series in loaded:
         print(f"  - {series.source}: {series.modality}, {series.stored}/{series.instances} instances stored and found")
     print("\nLabel Studio projects from protocol templates:")

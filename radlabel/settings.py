@@ -24,7 +24,8 @@ OHIF_VERSION = "3.13.2"
 
 # Service name -> (environment variable, default port). All bind to loopback.
 DEFAULT_PORTS = {
-    "orthanc": ("RADLABEL_ORTHANC_PORT", 8042),
+    "pacs": ("RADLABEL_PACS_PORT", 8043),  # the local stand-in for the hospital PACS (source studies, PHI)
+    "orthanc": ("RADLABEL_ORTHANC_PORT", 8042),  # radlabel's research archive (de-identified copies, SEGs)
     "label_studio": ("RADLABEL_LABEL_STUDIO_PORT", 8080),
     "ml_backend": ("RADLABEL_ML_BACKEND_PORT", 9090),
     "hooks": ("RADLABEL_HOOKS_PORT", 9091),
@@ -36,7 +37,20 @@ DEFAULT_PORTS = {
 PROFILES = ("default", "scale")
 
 SECRET_NAMES = ("orthanc_password", "label_studio_password", "label_studio_token", "webhook_secret",
-                "pseudonym_key", "image_url_key", "postgres_password")
+                "pseudonym_key", "image_url_key", "postgres_password",
+                # one credential per caller of each archive (see ARCHIVE_USERS)
+                "orthanc_admin_password", "gateway_password", "pacs_admin_password", "pacs_sync_password")
+
+# Who may knock on which archive, with which secret, for what (enforced by Orthanc's access filter,
+# connectors/stack/orthanc_access.py):
+#   research archive ("orthanc"): the pipeline reads and stores (never deletes or overwrites), the viewer
+#   front's gateway only reads DICOMweb, the administrator does everything;
+#   PACS: radlabel's sync only reads DICOMweb; the hospital (here: samples load, the demo) stores.
+ARCHIVE_USERS = {
+    "orthanc": {"radlabel": ("orthanc_password", "pipeline"), "radlabel-gateway": ("gateway_password", "gateway"),
+                "admin": ("orthanc_admin_password", "admin")},
+    "pacs": {"radlabel-sync": ("pacs_sync_password", "reader"), "hospital": ("pacs_admin_password", "admin")},
+}
 
 
 def redact(secret: str) -> str:
@@ -75,9 +89,24 @@ class Settings:
 
     @property
     def dicomweb_url(self) -> str:
+        """The research archive's DICOMweb root."""
         return self.url("orthanc") + "/dicom-web"
 
+    @property
+    def pacs_url(self) -> str:
+        """The clinical PACS: a site's own DICOMweb server (RADLABEL_PACS_URL or ``pacs_url`` in settings.json),
+        else the local Orthanc that stands in for it. Nothing that faces readers is given this address."""
+        return (self.external_pacs_url or self.url("pacs") + "/dicom-web").rstrip("/")
+
+    @property
+    def external_pacs_url(self) -> str:
+        return os.environ.get("RADLABEL_PACS_URL") or self.saved_pacs_url
+
+    saved_pacs_url: str = ""
     orthanc_user = "radlabel"
+    gateway_user = "radlabel-gateway"
+    pacs_sync_user = "radlabel-sync"
+    pacs_admin_user = "hospital"
     label_studio_user = "admin@radlabel.local"
 
     # -- secrets ---------------------------------------------------------
@@ -114,8 +143,10 @@ class Settings:
 
     def save(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "settings.json").write_text(json.dumps({"ports": self.ports, "profile": self.profile,
-                                                             "workers": self.workers}, indent=2))
+        saved = {"ports": self.ports, "profile": self.profile, "workers": self.workers}
+        if self.saved_pacs_url:
+            saved["pacs_url"] = self.saved_pacs_url
+        (self.home / "settings.json").write_text(json.dumps(saved, indent=2))
 
     @property
     def redis_url(self) -> str:
@@ -171,4 +202,5 @@ def load_settings() -> Settings:
     workers = os.environ.get("RADLABEL_WORKERS") or str(saved.get("workers", 2))
     if not workers.isdigit() or not 1 <= int(workers) <= 64:
         raise RadlabelError(f"RADLABEL_WORKERS={workers!r}: expected a number of worker processes from 1 to 64.")
-    return Settings(home=home, tools=tools, ports=ports, profile=profile, workers=int(workers))
+    return Settings(home=home, tools=tools, ports=ports, profile=profile, workers=int(workers),
+                    saved_pacs_url=str(saved.get("pacs_url") or ""))

@@ -43,6 +43,8 @@ class Stack:
         self._check_profile_switch()
         self.settings.save()
         write_orthanc_config(self.settings, self.secrets)
+        if not self.settings.external_pacs_url:
+            write_orthanc_config(self.settings, self.secrets, "pacs")
         for service in self.services:  # before anything starts: all or nothing
             if service.pid() is None:
                 service.check_port()

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import requests
 
+from connectors.stack import orthanc_access
 from connectors.stack.process import ServiceProcess
 from radlabel.errors import RadlabelError
-from radlabel.settings import DEFAULT_PORTS, Settings
+from radlabel.settings import ARCHIVE_USERS, DEFAULT_PORTS, Settings
 
 ORTHANC_BINARY = Path("/usr/sbin/Orthanc")
 REDIS_BINARY = Path("/usr/bin/redis-server")
@@ -33,6 +34,7 @@ ORTHANC_PLUGINS = {
     "orthanc-dicomweb": Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so"),
     "orthanc-gdcm": Path("/usr/share/orthanc/plugins/libOrthancGdcm.so"),
 }
+ORTHANC_PLUGIN_PACKAGES = {**ORTHANC_PLUGINS, "orthanc-python": Path("/usr/share/orthanc/plugins/libOrthancPython.so")}
 ORTHANC_POSTGRESQL_INDEX = Path("/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so")  # scale profile
 POSTGRES_DATABASES = {"state": "radlabel", "label_studio": "labelstudio", "orthanc": "orthanc"}
 
@@ -53,59 +55,77 @@ def _port_hint(service: str) -> str:
     return DEFAULT_PORTS[service][0]
 
 
-def orthanc(settings: Settings, secrets: dict[str, str]) -> ServiceProcess:
+ORTHANC_PYTHON = Path("/usr/share/orthanc/plugins/libOrthancPython.so")  # the access filter's plugin
+ARCHIVE_TITLES = {"orthanc": "Orthanc (research archive)", "pacs": "Orthanc (stand-in for the hospital PACS)"}
+
+
+def orthanc(settings: Settings, secrets: dict[str, str], archive: str = "orthanc") -> ServiceProcess:
+    """One of the two local archives: ``orthanc`` (radlabel's research archive) or ``pacs``."""
+    admin = next(user for user, (_, role) in ARCHIVE_USERS[archive].items() if role == "admin")
+    admin_auth = (admin, secrets[ARCHIVE_USERS[archive][admin][0]])
     return ServiceProcess(
-        name="orthanc",
-        title="Orthanc",
-        port=settings.ports["orthanc"],
-        url=settings.url("orthanc"),
-        command=[str(ORTHANC_BINARY), str(settings.home / "orthanc" / "orthanc.json")],
+        name=archive,
+        title=ARCHIVE_TITLES[archive],
+        port=settings.ports[archive],
+        url=settings.url(archive),
+        command=[str(ORTHANC_BINARY), str(settings.home / archive / "orthanc.json")],
         run_dir=settings.run,
         log_dir=settings.logs,
-        healthy=lambda: _get_ok(
-            settings.url("orthanc") + "/system", auth=(settings.orthanc_user, secrets["orthanc_password"])
-        ),
+        healthy=lambda: _get_ok(settings.url(archive) + "/system", auth=admin_auth),
         env=_base_env(),
         start_timeout=30,
-        port_hint=_port_hint("orthanc"),
+        port_hint=_port_hint(archive),
     )
 
 
-def write_orthanc_config(settings: Settings, secrets: dict[str, str]) -> Path:
-    """Write Orthanc's configuration (it holds a password: mode 0600)."""
-    root = settings.home / "orthanc"
-    (root / "storage").mkdir(parents=True, exist_ok=True)
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def write_orthanc_config(settings: Settings, secrets: dict[str, str], archive: str = "orthanc") -> Path:
+    """Write one archive's configuration (it holds passwords: mode 0600) and its access filter."""
+    root = settings.home / archive
+    (root / "storage").mkdir(parents=True, exist_ok=True, mode=0o700)
+    users = ARCHIVE_USERS[archive]
+    access = root / "access.py"
+    _write_private(access, Path(orthanc_access.__file__).read_text() + "\n_install()\n")
+    plugins = [str(path) for path in ORTHANC_PLUGINS.values()] + [str(ORTHANC_PYTHON)]
+    research_index = settings.profile == "scale" and archive == "orthanc"
     config = {
-        "Name": "radlabel",
+        "Name": "radlabel" if archive == "orthanc" else "pacs",
         "StorageDirectory": str(root / "storage"),
         "IndexDirectory": str(root / "storage"),
-        "HttpPort": settings.ports["orthanc"],
+        "HttpPort": settings.ports[archive],
         # Orthanc 1.10 binds every interface; RemoteAccessAllowed=false refuses
         # non-loopback HTTP clients. The DICOM port is off: nothing needs it
         # (see README, "Exposing Orthanc's DICOM port").
         "RemoteAccessAllowed": False,
         "DicomServerEnabled": False,
         "AuthenticationEnabled": True,
-        "RegisteredUsers": {settings.orthanc_user: secrets["orthanc_password"]},
+        "RegisteredUsers": {user: secrets[secret] for user, (secret, _) in users.items()},
+        "RadlabelAccess": {user: role for user, (_, role) in users.items()},
+        "PythonScript": str(access),
+        "PythonVerbose": False,
         # Gzipped frames made WADO-RS ~15x slower (stack notes).
         "HttpCompressionEnabled": False,
-        "Plugins": [str(path) for path in ORTHANC_PLUGINS.values()],
-        **(_orthanc_postgresql(settings, secrets) if settings.profile == "scale" else {}),
+        "Plugins": plugins,
+        **(_orthanc_postgresql(settings, secrets, plugins) if research_index else {}),
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True},
-        "OverwriteInstances": True,
+        # A stored instance is never replaced: a second STOW of a research copy or a final SEG is refused.
+        "OverwriteInstances": False,
         "SaveJobs": False,
         "HttpThreadsCount": 16,
     }
     path = root / "orthanc.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(config, handle, indent=2)
+    _write_private(path, json.dumps(config, indent=2))
     return path
 
 
-def _orthanc_postgresql(settings: Settings, secrets: dict[str, str]) -> dict:
+def _orthanc_postgresql(settings: Settings, secrets: dict[str, str], plugins: list[str]) -> dict:
     """Orthanc's index in PostgreSQL (the plugin of orthanc-postgresql); files stay in StorageDirectory."""
-    return {"Plugins": [str(path) for path in ORTHANC_PLUGINS.values()] + [str(ORTHANC_POSTGRESQL_INDEX)],
+    return {"Plugins": plugins + [str(ORTHANC_POSTGRESQL_INDEX)],
             "PostgreSQL": {"EnableIndex": True, "EnableStorage": False, "Host": settings.host,
                            "Port": settings.ports["postgres"], "Database": POSTGRES_DATABASES["orthanc"],
                            "Username": "radlabel", "Password": secrets["postgres_password"], "EnableSsl": False,
@@ -188,7 +208,7 @@ def check_installed(settings: Settings) -> None:
             f"Orthanc is not installed ({ORTHANC_BINARY} not found): run `make install` "
             "or `apt-get install orthanc orthanc-dicomweb orthanc-gdcm`."
         )
-    for package, plugin in ORTHANC_PLUGINS.items():
+    for package, plugin in ORTHANC_PLUGIN_PACKAGES.items():
         if not plugin.exists():
             raise RadlabelError(
                 f"the Debian package {package} is missing ({plugin} not found): "
@@ -345,8 +365,11 @@ def all_services(settings: Settings, secrets: dict[str, str]) -> list[ServicePro
     database = [postgres(settings, secrets)] if settings.profile == "scale" else []
     queue = [redis(settings)] if settings.profile == "scale" else []
     workers = [worker(settings, n) for n in range(1, settings.workers + 1)] if settings.profile == "scale" else []
+    # The local PACS stand-in runs only when no site PACS is configured.
+    pacs = [] if settings.external_pacs_url else [orthanc(settings, secrets, "pacs")]
     return [
         *database,
+        *pacs,
         orthanc(settings, secrets),
         *queue,
         label_studio(settings, secrets),

@@ -19,6 +19,7 @@ arbitration tasks, to senior readers only.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -81,10 +82,18 @@ class LabelStudioTasks:
     """What the API needs from Label Studio, as plain dicts (the SDK behind it)."""
 
     def __init__(self, settings: Settings):
-        from connectors.label_studio import client
-
-        self.ls = client(settings)
+        self.settings = settings
+        self._ls = None
         self._consensus: int | None = None
+
+    @property
+    def ls(self):
+        """Built on first use: the front must start even while Label Studio is down."""
+        if self._ls is None:
+            from connectors.label_studio import client
+
+            self._ls = client(self.settings)
+        return self._ls
 
     def projects(self) -> list[dict]:
         from connectors.label_studio import label_studio_errors
@@ -112,17 +121,20 @@ class LabelStudioTasks:
             return [self._task(t) for t in self.ls.tasks.list(project=project_id, fields="all", page_size=100)]
 
     def task(self, task_id: int) -> dict | None:
+        """The task, or None when Label Studio does not know it (so an unknown id answers like a forbidden one)."""
         from label_studio_sdk.core.api_error import ApiError as SdkError
 
         from connectors.label_studio import label_studio_errors
 
         try:
+            found = self.ls.tasks.get(id=task_id)
+        except SdkError as exc:
+            if exc.status_code == 404:
+                return None
             with label_studio_errors(f"read task {task_id}"):
-                return self._task(self.ls.tasks.get(id=task_id))
-        except RadlabelError:
-            raise
-        except SdkError:
-            return None
+                raise
+        with label_studio_errors(f"read task {task_id}"):
+            return self._task(found)
 
     def create_annotation(self, task_id: int, result: list, user: int) -> int:
         from connectors.label_studio import label_studio_errors
@@ -198,6 +210,20 @@ class Workspace:
                     items.append(self.summary(kind, task, project["id"]))
         order = {"calibration": 0, "arbitration": 1, "reads": 2}  # calibration first: it gates production
         return sorted(items, key=lambda item: (order[item["kind"]], item["task_id"]))
+
+    def accessible_series(self, reader: Reader) -> dict[str, str]:
+        """{series UID: study UID} of every task this reader may open: what the DICOMweb gateway serves them."""
+        series = {}
+        for project in self.tasks.projects():
+            kind = project_kind(project["description"])
+            if kind is None or kind.kind not in VIEWER_KINDS or (kind.kind == "arbitration" and reader.tier != "senior") or \
+                    (kind.kind == "calibration" and kind.reader != reader.ls_user_id):
+                continue
+            for task in self.tasks.tasks(project["id"]):
+                data = task["data"]
+                if data.get("series") and data.get("study") and self.allowed(reader, kind, task):
+                    series[str(data["series"])] = str(data["study"])
+        return series
 
     @staticmethod
     def summary(kind: ProjectKind, task: dict, project_id: int) -> dict:
@@ -369,13 +395,37 @@ def _error(status: int, message: str):
     return jsonify({"error": message}), status
 
 
+MAX_JSON_BYTES = 1024 * 1024
+
+
+def _bounded_body(cap: int, sentence: str) -> bytes:
+    """The body, read through a hard cap that also holds for chunked uploads (no Content-Length)."""
+    data = request.stream.read(cap + 1)
+    if len(data) > cap:
+        raise ApiError(413, sentence)
+    return data
+
+
+def assign_seg_uids(ds, deid, reader: int, task_id: int, body: bytes) -> bytes:
+    """Give a reader's SEG server-made SOP and series UIDs; the re-encoded file."""
+    content = hashlib.sha256(body).hexdigest()
+    ds.SOPInstanceUID = deid.uid(f"seg-instance:{reader}:{task_id}:{content}")
+    ds.SeriesInstanceUID = deid.uid(f"seg-series:{reader}:{task_id}:{content}")
+    if getattr(ds, "file_meta", None) is not None:
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
 def _json_object() -> dict:
     """The request's JSON object: {} for an empty body; ApiError 400 for anything else that is not one."""
-    if not request.get_data(cache=True):
+    body = _bounded_body(MAX_JSON_BYTES, "the JSON body is larger than 1 MB.")
+    if not body:
         return {}
     try:
-        payload = request.get_json(force=True, silent=True)
-    except RecursionError:  # JSON nested thousands deep
+        payload = json.loads(body)
+    except (ValueError, RecursionError):  # not JSON, bad UTF-8, or JSON nested thousands deep
         payload = None
     if not isinstance(payload, dict):
         raise ApiError(400, "the body is not a JSON object: send Content-Type: application/json and an object.")
@@ -460,7 +510,7 @@ def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, ret
             raise ApiError(413, "the SEG is larger than 512 MB.")
         if request.mimetype != "application/dicom":
             raise ApiError(415, "send the SEG as Content-Type: application/dicom.")
-        body = request.get_data()
+        body = _bounded_body(MAX_SEG_BYTES, "the SEG is larger than 512 MB.")
         try:
             ds = dcmread(io.BytesIO(body))
             check_read(ds, body)  # pydicom reads a cut or damaged file without complaint
@@ -472,7 +522,11 @@ def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, ret
         meta = check_seg(ds, found, reader, kind, {s["name"] for s in ohif.get("segments", [])})
         if not space.open_for(reader, kind, found):
             raise ApiError(409, f"task {task_id} already has your read (or its arbitration): it cannot be read again.")
-        key = Deidentifier(bytes.fromhex(settings.secrets()["pseudonym_key"])).digest("seg", str(ds.SOPInstanceUID)).hex()[:24]
+        # The server names the SEG: its UIDs come from (reader, task, content), never from the reader, so one
+        # reader's SEG can neither replace nor join another's; the same SEG sent twice is one submission.
+        deid = Deidentifier(bytes.fromhex(settings.secrets()["pseudonym_key"]))
+        body = assign_seg_uids(ds, deid, reader.ls_user_id, task_id, body)
+        key = deid.digest("seg", str(ds.SOPInstanceUID)).hex()[:24]
         protocol = f"{kind.protocol_id} {kind.version}"
         outbox_ = the_outbox()
         first = outbox_.get(key) is None

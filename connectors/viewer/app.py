@@ -1,26 +1,30 @@
-"""Same-origin web front for OHIF.
+"""The readers' front: OHIF, the readers' API and the DICOMweb gateway, on one origin.
 
-Serves the prebuilt OHIF viewer, a generated ``app-config.js`` whose DICOMweb
-data source is ``/dicom-web`` on this same origin, and a proxy from
-``/dicom-web`` to Orthanc that adds Orthanc's credentials on the server side
-(the browser never holds them; Orthanc has no CORS, hence one origin).
-Unknown paths fall back to ``index.html`` (OHIF routes on the client).
+Serves the prebuilt OHIF viewer and the radlabel extension (static, public: they hold nothing),
+a generated ``app-config.js`` whose DICOMweb data source is ``/dicom-web`` on this same origin,
+the readers' API (``/radlabel/api``) and the gateway (``connectors/viewer/gateway.py``): read-only
+DICOMweb to the research archive, each reader's own task series only, bearer token required.
+The archive's credentials stay on the server; the PACS is not in this front's settings at all.
+Every answer carries CSP, frame and sniffing protections. Unknown paths fall back to
+``index.html`` (OHIF routes on the client).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import json
+import re
 from pathlib import Path
 
-import requests
 from flask import Flask, Response, abort, request, send_from_directory
 
+from connectors.viewer.gateway import DicomWebGateway, ReaderScope
 from radlabel.settings import load_settings
 
-# Hop-by-hop headers and those requests recomputes are not forwarded.
-_DROPPED = {"connection", "keep-alive", "transfer-encoding", "content-encoding", "content-length", "host",
-            "authorization", "cookie", "te", "trailers", "upgrade", "proxy-authorization"}
+# A readers' SEG upload is the largest body this front takes (the readers' API caps it too).
+MAX_BODY_BYTES = 512 * 1024 * 1024
 
 
 # The radlabel OHIF extension (ohif_extension/src), served by this front (issue #8).
@@ -34,7 +38,8 @@ def ohif_config(extensions: list[str] | None = None) -> dict:
         "routerBasename": "/",
         "extensions": extensions or [],
         "modes": [],
-        "showStudyList": True,
+        # The entry page is the radlabel worklist (the extension's panel), not OHIF's study list.
+        "showStudyList": False,
         "maxNumberOfWebWorkers": 2,
         "showWarningMessageForCrossOrigin": False,
         "showCPUFallbackMessage": True,
@@ -69,21 +74,61 @@ def ohif_config(extensions: list[str] | None = None) -> dict:
     }
 
 
+def _inline_script_hashes(index_html: Path) -> list[str]:
+    """CSP hashes of the inline scripts in OHIF's index.html (so no other inline script can run)."""
+    try:
+        text = index_html.read_text(errors="replace")
+    except OSError:
+        return []
+    bodies = re.findall(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", text, flags=re.S)
+    return [f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'" for body in bodies if body]
+
+
+def security_headers(index_html: Path) -> dict[str, str]:
+    """Headers on every answer of the front. OHIF needs WebAssembly codecs, blob: workers and inline
+    styles; its bundles use eval-like code paths (hence 'unsafe-eval'); inline scripts only by hash."""
+    scripts = " ".join(["'self'", "'unsafe-eval'", "'wasm-unsafe-eval'", "blob:", *_inline_script_hashes(index_html)])
+    policy = (f"default-src 'self'; script-src {scripts}; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
+              "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self' blob: data:; object-src 'none'; "
+              "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+    return {"Content-Security-Policy": policy, "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer"}
+
+
 def create_app() -> Flask:
     settings = load_settings()
     secrets = settings.secrets()
     dist = settings.ohif_dist
-    orthanc = settings.url("orthanc")
-    auth = (settings.orthanc_user, secrets["orthanc_password"])
-    upstream = requests.Session()
     image_key = secrets["image_url_key"]
     label_studio_origin = settings.url("label_studio")
     app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # werkzeug also holds it for chunked bodies
+    headers = security_headers(dist / "index.html")
 
     # -- OHIF extension and its connector API (issue #8) --
-    from connectors.viewer.api import create_api
+    from connectors.readers import ReaderRegistry
+    from connectors.viewer.api import LabelStudioTasks, Workspace, create_api
 
-    app.register_blueprint(create_api(settings), url_prefix="/radlabel/api")
+    tasks = LabelStudioTasks(settings)
+    registry = ReaderRegistry.from_settings(settings)
+    app.register_blueprint(create_api(settings, tasks=tasks), url_prefix="/radlabel/api")
+    gateway = DicomWebGateway(settings.dicomweb_url, (settings.gateway_user, secrets["gateway_password"]),
+                              ReaderScope(lambda reader: Workspace(settings, tasks).accessible_series(reader)))
+
+    def signed_in_reader():
+        header = request.headers.get("Authorization", "")
+        return registry.authenticate(header[7:].strip() if header[:7].lower() == "bearer " else "")
+
+    def unauthorised() -> Response:
+        return Response(json.dumps({"error": "sign in with your reader token: it is missing, invalid, expired or "
+                                             "revoked (ask the administrator: `radlabel readers add`)."}),
+                        status=401, mimetype="application/json", headers={"WWW-Authenticate": "Bearer"})
+
+    @app.after_request
+    def protect(reply: Response) -> Response:
+        for name, value in headers.items():
+            reply.headers.setdefault(name, value)
+        return reply
 
     @app.get("/radlabel/extension/<path:name>")
     def extension_file(name: str):
@@ -103,7 +148,9 @@ def create_app() -> Flask:
 
     @app.get("/radlabel/protocols/<protocol_id>.json")
     def protocol_config(protocol_id: str):
-        """OHIF-side configuration of a provisioned protocol (presets, segments, codes)."""
+        """OHIF-side configuration of a provisioned protocol (presets, segments, codes): readers only."""
+        if signed_in_reader() is None:
+            return unauthorised()
         if not protocol_id.replace("_", "").isalnum():
             abort(404)
         return send_from_directory(settings.home / "protocols", f"{protocol_id}.json", max_age=0)
@@ -119,31 +166,18 @@ def create_app() -> Flask:
         if not (key.isalnum() and preset.replace("_", "").isalnum() and name[:-4].isdigit() and name.endswith(".png")):
             abort(404)
         reply = send_from_directory(settings.home / "images" / key / preset, name, max_age=3600)
-        # Label Studio's canvas tools read the pixels: allow its origin.
+        # A capability URL: no shared cache may keep it. Label Studio's canvas tools read the pixels: allow its origin.
+        reply.headers["Cache-Control"] = "private, max-age=3600"
         reply.headers["Access-Control-Allow-Origin"] = label_studio_origin
         return reply
 
-    @app.route("/dicom-web/<path:path>", methods=["GET", "POST", "DELETE"])
+    @app.route("/dicom-web", defaults={"path": ""}, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+    @app.route("/dicom-web/<path:path>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
     def dicomweb(path: str):
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROPPED}
-        # Orthanc builds BulkDataURIs from Host: make them point back at us.
-        headers["Host"] = request.host
-        headers["Accept-Encoding"] = "identity"
-        try:
-            reply = upstream.request(
-                request.method,
-                f"{orthanc}/dicom-web/{path}",
-                params=request.query_string.decode() or None,
-                data=request.get_data() if request.method == "POST" else None,
-                headers=headers,
-                auth=auth,
-                stream=True,
-                timeout=(5, 300),
-            )
-        except requests.RequestException:
-            return Response("Orthanc is not reachable: run `radlabel status`.\n", status=502, mimetype="text/plain")
-        passed = [(k, v) for k, v in reply.headers.items() if k.lower() not in _DROPPED]
-        return Response(reply.iter_content(chunk_size=1 << 16), status=reply.status_code, headers=passed)
+        reader = signed_in_reader()
+        if reader is None:
+            return unauthorised()
+        return gateway.answer(reader, reader.ls_user_id)
 
     @app.get("/", defaults={"path": "index.html"})
     @app.get("/<path:path>")

@@ -43,7 +43,8 @@ export function connectorApi({ base = '/radlabel/api', fetchFn = (...a) => globa
     noFindings: (id, wlLog) => call('POST', `tasks/${Number(id)}/empty`, JSON.stringify({ wl_log: wlLog || [] }), 'application/json'),
     escalate: (id, note) => call('POST', `tasks/${Number(id)}/escalate`, JSON.stringify({ note }), 'application/json'),
     protocol: async protocolId => {
-      const reply = await fetchFn(`/radlabel/protocols/${encodeURIComponent(protocolId)}.json`);
+      const reply = await fetchFn(`/radlabel/protocols/${encodeURIComponent(protocolId)}.json`,
+        { headers: { Authorization: `Bearer ${tokens.get()}` } });
       if (!reply.ok) throw new ApiError(reply.status, `protocol ${protocolId} is not provisioned`);
       return reply.json();
     },

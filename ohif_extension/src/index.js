@@ -1,10 +1,21 @@
 // radlabel's OHIF v3 extension, loaded at runtime by the prebuilt OHIF 3.13.2 viewer
 // (window.config.extensions = ['/radlabel/extension/index.js']): the default export is the
 // extension object. No build step, no shared React: the panel is plain DOM (panel.js).
+import { tokenStore } from './api.js';
 import { Controller } from './controller.js';
 import * as glue from './viewer.js';
 
 let controller = null;
+
+// Every DICOMweb request OHIF makes (QIDO, WADO metadata, frames, bulk data) carries the reader's token:
+// the front's gateway answers nothing without it. Read at each request, so signing in or out takes effect at once.
+export function authorizeDicomWeb(servicesManager, tokens = tokenStore()) {
+  const auth = servicesManager?.services?.userAuthenticationService;
+  auth?.setServiceImplementation?.({
+    getAuthorizationHeader: () => (tokens.get() ? { Authorization: `Bearer ${tokens.get()}` } : {}),
+    handleUnauthenticated: () => controller?.say('err', 'Your reader token is invalid, expired or revoked: sign in again.'),
+  });
+}
 
 export function getController() {
   return controller;
@@ -15,6 +26,7 @@ const extension = {
   version: '0.1.0',
 
   preRegistration({ servicesManager, commandsManager, extensionManager }) {
+    authorizeDicomWeb(servicesManager);
     controller = new Controller({});
     controller.viewer = { ctx: { servicesManager, commandsManager, extensionManager }, glue };
     const begin = () => controller.start();

@@ -25,6 +25,21 @@ describe('the radlabel extension in OHIF core', () => {
     expect(document.querySelectorAll('#radlabel-panel').length).toBe(1);
   });
 
+  test("OHIF's DICOMweb requests carry the signed-in reader's bearer token, and none before sign-in", async () => {
+    const commandsManager = new CommandsManager({ getAppState: () => {} });
+    const servicesManager = new ServicesManager(commandsManager);
+    servicesManager.registerService(ohifCore.UserAuthenticationService.REGISTRATION);
+    const extensionManager = new ExtensionManager({ commandsManager, servicesManager, appConfig: {} });
+    servicesManager.setExtensionManager(extensionManager);
+    await extensionManager.registerExtension(extension);
+    const auth = servicesManager.services.userAuthenticationService;
+    expect(auth.getAuthorizationHeader()).toEqual({});
+    sessionStorage.setItem('radlabel.readerToken', 'rdr_abc');
+    expect(auth.getAuthorizationHeader()).toEqual({ Authorization: 'Bearer rdr_abc' });
+    sessionStorage.clear();
+    expect(auth.getAuthorizationHeader()).toEqual({});
+  });
+
   test('the default export is what window.config.extensions import() expects', () => {
     expect(extension.id).toBe('radlabel');
     expect(typeof extension.preRegistration).toBe('function');

@@ -25,7 +25,7 @@ def test_every_service_reports_healthy(stack):
     assert done.returncode == 0, done.stderr
     import json
     states = {s["name"]: s["state"] for s in json.loads(done.stdout)}
-    expected = ["orthanc", "label_studio", "ml_backend", "hooks", "viewer"]
+    expected = ["pacs", "orthanc", "label_studio", "ml_backend", "hooks", "viewer"]
     if stack.settings.profile == "scale":
         expected += ["postgres", "redis"] + [f"worker-{n}" for n in range(1, stack.settings.workers + 1)]
     assert states == {name: "healthy" for name in expected}
@@ -61,6 +61,34 @@ def test_orthanc_requires_credentials_and_serves_dicomweb(settings):
     system = requests.get(settings.url("orthanc") + "/system", auth=auth, timeout=5).json()
     assert system["Version"].startswith("1.")
     assert requests.get(settings.dicomweb_url + "/studies", auth=auth, timeout=5).status_code == 200
+
+
+def test_each_archive_user_has_only_the_rights_its_caller_needs(settings):
+    """Orthanc's own access filter (orthanc-python): the second wall behind the gateway."""
+    secrets = settings.secrets()
+    research, pacs = settings.url("orthanc"), settings.url("pacs")
+    pipeline = (settings.orthanc_user, secrets["orthanc_password"])
+    gateway = (settings.gateway_user, secrets["gateway_password"])
+    sync = (settings.pacs_sync_user, secrets["pacs_sync_password"])
+    hospital = (settings.pacs_admin_user, secrets["pacs_admin_password"])
+    # the pipeline: DICOMweb only, never Orthanc's REST API (which could delete or modify)
+    assert requests.get(research + "/dicom-web/studies", auth=pipeline, timeout=5).status_code == 200
+    assert requests.get(research + "/patients", auth=pipeline, timeout=5).status_code == 403
+    assert requests.delete(research + "/studies/abc", auth=pipeline, timeout=5).status_code == 403
+    # the gateway's user: DICOMweb GET only
+    assert requests.get(research + "/dicom-web/studies", auth=gateway, timeout=5).status_code == 200
+    assert requests.post(research + "/dicom-web/studies", auth=gateway, data=b"x", timeout=5,
+                         headers={"Content-Type": "multipart/related; type=application/dicom"}).status_code == 403
+    assert requests.get(research + "/app/explorer.html", auth=gateway, timeout=5).status_code == 403
+    assert requests.get(research + "/dicom-web/studies", auth=gateway, headers={"X-HTTP-Method-Override": "DELETE"},
+                        timeout=5).status_code == 403
+    # sync reads the PACS and can do nothing else there; research credentials open nothing in the PACS
+    assert requests.get(pacs + "/dicom-web/studies", auth=sync, timeout=5).status_code == 200
+    assert requests.post(pacs + "/dicom-web/studies", auth=sync, data=b"x", timeout=5,
+                         headers={"Content-Type": "multipart/related; type=application/dicom"}).status_code == 403
+    assert requests.get(pacs + "/patients", auth=sync, timeout=5).status_code == 403
+    assert requests.get(pacs + "/dicom-web/studies", auth=pipeline, timeout=5).status_code == 401
+    assert requests.get(pacs + "/patients", auth=hospital, timeout=5).status_code == 200
 
 
 def test_label_studio_token_works_and_signup_is_closed(settings):
@@ -100,17 +128,20 @@ def test_ml_backend_speaks_the_label_studio_protocol(settings):
     assert requests.post(base + "/predict", json={"nothing": 1}, timeout=5).status_code == 400
 
 
-def test_viewer_front_serves_ohif_config_and_proxies_dicomweb(settings):
+def test_viewer_front_serves_ohif_config_and_refuses_dicomweb_without_a_reader(settings):
     base = settings.url("viewer")
     index = requests.get(base + "/", timeout=5)
     assert index.status_code == 200 and "/app-config.js" in index.text
+    assert "frame-ancestors 'none'" in index.headers["Content-Security-Policy"]
+    assert index.headers["X-Frame-Options"] == "DENY" and index.headers["X-Content-Type-Options"] == "nosniff"
     config = requests.get(base + "/app-config.js", timeout=5).text
-    assert '"qidoRoot": "/dicom-web"' in config and settings.secrets()["orthanc_password"] not in config
+    assert '"qidoRoot": "/dicom-web"' in config and '"showStudyList": false' in config
+    assert not any(value in config for value in settings.secrets().values())
     # client-side routes fall back to index.html
     assert requests.get(base + "/viewer?StudyInstanceUIDs=1.2.3", timeout=5).text == index.text
-    # the browser reaches Orthanc's DICOMweb through the front, without credentials
+    # DICOMweb through the front needs a reader's token (tests/integration/test_trust_boundary.py goes further)
     studies = requests.get(base + "/dicom-web/studies", timeout=10)
-    assert studies.status_code == 200 and studies.headers["Content-Type"].startswith("application/dicom+json")
+    assert studies.status_code == 401 and studies.headers["WWW-Authenticate"] == "Bearer"
 
 
 def test_a_killed_service_is_reported_and_restarted_by_up(stack):
@@ -137,6 +168,7 @@ def test_port_in_use_gives_one_clear_line_and_starts_nothing(stack, tmp_path):
         done = radlabel("up", env=env)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0, done.stderr  # one line, and nothing was started
-    assert f"port {port} for Orthanc is already in use" in done.stderr and "RADLABEL_ORTHANC_PORT" in done.stderr
+    assert f"port {port} for Orthanc (research archive) is already in use" in done.stderr
+    assert "RADLABEL_ORTHANC_PORT" in done.stderr
     assert "Traceback" not in done.stderr
     assert not list((tmp_path / "other" / "run").glob("*.pid"))

@@ -17,6 +17,7 @@ import string
 import pydicom
 import pytest
 from flask import Flask
+from pydicom import dcmread
 from pydicom.uid import generate_uid
 
 from connectors.readers import ReaderRegistry
@@ -334,7 +335,10 @@ def test_random_seg_uploads_are_kept_whole_or_refused(api):
             files, rows, annotations, audit = written(api)
             assert len(files) == len(before[0]) + 1 and audit == before[3] + 1
             kept = api["settings"].home / "outbox" / "delivered" / f"{reply.json['seg_key']}.dcm"
-            assert kept.read_bytes() == data  # what was kept is what was sent, and it was whole
+            kept_ds, sent = dcmread(kept), dcmread(io.BytesIO(data))
+            # what was kept is what was sent, whole, under the UIDs the server gave it
+            assert kept_ds.PixelData == sent.PixelData and kept_ds.SegmentSequence == sent.SegmentSequence
+            assert kept_ds.SOPInstanceUID != sent.SOPInstanceUID
     assert 10 < taken < 100
 
 

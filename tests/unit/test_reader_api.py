@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from pydicom import dcmread
 
 from connectors.database import state_database
 from connectors.readers import ReaderRegistry, check_email, pseudonym_from_name
@@ -235,6 +236,40 @@ def test_a_submitted_seg_is_kept_stored_imported_and_its_viewing_recorded(env):
     audit = [json.loads(line) for line in (env["settings"].home / "audit.log").read_text().splitlines()]
     assert audit[-1]["action"] == "reader_submit" and audit[-1]["objects"]["out_of_preset"] == ["solid_nodule"]
     assert "@" not in json.dumps(audit)  # reader pseudonyms only
+
+
+def test_the_server_names_each_seg_so_no_reader_can_replace_anothers(env):
+    env["delivered"]["orthanc_up"] = False  # A's SEG stays pending in the outbox
+    a_body = reader_seg(env)
+    first = post_seg(env, "a", a_body)
+    assert first.status_code == 202
+    kept = env["settings"].home / "outbox" / f"{first.json['seg_key']}.dcm"
+    a_kept = kept.read_bytes()
+    sent_uid = str(dcmread(io.BytesIO(a_body)).SOPInstanceUID)
+    assert str(dcmread(kept).SOPInstanceUID) != sent_uid  # the reader's own UID is not used
+    # B sends a SEG carrying the very same SOPInstanceUID for their own task: a separate submission
+    env["tasks"].add_task(104, 1, env["data"])
+    b_ds = dcmread(io.BytesIO(reader_seg(env, task_id=104, creator="reader-12^")))
+    b_ds.SOPInstanceUID = sent_uid
+    buffer = io.BytesIO()
+    b_ds.save_as(buffer, enforce_file_format=True)
+    second = post_seg(env, "b", buffer.getvalue(), task_id=104)
+    assert second.status_code == 202 and second.json["seg_key"] != first.json["seg_key"]
+    assert kept.read_bytes() == a_kept
+    # the same SEG sent again by A is the same submission, not a second one
+    assert post_seg(env, "a", a_body).json["seg_key"] == first.json["seg_key"]
+
+
+def test_a_chunked_upload_over_the_cap_is_413_and_nothing_is_kept(env, monkeypatch):
+    import connectors.viewer.api as module
+
+    monkeypatch.setattr(module, "MAX_SEG_BYTES", 1000)
+    reply = env["client"].post("/radlabel/api/tasks/100/seg", input_stream=io.BytesIO(reader_seg(env)),
+                               content_type="application/dicom",
+                               headers={"Authorization": f"Bearer {env['tokens']['a']}", "Transfer-Encoding": "chunked"},
+                               environ_overrides={"wsgi.input_terminated": True})
+    assert reply.status_code == 413 and "larger than" in reply.json["error"]
+    assert not list((env["settings"].home / "outbox").glob("*.dcm"))
 
 
 def test_a_submit_while_orthanc_is_down_is_kept_and_retried(env):
