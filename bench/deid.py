@@ -26,7 +26,7 @@ def main() -> None:
     study = make_ct_study(seed=7, slices=args.slices)
     deid = Deidentifier(b"benchmark-key-0123456789abcdef!!", [Option.RETAIN_LONGITUDINAL_MODIFIED_DATES])
     with scratch_orthanc() as settings:
-        auth = (settings.orthanc_user, settings.secrets()["orthanc_password"])
+        auth = ("admin", settings.secrets()["orthanc_admin_password"])  # Orthanc's REST API: administrator only
         base = settings.url("orthanc")
         orthanc = OrthancDicomWeb.from_settings(settings)
         assert not orthanc.store(study.datasets).failed

@@ -64,7 +64,7 @@ def run(studies: int, workers: int, adjudicated: int | None = None) -> dict:
         data["selection"].update({"series_description": "^load test$", "min_slices": 2})
         protocol = parse_template(yaml.safe_dump(data))
         Provisioner(settings).provision(protocol)
-        orthanc = OrthancDicomWeb.from_settings(settings)
+        orthanc = OrthancDicomWeb.pacs_loader(settings)  # the hospital's studies arrive in the PACS
         truth = {}
 
         def load(seed: int) -> None:
@@ -108,7 +108,7 @@ def run(studies: int, workers: int, adjudicated: int | None = None) -> dict:
         Adjudicator(settings).reconcile(protocol.id)  # must find nothing left to do
         final = finals()
         all_tasks = list(ls.tasks.list(project=project, fields="all", page_size=100))
-        segs = orthanc.search_series(Modality="SEG")
+        segs = OrthancDicomWeb.from_settings(settings).search_series(Modality="SEG")  # final SEGs: research archive
         return {"workers": workers, "studies": studies, "adjudicated": len(tasks), "synced": summary.synced,
                 "tasks": len(all_tasks), "distinct_series_in_tasks": len({t.data["series"] for t in all_tasks}),
                 "final": final[0], "distinct_final_segs": final[1], "seg_series_in_orthanc": len(segs),

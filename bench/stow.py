@@ -25,10 +25,11 @@ def main() -> None:
     with scratch_orthanc() as settings:
         password = settings.secrets()["orthanc_password"]
         auth = (settings.orthanc_user, password)
+        admin = ("admin", settings.secrets()["orthanc_admin_password"])  # only the administrator may delete
 
         def wipe():
-            for study_id in requests.get(settings.url("orthanc") + "/studies", auth=auth, timeout=30).json():
-                requests.delete(settings.url("orthanc") + f"/studies/{study_id}", auth=auth, timeout=60)
+            for study_id in requests.get(settings.url("orthanc") + "/studies", auth=admin, timeout=30).json():
+                requests.delete(settings.url("orthanc") + f"/studies/{study_id}", auth=admin, timeout=60)
 
         ours_client = OrthancDicomWeb.from_settings(settings)
         plain_session = requests.Session()

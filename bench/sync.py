@@ -28,7 +28,7 @@ def main() -> None:
     protocol = load_template(TEMPLATE)
     with scratch_stack() as settings:
         Provisioner(settings).provision(protocol)
-        orthanc = OrthancDicomWeb.from_settings(settings)
+        orthanc = OrthancDicomWeb.pacs_loader(settings)  # the source series live in the PACS
         syncer = Syncer(settings, protocol)
         ours, theirs = [], []
         for run in range(args.runs + 1):

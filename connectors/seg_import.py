@@ -1,12 +1,15 @@
-"""Orthanc SEG → Label Studio: readers' DICOM-SEGs become annotations of the synced task.
+"""Readers' DICOM-SEGs → Label Studio: each becomes an annotation of the synced task, once.
 
-A SEG (from OHIF readers, for example) that references a synced series —
-its research copy, or the source series it came from — is imported into
-that series' task as the reader's annotation: each segment mapped to its
-protocol class (by segment label, display name, or segmented property type),
-3-D masks turned into per-slice brush RLE with the slice's ``item_index``,
-attributed to a Label Studio user for the reader's pseudonym. Each SEG is
-imported once.
+Reads enter only through authenticated paths: a reader's SEG arrives through the readers' API
+(which imports it itself and records it in ``imported_segs``), or an administrator imports a SEG
+file with ``radlabel seg import FILE --protocol P --reader R``, naming the reader. A SEG found in
+the research archive that neither path brought is never taken as anyone's read — whatever its
+ContentCreatorName says — and sync reports it as not imported.
+
+The import maps each segment to its protocol class (by segment label, display name, or segmented
+property type), turns 3-D masks into per-slice brush RLE with the slice's ``item_index``, and
+attributes the annotation to the named reader's Label Studio user. The SEG may reference the
+research copy or the source series it came from.
 """
 
 from __future__ import annotations
@@ -23,9 +26,6 @@ from radlabel import seg as seg_codec
 from radlabel.audit import audit_log
 from radlabel.brush_rle import mask_regions
 from radlabel.protocol.enum import Geometry
-
-READER_DOMAIN = "readers.radlabel.local"
-
 
 @dataclass
 class SegImport:
@@ -58,8 +58,13 @@ class SegImporter:
         with self.database.connect() as db:
             return db.execute("SELECT task_id, annotation_id FROM imported_segs WHERE seg_key=?", (seg_key,)).fetchone()
 
+    def records(self) -> dict:
+        return {r.pseudo_series_uid: r for r in self.syncer.state.all(self.protocol.id) if r.status == "done"}
+
     def run(self) -> list[SegImport]:
-        records = {r.pseudo_series_uid: r for r in self.syncer.state.all(self.protocol.id) if r.status == "done"}
+        """Report the SEGs of this protocol's series in the research archive: those radlabel imported, and
+        those it will not take (not delivered through the readers' API nor imported by an administrator)."""
+        records = self.records()
         if not records:
             return []
         results = []
@@ -67,10 +72,49 @@ class SegImporter:
         for row in client.search_series(Modality="SEG"):
             study_uid, series_uid = row["0020000D"]["Value"][0], row["0020000E"]["Value"][0]
             for ds in client.retrieve_series(study_uid, series_uid):
-                result = self.import_one(ds, records)
+                result = self.check_one(ds, records)
                 if result:
                     results.append(result)
         return results
+
+    def check_one(self, ds, records: dict) -> SegImport | None:
+        if str(ds.get("ContentCreatorName", "")) == CONSENSUS_CREATOR:
+            return None  # our own final SEGs are results, not readers' reads
+        seg_key = self.syncer.deid.digest("seg", str(ds.SOPInstanceUID)).hex()[:24]
+        record = self._record_for(ds, records)
+        if record is None:
+            return None  # not a series of this protocol
+        done = self._done(seg_key)
+        if done:
+            return SegImport(seg_key, done[0], done[1], outcome="already imported")
+        return SegImport(seg_key, record.task_id, None, outcome="not imported: it did not come through the readers' "
+                         "API; an administrator may import it with `radlabel seg import FILE --reader R`")
+
+    def _record_for(self, ds, records: dict):
+        referenced = str(ds.ReferencedSeriesSequence[0].SeriesInstanceUID) if "ReferencedSeriesSequence" in ds else ""
+        return records.get(referenced) or records.get(self.syncer.deid.uid(referenced))
+
+    def import_file(self, ds, reader: str) -> SegImport:
+        """An administrator's import of one SEG as the named reader's read (``radlabel seg import``)."""
+        from radlabel.errors import RadlabelError
+
+        pseudonym = self.registered_reader(reader)
+        result = self.import_one(ds, self.records(), pseudonym)
+        if result is None:
+            raise RadlabelError(f"the SEG references no synced series of protocol {self.protocol.id} (or is a final "
+                                "SEG): check --protocol and that the series was synced.")
+        return result
+
+    def registered_reader(self, reader: str) -> str:
+        """The pseudonym of a registered reader given by email or pseudonym."""
+        from connectors.readers import ReaderRegistry
+        from radlabel.errors import RadlabelError
+
+        for known in ReaderRegistry.from_settings(self.syncer.settings).readers():
+            if reader.strip().lower() in (known.email, known.pseudonym):
+                return known.pseudonym
+        raise RadlabelError(f"--reader {reader!r} is not a registered reader: give the email or reader-N pseudonym "
+                            "that `radlabel readers list` shows.")
 
     def _class_for(self, label: str, type_code: str):
         label_lower = label.lower()
@@ -80,36 +124,19 @@ class SegImporter:
         by_type = [c for c in self.protocol.classes if c.type.value == type_code]
         return by_type[0] if len(by_type) == 1 else None
 
-    def reader_pseudonym(self, name: str) -> str:
-        from connectors.readers import pseudonym_from_name
-
-        pseudonym = pseudonym_from_name(name)  # reader-<id> or reader-<id>^: already a pseudonym
-        if pseudonym:
-            return pseudonym
-        if name.startswith("reader-"):
-            return name
-        return "reader-" + self.syncer.deid.digest("reader", name).hex()[:10]
-
     def _reader_user(self, pseudonym: str) -> int:
+        """The Label Studio user of a registered reader (``registered_reader`` checked the pseudonym)."""
         from connectors.readers import ReaderRegistry
 
-        # A registered reader (OHIF sign-in) writes reader-<Label Studio user id>: that user, not a new one.
-        for reader in ReaderRegistry.from_settings(self.syncer.settings).readers():
-            if reader.pseudonym == pseudonym:
-                return reader.ls_user_id
-        email = f"{pseudonym}@{READER_DOMAIN}"
-        with label_studio_errors(f"find or create the user of {pseudonym}"):
-            for user in self.ls.users.list():
-                if user.email == email:
-                    return user.id
-            return self.ls.users.create(email=email, username=pseudonym).id
+        return next(r.ls_user_id for r in ReaderRegistry.from_settings(self.syncer.settings).readers()
+                    if r.pseudonym == pseudonym)
 
-    def import_one(self, ds, records: dict) -> SegImport | None:
+    def import_one(self, ds, records: dict, reader: str) -> SegImport | None:
+        """Import one SEG as ``reader``'s read (a pseudonym radlabel vouches for, never the SEG's own claim)."""
         if str(ds.get("ContentCreatorName", "")) == CONSENSUS_CREATOR:
             return None  # our own final SEGs are results, not readers' reads
         seg_key = self.syncer.deid.digest("seg", str(ds.SOPInstanceUID)).hex()[:24]
-        referenced = str(ds.ReferencedSeriesSequence[0].SeriesInstanceUID) if "ReferencedSeriesSequence" in ds else ""
-        record = records.get(referenced) or records.get(self.syncer.deid.uid(referenced))
+        record = self._record_for(ds, records)
         if record is None:
             return None  # not a series of this protocol
         done = self._done(seg_key)
@@ -125,7 +152,7 @@ class SegImporter:
         else:
             by_pseudo = {self.syncer.deid.uid(uid): uid for uid in seg_uids}
             order = [by_pseudo.get(uid, "") for uid in pseudo_uids]
-        result = SegImport(seg_key, task.id, None, reader=self.reader_pseudonym(str(ds.get("ContentCreatorName", "") or "")))
+        result = SegImport(seg_key, task.id, None, reader=reader)
         masks: dict[str, np.ndarray] = {}
         try:
             segments = seg_codec.decode(ds, order)

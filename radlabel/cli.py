@@ -425,6 +425,23 @@ def cmd_seg_to_labelmap(args) -> int:
     return 0
 
 
+def cmd_seg_import(args) -> int:
+    """An administrator's import of a SEG file as a named, registered reader's read."""
+    from connectors.seg_import import SegImporter
+    from connectors.sync import Syncer
+    from radlabel.dicom_files import read_dicom
+    from radlabel.settings import load_settings
+
+    ds = read_dicom(Path(args.seg))
+    result = SegImporter(Syncer(load_settings(), _protocol(args.protocol))).import_file(ds, args.reader)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print(f"SEG {result.seg_key}: {result.outcome} into task {result.task_id} as {result.reader}"
+              + (f" (annotation {result.annotation_id}, {result.regions} region(s))" if result.annotation_id else ""))
+    return 0
+
+
 def cmd_reconcile(args) -> int:
     from connectors.adjudicate import Adjudicator
     from radlabel.settings import load_settings
@@ -662,6 +679,12 @@ def build_parser() -> argparse.ArgumentParser:
     to_map.add_argument("seg")
     to_map.add_argument("--out", required=True)
     to_map.set_defaults(func=cmd_seg_to_labelmap)
+    seg_in = segs.add_parser("import", help="(administrator) a SEG file as a registered reader's read of its task")
+    seg_in.add_argument("seg")
+    seg_in.add_argument("--protocol", required=True, help="template file or provisioned protocol id")
+    seg_in.add_argument("--reader", required=True, help="the reader's email or reader-N pseudonym")
+    seg_in.add_argument("--json", action="store_true")
+    seg_in.set_defaults(func=cmd_seg_import)
 
     reconcile = sub.add_parser("reconcile", help="adjudicate every task whose reads are in (catches missed webhooks)")
     reconcile.add_argument("--json", action="store_true")

@@ -82,7 +82,7 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
     for name in DEMO_SYNC:
         protocol = load_template(TEMPLATES / name)
         synced[protocol.id] = Syncer(settings, protocol, progress).run().as_dict()
-    stage("sync: Orthanc -> de-identified research copies -> Label Studio tasks", started, sync=synced)
+    stage("sync: PACS -> de-identified research copies -> Label Studio tasks", started, sync=synced)
 
     started = time.monotonic()
     adjudicated = _adjudicate_demo_task(settings, synced.get("ct_lung_nodules", {}), progress)

@@ -34,7 +34,6 @@ ORTHANC_PLUGINS = {
     "orthanc-dicomweb": Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so"),
     "orthanc-gdcm": Path("/usr/share/orthanc/plugins/libOrthancGdcm.so"),
 }
-ORTHANC_PLUGIN_PACKAGES = {**ORTHANC_PLUGINS, "orthanc-python": Path("/usr/share/orthanc/plugins/libOrthancPython.so")}
 ORTHANC_POSTGRESQL_INDEX = Path("/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so")  # scale profile
 POSTGRES_DATABASES = {"state": "radlabel", "label_studio": "labelstudio", "orthanc": "orthanc"}
 
@@ -208,7 +207,7 @@ def check_installed(settings: Settings) -> None:
             f"Orthanc is not installed ({ORTHANC_BINARY} not found): run `make install` "
             "or `apt-get install orthanc orthanc-dicomweb orthanc-gdcm`."
         )
-    for package, plugin in ORTHANC_PLUGIN_PACKAGES.items():
+    for package, plugin in {**ORTHANC_PLUGINS, "orthanc-python": ORTHANC_PYTHON}.items():
         if not plugin.exists():
             raise RadlabelError(
                 f"the Debian package {package} is missing ({plugin} not found): "

@@ -112,7 +112,7 @@ def create_app() -> Flask:
     tasks = LabelStudioTasks(settings)
     registry = ReaderRegistry.from_settings(settings)
     app.register_blueprint(create_api(settings, tasks=tasks), url_prefix="/radlabel/api")
-    gateway = DicomWebGateway(settings.dicomweb_url, (settings.gateway_user, secrets["gateway_password"]),
+    gateway = DicomWebGateway(settings.url("orthanc"), (settings.gateway_user, secrets["gateway_password"]),
                               ReaderScope(lambda reader: Workspace(settings, tasks).accessible_series(reader)))
 
     def signed_in_reader():

@@ -107,6 +107,7 @@ class DicomWebGateway:
     """GET-only proxy from ``/dicom-web`` to the research archive, cut to one reader's series."""
 
     def __init__(self, archive_url: str, auth: tuple[str, str], scope: ReaderScope, session: requests.Session | None = None):
+        """``archive_url``: the research archive's root (paths keep their ``/dicom-web/`` prefix)."""
         self.archive_url = archive_url.rstrip("/")
         self.auth = auth
         self.scope = scope

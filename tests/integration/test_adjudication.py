@@ -31,7 +31,7 @@ def protocol(settings):
 @pytest.fixture(scope="module")
 def tasks(settings, protocol):
     """Two synced series of 24 slices and their known truth."""
-    orthanc = OrthancDicomWeb.from_settings(settings)
+    orthanc = OrthancDicomWeb.pacs_loader(settings)
     studies = {}
     for seed in (81, 82):
         study = make_ct_study(seed=seed, slices=24, size=128, pixel_spacing=3.2, lung_nodules=2)

@@ -10,9 +10,9 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
     assert run_demo(as_json=True, progress=lambda message: None, sizes=SampleSizes(ct_slices=24, mr_slices=6)) == 0
     summary = json.loads(capsys.readouterr().out)
     stages = [s["stage"] for s in summary["stages"]]
-    assert stages == ["stack up", "samples into Orthanc (STOW-RS)", "queried back over QIDO-RS",
+    assert stages == ["stack up", "samples into the PACS (STOW-RS)", "queried back over QIDO-RS",
                       "protocols provisioned into Label Studio",
-                      "sync: Orthanc -> de-identified research copies -> Label Studio tasks",
+                      "sync: PACS -> de-identified research copies -> Label Studio tasks",
                       "adjudication: agreement, consensus, final DICOM-SEG",
                       "ML pre-labels requested by Label Studio",
                       "training export and audit check",
@@ -34,5 +34,7 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
     assert campaign["report"].endswith(".html") and "<svg" in open(campaign["report"]).read()
     reader = summary["stages"][9]["reader"]
     assert oct(__import__("os").stat(reader["token_file"]).st_mode & 0o777) == "0o600"
-    assert summary["open"]["OHIF viewer (study list)"].endswith("/")
+    assert summary["open"]["OHIF reader worklist (sign in with a reader token)"].endswith("/")
+    # no link that faces readers names a source study: the PACS stand-in is listed for its administrator only
+    assert not any("StudyInstanceUIDs" in url for url in summary["open"].values())
     assert not any(value in json.dumps(summary) for value in stack.secrets.values())

@@ -54,7 +54,7 @@ def store_series(settings, seed, description):
                           liver_lesions=0)
     for ds in study.datasets:
         ds.SeriesDescription = description
-    assert not OrthancDicomWeb.from_settings(settings).store(study.datasets).failed
+    assert not OrthancDicomWeb.pacs_loader(settings).store(study.datasets).failed
     return study
 
 
@@ -118,12 +118,12 @@ def ground_truths(ls, task_id):
     return [a for a in ls.annotations.list(id=task_id) if a.ground_truth]
 
 
-# -- 1. Orthanc restarted mid-sync ---------------------------------------------------------------------
+# -- 1. The PACS (Orthanc) restarted mid-sync -------------------------------------------------------------
 def test_orthanc_restarted_mid_sync_is_ridden_out_or_resumed_to_one_task_per_series(settings, stack):
     protocol = protocol_variant(settings, "ct-lung-nodules.yaml", "faults_orthanc", "^faults orthanc$", min_slices=2)
     seeds = range(8100, 8104)
     studies = [store_series(settings, seed, "faults orthanc") for seed in seeds]
-    orthanc = service(stack, "orthanc")
+    orthanc = service(stack, "pacs")  # the Orthanc that sync retrieves from
     if settings.profile == "scale":
         return orthanc_restarted_under_running_jobs(settings, protocol, studies, orthanc)
     said, timers = [], []
@@ -148,7 +148,7 @@ def test_orthanc_restarted_mid_sync_is_ridden_out_or_resumed_to_one_task_per_ser
     # the short outage was retried transparently; the long one ended in one clear sentence
     assert [m[:5] for m in said] == ["[1/4]", "[2/4]", "[3/4]"], (said, str(failed.value))
     message = str(failed.value)
-    assert "Orthanc" in message and "radlabel up" in message, message
+    assert "the PACS" in message and "radlabel up" in message, message
     assert_clear(message, seeds, studies)
     done = [syncer.state.get(syncer.series_key(s.series_uid), protocol.id) for s in studies]
     assert [r.status if r else None for r in done].count("done") == 3 and None in done  # nothing half-written

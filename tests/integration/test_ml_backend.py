@@ -28,7 +28,7 @@ def project(settings):
     study = make_ct_study(seed=91, slices=24, size=128, pixel_spacing=3.2)
     for ds in study.datasets:
         ds.SeriesDescription = "ml test"
-    assert not OrthancDicomWeb.from_settings(settings).store(study.datasets).failed
+    assert not OrthancDicomWeb.pacs_loader(settings).store(study.datasets).failed
     syncer = Syncer(settings, protocol)
     summary = syncer.run()
     [record] = [s for s in summary.series if s["series_key"] == syncer.series_key(study.series_uid)]

@@ -57,7 +57,7 @@ def task_id(settings, protocol):
     study = make_ct_study(seed=91, slices=24, size=128, pixel_spacing=3.0, lung_nodules=1)
     for ds in study.datasets:
         ds.SeriesDescription = "ohif e2e test"
-    assert not OrthancDicomWeb.from_settings(settings).store(study.datasets).failed
+    assert not OrthancDicomWeb.pacs_loader(settings).store(study.datasets).failed
     summary = Syncer(settings, protocol).run()
     [record] = [s for s in summary.series if s["status"] == "done"]
     return record["task_id"]

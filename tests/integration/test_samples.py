@@ -21,7 +21,7 @@ def loaded(settings):
 
 
 def test_synthetic_and_real_studies_are_queryable_over_qido(settings, loaded):
-    client = OrthancDicomWeb.from_settings(settings)
+    client = OrthancDicomWeb.source_pacs(settings)
     assert {s.source for s in loaded} == {"totalseg-ct-20", "synthetic CT", "synthetic MR"}
     for series in loaded:
         assert series.stored == series.instances
@@ -36,7 +36,7 @@ def test_synthetic_and_real_studies_are_queryable_over_qido(settings, loaded):
 def test_real_ct_uids_are_repaired_and_its_pixels_decode(settings, loaded):
     series = next(s for s in loaded if s.source == "totalseg-ct-20")
     assert any("SeriesInstanceUID" in note for note in series.notes)
-    client = OrthancDicomWeb.from_settings(settings)
+    client = OrthancDicomWeb.source_pacs(settings)
     # as stored (JPEG 2000), decoded here by pylibjpeg-openjpeg
     datasets = client.client.retrieve_series(series.study_uid, series.series_uid,
                                              media_types=(("application/dicom", "*"),))
@@ -56,7 +56,7 @@ def test_ground_truth_is_kept_beside_the_synthetic_studies(settings, loaded):
 
 
 def test_loading_again_duplicates_nothing(settings, loaded):
-    client = OrthancDicomWeb.from_settings(settings)
+    client = OrthancDicomWeb.source_pacs(settings)
     before = len(client.search_studies())
     again = load_samples(settings, SampleSizes(ct_slices=30, mr_slices=12))
     assert [s.series_uid for s in again] == [s.series_uid for s in loaded]
@@ -64,7 +64,7 @@ def test_loading_again_duplicates_nothing(settings, loaded):
 
 
 def test_a_corrupt_file_stores_nothing_and_says_which(settings, loaded, tmp_path):
-    client = OrthancDicomWeb.from_settings(settings)
+    client = OrthancDicomWeb.source_pacs(settings)
     before = len(client.search_studies())
     study = make_ct_study(seed=99, slices=3, size=64)
     folder = study.write(tmp_path / "mine")

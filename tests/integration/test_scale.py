@@ -26,7 +26,7 @@ def scale(settings):
 
 def test_sync_jobs_on_two_workers_lose_and_double_nothing(scale):
     protocol = protocol_variant(scale, "ct-lung-nodules.yaml", "scale_test", "^scale test$", min_slices=2)
-    orthanc = OrthancDicomWeb.from_settings(scale)
+    orthanc = OrthancDicomWeb.pacs_loader(scale)
     uids = set()
     for seed in range(STUDIES):
         study = make_ct_study(seed=5000 + seed, slices=4, size=48, pixel_spacing=8.0, slice_spacing=2.0,
@@ -73,7 +73,7 @@ def test_a_worker_killed_mid_job_is_retried_to_one_result(scale):
     study = make_ct_study(seed=6100, slices=40, size=256, pixel_spacing=1.5, slice_spacing=2.0)
     for ds in study.datasets:
         ds.SeriesDescription = "scale fault"
-    assert not OrthancDicomWeb.from_settings(scale).store(study.datasets).failed
+    assert not OrthancDicomWeb.pacs_loader(scale).store(study.datasets).failed
     syncer = Syncer(scale, protocol)
     outcome = {}
     idle = set(_horses(scale))  # schedulers: a work horse is a child that appears with a job

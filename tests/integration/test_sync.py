@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -36,8 +37,8 @@ def liver(settings):
 
 @pytest.fixture(scope="module")
 def stored(settings, liver):
-    """A CT with the patient's name burned into its pixels, a CT with missing slices, and the real CT."""
-    orthanc = OrthancDicomWeb.from_settings(settings)
+    """A CT with the patient's name burned into its pixels, a CT with missing slices, and the real CT (in the PACS)."""
+    orthanc = OrthancDicomWeb.pacs_loader(settings)
     good = make_ct_study(seed=41, slices=30, burned_in=True)
     gappy = make_ct_study(seed=42, slices=30)
     gappy.datasets = gappy.datasets[:10] + gappy.datasets[12:]
@@ -174,7 +175,7 @@ def bad_series() -> dict[str, list]:
 def test_every_quarantine_reason_through_the_real_servers(settings, tmp_path):
     protocol = protocol_variant(settings, "ct-liver-lesions.yaml", "quarantine_test", "^quarantine ", min_slices=8,
                                 body_parts=[])
-    orthanc = OrthancDicomWeb.from_settings(settings)
+    orthanc = OrthancDicomWeb.pacs_loader(settings)
     series = bad_series()
     for datasets in series.values():
         assert not orthanc.store(datasets).failed
@@ -190,7 +191,9 @@ def test_every_quarantine_reason_through_the_real_servers(settings, tmp_path):
     assert list(client(settings).tasks.list(project=syncer.project_id())) == []
 
 
-def test_a_readers_seg_in_orthanc_becomes_their_annotation(settings, liver, stored, first_run):
+def test_a_seg_put_in_the_archive_is_never_a_read_until_an_administrator_names_its_reader(settings, liver, stored,
+                                                                                         first_run, tmp_path):
+    from connectors.readers import ReaderRegistry, label_studio_user
     from radlabel import brush_rle, seg
 
     syncer, summary = first_run
@@ -203,15 +206,28 @@ def test_a_readers_seg_in_orthanc_becomes_their_annotation(settings, liver, stor
     ordered = [by_uid[uid] for uid in task.data["sop_instance_uids"]]
     truth = stored["good"].labelmap  # slices in the same (ascending) order as the task
     masks = {"liver": truth == 4, "liver_lesion": truth == 6}
-    reader_seg = seg.encode(ordered, masks, liver, series_description="reader SEG", content_creator="READER^ONE")
-    assert not orthanc.store([reader_seg]).failed
-
+    email = "seg.importer@hospital.org"
+    registry = ReaderRegistry.from_settings(settings)
+    registry.issue(email, "radiologist", label_studio_user(settings, email))
+    reader = next(r for r in registry.readers() if r.email == email)
+    # A SEG that claims to be that reader's, stored behind the readers' API: not counted as theirs
+    forged = seg.encode(ordered, masks, liver, series_description="reader SEG", content_creator=reader.person_name)
+    assert not orthanc.store([forged]).failed
     result = Syncer(settings, liver).run()
-    [imported] = [s for s in result.segs if s["task_id"] == good["task_id"]]
-    assert imported["outcome"] == "imported" and imported["reader"].startswith("reader-")
+    [seen] = [s for s in result.segs if s["task_id"] == good["task_id"]]
+    assert seen["outcome"].startswith("not imported") and seen["annotation_id"] is None
+    assert len(ls.annotations.list(id=good["task_id"])) == 0
+
+    # an administrator imports it, naming the reader
+    path = tmp_path / "seg.dcm"
+    forged.save_as(path, enforce_file_format=True)
+    done = subprocess.run([sys.executable, "-m", "radlabel.cli", "seg", "import", str(path), "--protocol", liver.id,
+                           "--reader", email, "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    imported = json.loads(done.stdout)
+    assert imported["outcome"] == "imported" and imported["reader"] == reader.pseudonym
     annotation = ls.annotations.get(id=imported["annotation_id"])
-    user = next(u for u in ls.users.list() if u.id == annotation.completed_by)
-    assert user.email.startswith(imported["reader"])
+    assert annotation.completed_by == reader.ls_user_id
     rebuilt = {name: np.zeros_like(mask) for name, mask in masks.items()}
     for region in annotation.result:
         label = region["value"]["brushlabels"][0]
@@ -221,13 +237,16 @@ def test_a_readers_seg_in_orthanc_becomes_their_annotation(settings, liver, stor
     again = Syncer(settings, liver).run()
     assert [s["outcome"] for s in again.segs if s["task_id"] == good["task_id"]] == ["already imported"]
     assert len(ls.annotations.list(id=good["task_id"])) == 1
+    unknown = subprocess.run([sys.executable, "-m", "radlabel.cli", "seg", "import", str(path), "--protocol", liver.id,
+                              "--reader", "nobody@hospital.org"], capture_output=True, text=True, timeout=300)
+    assert unknown.returncode != 0 and "not a registered reader" in unknown.stderr and "Traceback" not in unknown.stderr
 
 
 def test_an_interrupted_sync_resumes_without_loss_or_duplicates(settings, tmp_path):
     protocol = protocol_variant(settings, "ct-liver-lesions.yaml", "resume_test", "^resume test$")
     template = tmp_path / "resume.yaml"
     template.write_text(yaml.safe_dump(protocol.model_dump(mode="json"), sort_keys=False))
-    orthanc = OrthancDicomWeb.from_settings(settings)
+    orthanc = OrthancDicomWeb.pacs_loader(settings)
     for seed in range(51, 55):
         study = make_ct_study(seed=seed, slices=40)
         for ds in study.datasets:

@@ -371,12 +371,12 @@ def test_deid_refuses_a_leftover_partial_folder(series, tmp_path, home, capsys):
 
 
 class RecordingOrthanc:
-    """Stands in for Orthanc's STOW-RS: `samples load` must read every file before storing any."""
+    """Stands in for the PACS's STOW-RS: `samples load` must read every file before storing any."""
 
     stored: list = []
 
     @classmethod
-    def from_settings(cls, settings, **kwargs):
+    def pacs_loader(cls, settings, **kwargs):
         return cls()
 
     def store(self, datasets):

@@ -4,6 +4,7 @@ tests/integration/test_trust_boundary.py)."""
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 
@@ -97,3 +98,68 @@ def test_orthanc_filter_refuses_method_overrides_for_every_user_but_the_admin():
     assert allowed(ROLES, "GET", "/dicom-web/studies", override, {}) is False
     assert allowed(ROLES, "GET", "/dicom-web/studies", _basic("radlabel"), {"_method": "DELETE"}) is False
     assert allowed(ROLES, "GET", "/dicom-web/studies", _basic("radlabel"), {"limit": "1"}) is True
+
+
+class FakeArchive:
+    """Stands in for the research archive's DICOMweb: records what the gateway asked for."""
+
+    def __init__(self):
+        self.asked = []
+
+    def get(self, url, params=None, headers=None, auth=None, **kwargs):
+        from types import SimpleNamespace
+
+        self.asked.append((url, params, headers, auth))
+        if url.endswith("/dicom-web/studies"):
+            rows = [{"0020000D": {"vr": "UI", "Value": [s]}, "00201206": {"vr": "IS", "Value": [3]},
+                     "00080061": {"vr": "CS", "Value": ["CT", "SEG"]}} for s in ("1.1", "2.2")]
+        else:
+            rows = [{"0020000E": {"vr": "UI", "Value": [uid]}, "00080060": {"vr": "CS", "Value": [modality]}}
+                    for uid, modality in (("1.1.1", "CT"), ("1.1.2", "SEG"), ("1.1.3", "CT"))]
+        body = json.dumps(rows).encode()
+        return SimpleNamespace(status_code=200, content=body, headers={"Content-Type": "application/dicom+json"},
+                               iter_content=lambda chunk_size: iter([body]))
+
+
+@pytest.fixture
+def gateway_client():
+    from flask import Flask
+
+    from connectors.viewer.gateway import DicomWebGateway
+
+    archive = FakeArchive()
+    gateway = DicomWebGateway("http://archive", ("radlabel-gateway", "pw"),
+                              ReaderScope(lambda reader: {"1.1.1": "1.1"}), session=archive)
+    app = Flask(__name__)
+
+    @app.route("/dicom-web/<path:path>", methods=["GET", "POST", "DELETE"])
+    def dicomweb(path):
+        return gateway.answer("reader-a", 1)
+
+    return app.test_client(), archive
+
+
+def test_searches_are_cut_to_the_readers_own_study_and_series(gateway_client):
+    client, archive = gateway_client
+    studies = client.get("/dicom-web/studies?includefield=PatientName").json
+    assert [s["0020000D"]["Value"] for s in studies] == [["1.1"]]
+    assert "00201206" not in studies[0] and "00080061" not in studies[0]  # no counts or modalities that tell of SEGs
+    series = client.get("/dicom-web/studies/1.1/series").json
+    assert [s["0020000E"]["Value"] for s in series] == [["1.1.1"]]  # not the SEG, not the unassigned series
+    assert archive.asked[0][0] == "http://archive/dicom-web/studies" and archive.asked[0][3][0] == "radlabel-gateway"
+
+
+def test_only_get_on_the_readers_series_reaches_the_archive(gateway_client):
+    client, archive = gateway_client
+    assert client.get("/dicom-web/studies/1.1/series/1.1.1/metadata").status_code == 200
+    assert client.get("/dicom-web/studies/1.1/series/1.1.3/metadata").status_code == 404
+    assert client.get("/dicom-web/studies/2.2/series").status_code == 404
+    assert client.get("/dicom-web/studies/2.2/series/1.1.1/metadata").status_code == 404  # right series, wrong study
+    assert client.post("/dicom-web/studies").status_code == 404
+    assert client.delete("/dicom-web/studies/1.1/series/1.1.1").status_code == 404
+    reply = client.get("/dicom-web/studies/1.1/series/1.1.1/metadata?_method=DELETE&limit=1",
+                       headers={"X-HTTP-Method-Override": "DELETE", "Cookie": "x=y"})
+    assert reply.status_code == 200
+    url, params, headers, _ = archive.asked[-1]
+    assert params == [("limit", "1")] and not any(k.lower() in ("x-http-method-override", "cookie") for k in headers)
+    assert len(archive.asked) == 2  # the refused requests never reached the archive

@@ -326,14 +326,6 @@ def test_the_reader_name_is_a_one_component_person_name_and_the_bare_form_still_
     assert post_seg(env, "b", bare, task_id=102).status_code == 201
     assert [pseudonym_from_name(n) for n in ("reader-11^", "reader-11", " reader-11^^ ", "READER^ONE", "reader-11^X", "")] == \
         ["reader-11", "reader-11", "reader-11", None, None, None]
-    # `radlabel sync`'s importer maps both forms to the registered reader's pseudonym; other names are hashed.
-    from types import SimpleNamespace
-
-    from connectors.seg_import import SegImporter
-
-    importer = SimpleNamespace(syncer=SimpleNamespace(deid=SimpleNamespace(digest=lambda kind, name: name.encode())))
-    assert SegImporter.reader_pseudonym(importer, "reader-11^") == SegImporter.reader_pseudonym(importer, "reader-11") == "reader-11"
-    assert SegImporter.reader_pseudonym(importer, "READER^ONE") == "reader-" + b"READER^ONE".hex()[:10]
 
 
 def test_bodies_that_are_not_segs_are_one_sentence(env):
