@@ -159,6 +159,10 @@ class QualityDesk:
     def _copy_task(self, project_id: int, source, kind: str, protocol: Protocol, reader: int | None,
                    prediction: list | None = None) -> int:
         data = {k: v for k, v in source.data.items() if k not in _HIDDEN_KEYS}
+        if kind in ("calibration", "gold_copy"):  # nothing in the copy may match its source task
+            from connectors.copies import disguised_copy
+
+            data = disguised_copy(self.settings, data)
         with label_studio_errors(f"create a {kind} task"):
             created = self.ls.tasks.create(project=project_id, data=data)
             if prediction is not None:

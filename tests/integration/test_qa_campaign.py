@@ -9,10 +9,12 @@ are sampled into QA review; the report renders in headless Chromium.
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
 import pytest
+import requests
 
 from connectors.adjudicate import Adjudicator
 from connectors.campaign import Campaign, campaign_protocol
@@ -38,6 +40,14 @@ def campaign(settings):
     for task_id in result.gold_copies + calibration:
         task = ls.tasks.get(id=task_id)  # nothing in a copy tells the reader it is gold
         assert "source_task" not in task.data
+        [(_, _, reference, _)] = [desk.qa_task(task_id)]
+        source = ls.tasks.get(id=reference).data
+        # its own study, series, instances and image URLs: a reader cannot match it to its source
+        assert task.data["study"] != source["study"] and task.data["series"] != source["series"]
+        assert not set(task.data["sop_instance_uids"]) & set(source["sop_instance_uids"])
+        key = task.data["images"][0].split("/radlabel/images/")[1].split("/")[0]
+        assert key not in json.dumps(source)
+        assert requests.get(task.data["images"][0], timeout=10).content == requests.get(source["images"][0], timeout=10).content
         # calibration is read blind (no pre-labels); gold copies get pre-labels like every production task
         assert not task.predictions or task_id in result.gold_copies
     return {"protocol": protocol, "ls": ls, "ids": result.reader_ids, "desk": QualityDesk(settings),
