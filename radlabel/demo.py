@@ -105,6 +105,10 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
     reader = _reader_demo(settings)
     stage("OHIF reader registered (token for the viewer's worklist)", started, reader=reader)
 
+    started = time.monotonic()
+    stage("trust boundary probed (an outsider, a reader, each archive user)", started,
+          boundary=_boundary_demo(settings, reader["token_file"]))
+
     viewer = settings.url("viewer")
     summary["open"] = {
         "OHIF reader worklist (sign in with a reader token)": viewer + "/",
@@ -161,6 +165,9 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
         for alert in campaign["alerts"]:
             print(f"  ! {alert}")
     print(f"\nOHIF: reader {reader['email']} ({reader['tier']}) can sign in with the token in {reader['token_file']}")
+    print("\nTrust boundary (HTTP status or count each door gave):")
+    for probe, answer in summary["stages"][-1]["boundary"].items():
+        print(f"  - {probe}: {answer}")
     print("\nOpen:")
     for name, url in summary["open"].items():
         print(f"  {name:<38} {url}")
@@ -295,6 +302,41 @@ def _campaign_demo(settings, progress) -> dict:
             "hidden_gold_copies": figures["counts"].get("gold_copy_tasks", 0),
             "review_tasks": figures["counts"].get("review_tasks", 0), "certified": certified,
             "alerts": figures["alerts"], "report": str(page)}
+
+
+def _raw_status(settings, path: str, token: str | None = None, method: str = "GET") -> int:
+    """One request to the viewer front with the path sent exactly as written (no client normalisation)."""
+    import http.client
+
+    connection = http.client.HTTPConnection(settings.host, settings.ports["viewer"], timeout=60)
+    connection.request(method, path, headers={"Authorization": f"Bearer {token}"} if token else {})
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def _boundary_demo(settings, token_file: str) -> dict:
+    """What each door answers: the figures a security review asks for first (tests prove the rest)."""
+    import requests
+
+    token = open(token_file).read().strip()
+    secrets = settings.secrets()
+    reader_studies = requests.get(settings.url("viewer") + "/dicom-web/studies", timeout=60,
+                                  headers={"Authorization": f"Bearer {token}"})
+    stow = {"Content-Type": "multipart/related; type=application/dicom"}
+    return {
+        "outsider /dicom-web/studies": _raw_status(settings, "/dicom-web/studies?includefield=PatientName"),
+        "outsider /dicom-web/%2e%2e/patients": _raw_status(settings, "/dicom-web/%2e%2e/patients"),
+        "reader /dicom-web/%2e%2e/patients": _raw_status(settings, "/dicom-web/%2e%2e/patients", token),
+        "reader POST /dicom-web/studies": _raw_status(settings, "/dicom-web/studies", token, "POST"),
+        "reader studies visible (own tasks only)": len(reader_studies.json()) if reader_studies.ok else reader_studies.status_code,
+        "sync's PACS user STOW": requests.post(settings.url("pacs") + "/dicom-web/studies", data=b"", headers=stow, timeout=30,
+                                               auth=(settings.pacs_sync_user, secrets["pacs_sync_password"])).status_code,
+        "gateway's archive user DELETE": requests.delete(settings.url("orthanc") + "/studies/x", timeout=30,
+                                                         auth=(settings.gateway_user, secrets["gateway_password"])).status_code,
+        "pipeline's archive user REST /patients": requests.get(settings.url("orthanc") + "/patients", timeout=30,
+                                                               auth=(settings.orthanc_user, secrets["orthanc_password"])).status_code,
+    }
 
 
 def _reader_demo(settings) -> dict:

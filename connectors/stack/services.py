@@ -112,8 +112,9 @@ def write_orthanc_config(settings: Settings, secrets: dict[str, str], archive: s
         "Plugins": plugins,
         **(_orthanc_postgresql(settings, secrets, plugins) if research_index else {}),
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True},
-        # A stored instance is never replaced: a second STOW of a research copy or a final SEG is refused.
-        "OverwriteInstances": False,
+        # In the research archive a stored instance is never replaced: a second STOW of a research copy or a
+        # final SEG changes nothing. The PACS stand-in behaves like a hospital PACS taking corrected images.
+        "OverwriteInstances": archive == "pacs",
         "SaveJobs": False,
         "HttpThreadsCount": 16,
     }

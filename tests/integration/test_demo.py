@@ -17,7 +17,8 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
                       "ML pre-labels requested by Label Studio",
                       "training export and audit check",
                       "QA campaign: calibration, hidden gold, drift alert, QA report",
-                      "OHIF reader registered (token for the viewer's worklist)"]
+                      "OHIF reader registered (token for the viewer's worklist)",
+                      "trust boundary probed (an outsider, a reader, each archive user)"]
     assert {p["protocol_id"] for p in summary["stages"][3]["projects"]} >= {"ct_lung_nodules", "spine_landmarks"}
     sync = summary["stages"][4]["sync"]
     assert set(sync) == {"ct_liver_lesions", "ct_lung_nodules", "mr_brain_tumour"}
@@ -34,6 +35,10 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
     assert campaign["report"].endswith(".html") and "<svg" in open(campaign["report"]).read()
     reader = summary["stages"][9]["reader"]
     assert oct(__import__("os").stat(reader["token_file"]).st_mode & 0o777) == "0o600"
+    boundary = summary["stages"][10]["boundary"]
+    assert boundary["outsider /dicom-web/studies"] == 401 and boundary["reader /dicom-web/%2e%2e/patients"] == 404
+    assert boundary["reader POST /dicom-web/studies"] == 404 and boundary["sync's PACS user STOW"] == 403
+    assert boundary["gateway's archive user DELETE"] == 403 == boundary["pipeline's archive user REST /patients"]
     assert summary["open"]["OHIF reader worklist (sign in with a reader token)"].endswith("/")
     # no link that faces readers names a source study: the PACS stand-in is listed for its administrator only
     assert not any("StudyInstanceUIDs" in url for url in summary["open"].values())

@@ -54,7 +54,7 @@ def protocol(settings):
 
 @pytest.fixture(scope="module")
 def task_id(settings, protocol):
-    study = make_ct_study(seed=91, slices=24, size=128, pixel_spacing=3.0, lung_nodules=1)
+    study = make_ct_study(seed=92, slices=24, size=128, pixel_spacing=3.0, lung_nodules=1)  # seeds are unique per test file
     for ds in study.datasets:
         ds.SeriesDescription = "ohif e2e test"
     assert not OrthancDicomWeb.pacs_loader(settings).store(study.datasets).failed
