@@ -14,12 +14,16 @@ import os
 import threading
 import time
 
-from flask import Flask, request
+from flask import Flask
 
 from ml_backend.model import Model, Prediction
+from radlabel.http_guard import json_body, limit_body_size, require_basic_auth
 
 log = logging.getLogger("radlabel.ml")
 PREDICT_BUDGET_S = float(os.environ.get("RADLABEL_PREDICT_BUDGET_S", "60"))
+ML_USER = "radlabel-ml"  # Label Studio calls us with this user and the secret ml_backend_password
+# "Retrieve predictions" sends every selected task in one request: 1,000 tasks of 300 image URLs are ~45 MB.
+MAX_REQUEST_BYTES = 64 * 2**20
 
 
 def _default_model() -> Model:
@@ -63,15 +67,20 @@ def _write_later(tasks: list[dict], label_config: str, model: Model, as_jobs: bo
     store_predictions(settings, tasks, label_config, model)
 
 
-def create_app(model: Model | None = None, budget_s: float = PREDICT_BUDGET_S) -> Flask:
+def create_app(model: Model | None = None, budget_s: float = PREDICT_BUDGET_S, password: str | None = None) -> Flask:
+    """The server; every route but /health needs basic auth as ML_USER with ``password`` (by default the
+    state directory's ml_backend_password)."""
     from radlabel.settings import load_settings
 
-    as_jobs = model is None and load_settings().profile == "scale"
+    settings = load_settings()
+    as_jobs = model is None and settings.profile == "scale"
     model = model or _default_model()
     app = Flask(__name__)
+    require_basic_auth(app, ML_USER, password or settings.secrets()["ml_backend_password"], realm="radlabel-ml")
+    limit_body_size(app, MAX_REQUEST_BYTES)
 
     def body() -> dict:
-        data = request.get_json(silent=True)
+        data = json_body(MAX_REQUEST_BYTES)
         return data if isinstance(data, dict) else {}
 
     @app.get("/health")

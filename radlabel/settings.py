@@ -36,7 +36,7 @@ DEFAULT_PORTS = {
 PROFILES = ("default", "scale")
 
 SECRET_NAMES = ("orthanc_password", "label_studio_password", "label_studio_token", "webhook_secret",
-                "pseudonym_key", "image_url_key", "postgres_password")
+                "pseudonym_key", "image_url_key", "postgres_password", "ml_backend_password", "audit_key")
 
 
 def redact(secret: str) -> str:
