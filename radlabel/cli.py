@@ -723,6 +723,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Everything radlabel writes (state, secrets, exports, logs) is for its owner only; the services it starts
+    # get the same umask from the process supervisor.
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     for name in ("ct_slices", "mr_slices", "slices"):
         value = getattr(args, name, None)
