@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 
+import pytest
 import requests
 
 from connectors.dicomweb import OrthancDicomWeb
@@ -59,35 +60,43 @@ def test_access_logs_hold_paths_without_their_query_strings(settings):
         assert secret not in log.read_text(errors="replace")
 
 
-def webhook_status(settings, url: str) -> int:
-    token = settings.secrets()["label_studio_token"]
-    reply = requests.post(f"{settings.url('label_studio')}/api/webhooks/", timeout=30,
-                          headers={"Authorization": f"Token {token}"}, json={"url": url, "send_payload": True})
-    if reply.status_code == 201:
-        requests.delete(f"{settings.url('label_studio')}/api/webhooks/{reply.json()['id']}/", timeout=30,
-                        headers={"Authorization": f"Token {token}"})
-    return reply.status_code
-
-
-def test_label_studio_refuses_webhooks_to_other_local_and_private_addresses(settings):
-    port = settings.ports["hooks"]
-    for url in (f"http://127.0.0.2:{port}/webhook", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/",
-                "http://192.168.1.1/", f"http://0.0.0.0:{port}/webhook", "file:///etc/passwd"):
-        assert webhook_status(settings, url) in (400, 403), url  # 403: Label Studio's SsrfBlockedUrlError
-    assert webhook_status(settings, settings.url("hooks") + "/webhook") == 201  # our own host passes
-
-
-def test_label_studio_refuses_an_ml_backend_on_another_local_address(settings):
+@pytest.fixture
+def scratch_project(settings):
     ls = client(settings)
     project = ls.projects.create(title="ssrf check")
-    try:
-        token = settings.secrets()["label_studio_token"]
-        reply = requests.post(f"{settings.url('label_studio')}/api/ml/", timeout=30,
-                              headers={"Authorization": f"Token {token}"},
-                              json={"project": project.id, "url": f"http://127.0.0.2:{settings.ports['ml_backend']}"})
-        assert reply.status_code in (400, 403) and not ls.ml.list(project=project.id)
-    finally:
-        ls.projects.delete(id=project.id)
+    yield project.id
+    ls.projects.delete(id=project.id)
+
+
+def create(settings, what: str, body: dict) -> requests.Response:
+    """POST /api/<what>/ as the admin; what was created is deleted again."""
+    api, token = f"{settings.url('label_studio')}/api/{what}/", settings.secrets()["label_studio_token"]
+    reply = requests.post(api, timeout=60, headers={"Authorization": f"Token {token}"}, json=body)
+    if reply.status_code == 201:
+        requests.delete(f"{api}{reply.json()['id']}/", timeout=30, headers={"Authorization": f"Token {token}"})
+    return reply
+
+
+def test_label_studio_refuses_webhooks_to_other_local_and_private_addresses(settings, scratch_project):
+    port = settings.ports["hooks"]
+    for url in (f"http://127.0.0.2:{port}/webhook", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/",
+                "http://192.168.1.1/", f"http://0.0.0.0:{port}/webhook",
+                f"http://127.1.2.3:{port}/webhook"):
+        reply = create(settings, "webhooks", {"project": scratch_project, "url": url, "send_payload": True})
+        assert reply.status_code == 403 and "reserved network address" in reply.text, (url, reply.status_code)  # SsrfBlockedUrlError
+    ours = create(settings, "webhooks", {"project": scratch_project, "url": settings.url("hooks") + "/webhook"})
+    assert ours.status_code == 201, ours.text  # our own host passes
+
+
+def test_label_studio_refuses_an_ml_backend_on_another_local_address(settings, scratch_project):
+    from ml_backend.app import ML_USER
+
+    auth = {"auth_method": "BASIC_AUTH", "basic_auth_user": ML_USER,
+            "basic_auth_pass": settings.secrets()["ml_backend_password"]}
+    other = f"http://127.0.0.2:{settings.ports['ml_backend']}"
+    reply = create(settings, "ml", {"project": scratch_project, "url": other} | auth)
+    assert reply.status_code == 403 and "reserved network address" in reply.text, reply.text
+    assert create(settings, "ml", {"project": scratch_project, "url": settings.url("ml_backend")} | auth).status_code == 201
 
 
 def test_webhooks_still_reach_the_hooks_server(settings):
