@@ -312,7 +312,7 @@ class Provisioner:
             # Label Studio never shows the password back; a backend with ours set was connected by us.
             if (backend.auth_method, backend.basic_auth_user, backend.basic_auth_pass_is_set) != \
                     ("BASIC_AUTH", ML_USER, True):
-                self.ls.ml.update(id=backend.id, url=ml_url, **auth)
+                self.ls.ml.update(id=backend.id, project=project_id, url=ml_url, **auth)  # PATCH re-runs setup: needs both
                 changes.append("ML backend credentials set")
         header = {"Authorization": "Basic " + base64.b64encode(f"{ML_USER}:{password}".encode()).decode()}
         for hook in self.ls.webhooks.list(project=str(project_id)):

@@ -126,16 +126,29 @@ def test_label_studio_holds_the_ml_credentials_and_outsiders_are_refused(setting
 
 
 def test_a_backend_connected_without_credentials_gets_them_on_the_next_provision(settings, project):
+    """Label Studio itself refuses to drop the credentials (its setup call gets 401); a backend connected by an older
+    radlabel, without them, is made here in Label Studio's database and gets them on the next connect."""
+    import sqlite3
+
+    from label_studio_sdk.core.api_error import ApiError
+
     from connectors.provision import Provisioner
 
     protocol, project_id, _, _ = project
     ls = client(settings)
     [backend] = ls.ml.list(project=project_id)
     [hook] = [h for h in ls.webhooks.list(project=str(project_id)) if h.url == settings.url("ml_backend") + "/webhook"]
-    ls.ml.update(id=backend.id, url=backend.url, auth_method="NONE", basic_auth_user="")
+    with pytest.raises(ApiError, match="401"):
+        ls.ml.update(id=backend.id, project=project_id, url=backend.url, auth_method="NONE", basic_auth_user="")
+    if settings.profile == "scale":
+        pytest.skip("the older connection is made in Label Studio's SQLite database (default profile)")
+    with sqlite3.connect(settings.home / "label-studio" / "label_studio.sqlite3", timeout=30) as db:
+        db.execute("UPDATE ml_mlbackend SET auth_method='NONE', basic_auth_user='', basic_auth_pass='' WHERE id=?",
+                   (backend.id,))
     ls.webhooks.update(id=hook.id, headers={})
+    assert ls.ml.list(project=project_id)[0].basic_auth_pass_is_set is False
     changes = Provisioner(settings).connect(project_id)
     assert changes == ["ML backend credentials set", "ML backend webhook credentials set"]
     [backend] = ls.ml.list(project=project_id)
-    assert (backend.auth_method, backend.basic_auth_user) == ("BASIC_AUTH", ML_USER)
+    assert (backend.auth_method, backend.basic_auth_user, backend.basic_auth_pass_is_set) == ("BASIC_AUTH", ML_USER, True)
     assert Provisioner(settings).connect(project_id) == []
