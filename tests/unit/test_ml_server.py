@@ -63,7 +63,9 @@ OUTSIDERS = [
     basic(server.ML_USER, PASSWORD.upper()), basic("admin", PASSWORD), basic("", PASSWORD),
     basic(server.ML_USER + " ", PASSWORD), {"Authorization": f"Bearer {PASSWORD}"}, {"Authorization": f"Token {PASSWORD}"},
     {"Authorization": "Basic !!!not-base64"}, {"Authorization": "Basic"}, basic(server.ML_USER, "é" + PASSWORD),
-    {"X-Radlabel-Secret": PASSWORD}, {"Authorization": PASSWORD},
+    {"X-Radlabel-Secret": PASSWORD}, {"Authorization": PASSWORD}, basic(server.ML_USER, PASSWORD + ":x"),
+    basic(server.ML_USER, PASSWORD + "\x00"), {"Authorization": "Basic " + base64.b64encode(
+        server.ML_USER.encode() + b":\xff\xfe" + PASSWORD.encode()).decode()},
 ]
 
 
