@@ -1,6 +1,8 @@
 """Label Studio ML backend server (protocol of Label Studio 1.23).
 
-GET /health, POST /setup, POST /predict (one result per task, in order), POST /webhook.
+GET /health, POST /setup, POST /predict (one result per task, in order), POST /webhook. Every route but
+/health needs HTTP basic auth as ``radlabel-ml`` with the secret ``ml_backend_password`` (Label Studio is
+given them by ``radlabel provision``); bodies are capped at 64 MB, chunked ones included.
 Served with gunicorn by ``radlabel up``. ``/predict`` may get hundreds of tasks with a 100 s
 limit: it answers within its budget, and tasks it has no time for get an empty result now and
 their prediction written to Label Studio through the API later: by a background thread, or in the
