@@ -15,6 +15,7 @@ The project records which protocol, version and content fingerprint made it
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import xml.etree.ElementTree as ElementTree
@@ -24,6 +25,7 @@ from typing import Callable
 
 from connectors.hooks.app import SECRET_HEADER
 from connectors.label_studio import client, label_studio_errors
+from ml_backend.app import ML_USER
 from radlabel.audit import audit_log
 from radlabel.errors import RadlabelError
 from radlabel.protocol.instructions import instructions_html
@@ -291,9 +293,30 @@ class Provisioner:
                 changes.append("webhook attached")
         if not ml_backend:
             return changes
-        ml_url = self.settings.url("ml_backend")
         with label_studio_errors(f"connect the ML backend to project {project_id}"):
-            if not [m for m in self.ls.ml.list(project=project_id) if m.url.rstrip("/") == ml_url]:
-                self.ls.ml.create(project=project_id, url=ml_url, title="radlabel pre-labels", is_interactive=True)
-                changes.append("ML backend connected")
+            changes += self._connect_ml_backend(project_id)
+        return changes
+
+    def _connect_ml_backend(self, project_id: int) -> list[str]:
+        """The ML backend attached with its basic-auth credentials (added to one attached without them), and the
+        webhook Label Studio makes for it carrying them too (the ML backend refuses requests without them)."""
+        changes = []
+        ml_url = self.settings.url("ml_backend")
+        password = self.settings.secrets()["ml_backend_password"]
+        auth = {"auth_method": "BASIC_AUTH", "basic_auth_user": ML_USER, "basic_auth_pass": password}
+        attached = [m for m in self.ls.ml.list(project=project_id) if m.url.rstrip("/") == ml_url]
+        if not attached:
+            self.ls.ml.create(project=project_id, url=ml_url, title="radlabel pre-labels", is_interactive=True, **auth)
+            changes.append("ML backend connected")
+        for backend in attached:
+            # Label Studio never shows the password back; a backend with ours set was connected by us.
+            if (backend.auth_method, backend.basic_auth_user, backend.basic_auth_pass_is_set) != \
+                    ("BASIC_AUTH", ML_USER, True):
+                self.ls.ml.update(id=backend.id, project=project_id, url=ml_url, **auth)  # PATCH re-runs setup: needs both
+                changes.append("ML backend credentials set")
+        header = {"Authorization": "Basic " + base64.b64encode(f"{ML_USER}:{password}".encode()).decode()}
+        for hook in self.ls.webhooks.list(project=str(project_id)):
+            if hook.url == ml_url + "/webhook" and (hook.headers or {}) != header:
+                self.ls.webhooks.update(id=hook.id, headers=header)
+                changes.append("ML backend webhook credentials set")
         return changes

@@ -1,6 +1,8 @@
 """Label Studio ML backend server (protocol of Label Studio 1.23).
 
-GET /health, POST /setup, POST /predict (one result per task, in order), POST /webhook.
+GET /health, POST /setup, POST /predict (one result per task, in order), POST /webhook. Every route but
+/health needs HTTP basic auth as ``radlabel-ml`` with the secret ``ml_backend_password`` (Label Studio is
+given them by ``radlabel provision``); bodies are capped at 64 MB, chunked ones included.
 Served with gunicorn by ``radlabel up``. ``/predict`` may get hundreds of tasks with a 100 s
 limit: it answers within its budget, and tasks it has no time for get an empty result now and
 their prediction written to Label Studio through the API later: by a background thread, or in the
@@ -14,12 +16,16 @@ import os
 import threading
 import time
 
-from flask import Flask, request
+from flask import Flask
 
 from ml_backend.model import Model, Prediction
+from radlabel.http_guard import json_body, limit_body_size, require_basic_auth
 
 log = logging.getLogger("radlabel.ml")
 PREDICT_BUDGET_S = float(os.environ.get("RADLABEL_PREDICT_BUDGET_S", "60"))
+ML_USER = "radlabel-ml"  # Label Studio calls us with this user and the secret ml_backend_password
+# "Retrieve predictions" sends every selected task in one request: 1,000 tasks of 300 image URLs are ~45 MB.
+MAX_REQUEST_BYTES = 64 * 2**20
 
 
 def _default_model() -> Model:
@@ -63,15 +69,20 @@ def _write_later(tasks: list[dict], label_config: str, model: Model, as_jobs: bo
     store_predictions(settings, tasks, label_config, model)
 
 
-def create_app(model: Model | None = None, budget_s: float = PREDICT_BUDGET_S) -> Flask:
+def create_app(model: Model | None = None, budget_s: float = PREDICT_BUDGET_S, password: str | None = None) -> Flask:
+    """The server; every route but /health needs basic auth as ML_USER with ``password`` (by default the
+    state directory's ml_backend_password)."""
     from radlabel.settings import load_settings
 
-    as_jobs = model is None and load_settings().profile == "scale"
+    settings = load_settings()
+    as_jobs = model is None and settings.profile == "scale"
     model = model or _default_model()
     app = Flask(__name__)
+    require_basic_auth(app, ML_USER, password or settings.secrets()["ml_backend_password"], realm="radlabel-ml")
+    limit_body_size(app, MAX_REQUEST_BYTES)
 
     def body() -> dict:
-        data = request.get_json(silent=True)
+        data = json_body(MAX_REQUEST_BYTES)
         return data if isinstance(data, dict) else {}
 
     @app.get("/health")

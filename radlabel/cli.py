@@ -488,8 +488,10 @@ def cmd_audit(args) -> int:
                   f"{json.dumps(entry['objects'], sort_keys=True)[:100]}")
         return 0
     result = log.verify()
-    print(f"audit log intact: {result.entries} entries" if result.ok else
-          f"audit log TAMPERED: {result.problem} (checked {result.entries} entries before it)")
+    # The head printed here, kept elsewhere, also shows a log later rolled back to an older copy with its head.
+    head = log.entries()[-1] if result.ok and result.entries else {"seq": 0, "hash": "-"}
+    print(f"audit log intact: {result.entries} entries (head: entry {head['seq']}, {head['hash']})" if result.ok else
+          f"audit log TAMPERED: {result.problem}.")
     return 0 if result.ok else 1
 
 
@@ -696,8 +698,8 @@ def build_parser() -> argparse.ArgumentParser:
     disagreements.add_argument("--json", action="store_true")
     disagreements.set_defaults(func=cmd_disagreements)
 
-    audit = sub.add_parser("audit", help="the hash-chained audit trail").add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    audit.add_parser("verify", help="detect any edit, deletion or reordering (exit 1)").set_defaults(func=cmd_audit)
+    audit = sub.add_parser("audit", help="the keyed (HMAC-SHA256) hash-chained audit trail").add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit.add_parser("verify", help="detect any edit, deletion, reordering, cut-off tail or rewrite (exit 1)").set_defaults(func=cmd_audit)
     show = audit.add_parser("show", help="the last entries")
     show.add_argument("--last", type=int, default=30)
     show.add_argument("--json", action="store_true")
@@ -746,6 +748,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Everything radlabel writes (state, secrets, exports, logs) is for its owner only; the services it starts
+    # get the same umask from the process supervisor.
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     for name in ("ct_slices", "mr_slices", "slices"):
         value = getattr(args, name, None)

@@ -37,7 +37,7 @@ DEFAULT_PORTS = {
 PROFILES = ("default", "scale")
 
 SECRET_NAMES = ("orthanc_password", "label_studio_password", "label_studio_token", "webhook_secret",
-                "pseudonym_key", "image_url_key", "postgres_password",
+                "pseudonym_key", "image_url_key", "postgres_password", "ml_backend_password", "audit_key",
                 # one credential per caller of each archive (see ARCHIVE_USERS)
                 "orthanc_admin_password", "gateway_password", "pacs_admin_password", "pacs_sync_password")
 

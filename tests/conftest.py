@@ -30,7 +30,9 @@ def stack_env(tmp_path_factory):
     env = {"RADLABEL_HOME": str(home)} | {name: str(free_port()) for name in SERVICE_PORT_VARIABLES}
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
+    umask = os.umask(0o077)  # as the radlabel command sets it: what the tests write in-process stays private too
     yield env
+    os.umask(umask)
     for name, value in saved.items():
         if value is None:
             os.environ.pop(name, None)

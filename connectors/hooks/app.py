@@ -17,6 +17,7 @@ import time
 from flask import Flask, request
 
 from connectors.database import Database, state_database
+from radlabel.http_guard import json_body, limit_body_size
 from radlabel.settings import load_settings
 
 SECRET_HEADER = "X-Radlabel-Secret"
@@ -142,11 +143,7 @@ def create_app(start_worker: bool = True) -> Flask:
     secret = settings.secrets()["webhook_secret"].encode()
     queue = EventQueue(state_database(settings))
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_WEBHOOK_BYTES
-
-    @app.errorhandler(413)
-    def too_large(_error):
-        return {"error": f"the body is larger than {MAX_WEBHOOK_BYTES // 2**20} MB"}, 413
+    limit_body_size(app, MAX_WEBHOOK_BYTES)  # chunked bodies included
     if start_worker:
         stop = threading.Event()
         threading.Thread(target=work, args=(queue, settings, stop), daemon=True, name="radlabel-worker").start()
@@ -161,10 +158,7 @@ def create_app(start_worker: bool = True) -> Flask:
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, secret):
             return {"error": f"missing or wrong {SECRET_HEADER} header"}, 403
-        try:
-            body = request.get_json(silent=True)
-        except RecursionError:  # JSON nested thousands deep
-            body = None
+        body = json_body(MAX_WEBHOOK_BYTES)  # None for invalid JSON, including JSON nested thousands deep
         if not isinstance(body, dict) or not isinstance(body.get("action"), str):
             return {"error": "the body must be a JSON object with an 'action' string"}, 400
         try:

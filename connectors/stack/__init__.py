@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 
@@ -31,6 +32,13 @@ class ServiceState:
         return {"name": self.name, "url": self.url, "pid": self.pid, "state": self.state, "action": self.action}
 
 
+def make_private(home) -> None:
+    """The state directory holds every token and password and the pixel data: owner only (0700), also when an
+    older radlabel or another umask made it readable to others."""
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(home, 0o700)
+
+
 class Stack:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -40,6 +48,7 @@ class Stack:
     def up(self, progress=lambda message: None) -> list[ServiceState]:
         """Start what is not running; a healthy running stack is left alone."""
         check_installed(self.settings)
+        make_private(self.settings.home)
         self._check_profile_switch()
         self.settings.save()
         write_orthanc_config(self.settings, self.secrets)

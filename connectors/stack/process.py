@@ -19,6 +19,9 @@ from typing import Callable
 
 from radlabel.errors import RadlabelError
 
+# Services write tokens, pixel data and logs into the state directory: nothing they make is for other users.
+PRIVATE_UMASK = 0o077
+
 
 def _start_time(pid: int) -> str | None:
     try:
@@ -116,9 +119,9 @@ class ServiceProcess:
         self.check_port()
         if self.prepare:
             self.prepare()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_file, "ab")
+        self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        log = os.fdopen(os.open(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
         try:
             process = subprocess.Popen(
                 self.command,
@@ -128,12 +131,15 @@ class ServiceProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,  # own process group: down stops its children too
+                umask=PRIVATE_UMASK,  # whatever umask the caller has
             )
         except OSError as exc:
             raise RadlabelError(f"{self.title} could not be started ({exc.strerror}: {self.command[0]}).") from None
         finally:
             log.close()
-        self.pid_file.write_text(json.dumps({"pid": process.pid, "start_time": _start_time(process.pid)}))
+        fd = os.open(self.pid_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps({"pid": process.pid, "start_time": _start_time(process.pid)}))
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:

@@ -133,6 +133,27 @@ def _orthanc_postgresql(settings: Settings, secrets: dict[str, str], plugins: li
                            "Lock": True}}
 
 
+# Label Studio 1.23's SSRF guard (core/utils/io.py validate_ip) is a deny-list of subnets, with no allow-list of
+# hosts or ports. Its defaults, verbatim, except loopback: that is re-banned below all but our own host.
+_LABEL_STUDIO_BANNED_SUBNETS = (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24",
+    "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4",
+    "233.252.0.0/24", "240.0.0.0/4", "255.255.255.255/32", "::/128", "::1/128", "::ffff:0:0/96", "::ffff:0:0:0/96",
+    "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001:0000::/32", "2001:20::/28", "2001:db8::/32", "2002::/16",
+    "fc00::/7", "fe80::/10", "ff00::/8")
+
+
+def label_studio_banned_subnets(host: str) -> list[str]:
+    """Label Studio's default banned subnets with 127.0.0.0/8 narrowed to everything but ``host`` (where our
+    hooks server and ML backend listen): the strictest list that still lets its webhooks and ML calls reach them."""
+    import ipaddress
+
+    allowed = ipaddress.ip_network(f"{host}/32")
+    loopback = ipaddress.ip_network("127.0.0.0/8")
+    rest = sorted(loopback.address_exclude(allowed)) if allowed.subnet_of(loopback) else [loopback]
+    return list(_LABEL_STUDIO_BANNED_SUBNETS) + [str(net) for net in rest]
+
+
 def label_studio(settings: Settings, secrets: dict[str, str]) -> ServiceProcess:
     executable = settings.label_studio_venv / "bin" / "label-studio"
     data_dir = settings.home / "label-studio"
@@ -145,9 +166,12 @@ def label_studio(settings: Settings, secrets: dict[str, str]) -> ServiceProcess:
         # Legacy tokens are read only at the first start.
         "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
         "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
-        # Our webhook receiver and ML backend listen on 127.0.0.1.
-        "SSRF_PROTECTION_ENABLED": "false",
-        "ML_BLOCK_LOCAL_IP": "false",
+        # SSRF protection on for webhooks, ML backends, imports and exports; only our own loopback address is
+        # let through (the hooks server and ML backend listen there), on any port (Label Studio has no port list).
+        "SSRF_PROTECTION_ENABLED": "true",
+        "ML_BLOCK_LOCAL_IP": "true",
+        "USE_DEFAULT_BANNED_SUBNETS": "false",
+        "USER_ADDITIONAL_BANNED_SUBNETS": ",".join(label_studio_banned_subnets(settings.host)),
         "LABEL_STUDIO_HOST": settings.url("label_studio"),
         "DJANGO_DB": "sqlite",
         "LOG_LEVEL": "WARNING",
@@ -176,6 +200,11 @@ def label_studio(settings: Settings, secrets: dict[str, str]) -> ServiceProcess:
     )
 
 
+# Time, method, path without the query string, status, bytes sent, duration: never %(r)s or %(q)s (query strings
+# carry PatientIDs and image URL signatures) nor headers (credentials).
+ACCESS_LOG_FORMAT = "%(t)s %(m)s %(U)s %(s)s %(b)s %(M)sms"
+
+
 def web_app(settings: Settings, name: str, title: str, app_factory: str, threads: int = 8) -> ServiceProcess:
     """One of our Flask apps under gunicorn, configured through RADLABEL_HOME."""
     env = _base_env() | {"RADLABEL_HOME": str(settings.home), "RADLABEL_TOOLS": str(settings.tools)}
@@ -189,7 +218,7 @@ def web_app(settings: Settings, name: str, title: str, app_factory: str, threads
             sys.executable, "-m", "gunicorn",
             "--bind", f"{settings.host}:{settings.ports[name]}",
             "--workers", "1", "--threads", str(threads), "--timeout", "120",
-            "--access-logfile", "-", "--error-logfile", "-",
+            "--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT, "--error-logfile", "-",
             app_factory,
         ],
         run_dir=settings.run,

@@ -12,6 +12,7 @@ import requests
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.label_studio import client
 from connectors.sync import Syncer
+from ml_backend.app import ML_USER
 from tests.integration.conftest import protocol_variant
 from radlabel.adjudication.metrics import mask_agreement
 from radlabel.brush_rle import decode
@@ -75,11 +76,12 @@ def test_bad_tasks_and_foreign_configs_get_empty_predictions_without_harm(settin
     good = ls.tasks.get(id=task_id)
     broken = ls.tasks.create(project=project_id, data=dict(good.data) | {"series": "2.25.1", "study": "2.25.2"})
     base = settings.url("ml_backend")
-    reply = requests.post(base + "/predict", timeout=60, json={
+    auth = (ML_USER, settings.secrets()["ml_backend_password"])
+    reply = requests.post(base + "/predict", timeout=60, auth=auth, json={
         "tasks": [{"id": broken.id, "data": broken.data}], "label_config": label_config(protocol)})
     assert reply.status_code == 200 and reply.json()["results"][0]["result"] == []
     foreign = label_config(load_template(TEMPLATES / "cxr-findings.yaml"))
-    reply = requests.post(base + "/predict", timeout=60, json={
+    reply = requests.post(base + "/predict", timeout=60, auth=auth, json={
         "tasks": [{"id": good.id, "data": good.data}], "label_config": foreign})
     assert reply.status_code == 200 and reply.json()["results"][0]["result"] == []
     assert requests.get(base + "/health", timeout=5).json()["status"] == "UP"
@@ -102,3 +104,51 @@ def test_deferred_predictions_run_as_jobs_once_per_task_and_model_version(settin
                           for _ in range(2)])
     assert [error for _, error in results] == [None, None] and [r for r, _ in results] == [1, 1], results
     assert len(wait_predictions(ls, task_id)) == before + 1  # two submits, one stored prediction
+
+
+def test_label_studio_holds_the_ml_credentials_and_outsiders_are_refused(settings, project):
+    """Label Studio reaches the ML backend only with its basic-auth credentials (the prediction test above shows it
+    does); anyone without them gets 401, on every route but /health."""
+    _, project_id, task_id, _ = project
+    ls = client(settings)
+    password = settings.secrets()["ml_backend_password"]
+    [backend] = ls.ml.list(project=project_id)
+    assert (backend.auth_method, backend.basic_auth_user, backend.basic_auth_pass_is_set) == ("BASIC_AUTH", ML_USER, True)
+    [hook] = [h for h in ls.webhooks.list(project=str(project_id)) if h.url == settings.url("ml_backend") + "/webhook"]
+    assert set(hook.headers) == {"Authorization"} and hook.headers["Authorization"].startswith("Basic ")
+    base = settings.url("ml_backend")
+    body = {"tasks": [{"id": task_id, "data": {}}], "action": "ANNOTATION_CREATED", "project": str(project_id)}
+    for route in ("/predict", "/setup", "/webhook", "/versions"):
+        for auth in (None, (ML_USER, password[:-1] + "x"), ("admin", password), (ML_USER, "")):
+            reply = requests.post(base + route, json=body, auth=auth, timeout=10)
+            assert reply.status_code == 401 and set(reply.json()) == {"error"}, (route, reply.status_code)
+    assert requests.get(base + "/health", timeout=5).status_code == 200
+
+
+def test_a_backend_connected_without_credentials_gets_them_on_the_next_provision(settings, project):
+    """Label Studio itself refuses to drop the credentials (its setup call gets 401); a backend connected by an older
+    radlabel, without them, is made here in Label Studio's database and gets them on the next connect."""
+    import sqlite3
+
+    from label_studio_sdk.core.api_error import ApiError
+
+    from connectors.provision import Provisioner
+
+    protocol, project_id, _, _ = project
+    ls = client(settings)
+    [backend] = ls.ml.list(project=project_id)
+    [hook] = [h for h in ls.webhooks.list(project=str(project_id)) if h.url == settings.url("ml_backend") + "/webhook"]
+    with pytest.raises(ApiError, match="401"):
+        ls.ml.update(id=backend.id, project=project_id, url=backend.url, auth_method="NONE", basic_auth_user="")
+    if settings.profile == "scale":
+        pytest.skip("the older connection is made in Label Studio's SQLite database (default profile)")
+    with sqlite3.connect(settings.home / "label-studio" / "label_studio.sqlite3", timeout=30) as db:
+        db.execute("UPDATE ml_mlbackend SET auth_method='NONE', basic_auth_user='', basic_auth_pass='' WHERE id=?",
+                   (backend.id,))
+    ls.webhooks.update(id=hook.id, headers={})
+    assert ls.ml.list(project=project_id)[0].basic_auth_pass_is_set is False
+    changes = Provisioner(settings).connect(project_id)
+    assert changes == ["ML backend credentials set", "ML backend webhook credentials set"]
+    [backend] = ls.ml.list(project=project_id)
+    assert (backend.auth_method, backend.basic_auth_user, backend.basic_auth_pass_is_set) == ("BASIC_AUTH", ML_USER, True)
+    assert Provisioner(settings).connect(project_id) == []

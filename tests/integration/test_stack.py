@@ -120,12 +120,18 @@ def test_hooks_server_checks_the_shared_secret(settings):
 
 
 def test_ml_backend_speaks_the_label_studio_protocol(settings):
+    from ml_backend.app import ML_USER
+
     base = settings.url("ml_backend")
-    assert requests.post(base + "/setup", json={"project": "1", "schema": "<View/>"}, timeout=5).json()["model_version"]
+    auth = (ML_USER, settings.secrets()["ml_backend_password"])
+    assert requests.post(base + "/setup", json={"project": "1", "schema": "<View/>"}, auth=auth,
+                         timeout=5).json()["model_version"]
     tasks = [{"id": i, "data": {"images": []}} for i in range(3)]
-    results = requests.post(base + "/predict", json={"tasks": tasks, "label_config": "<View/>"}, timeout=5).json()
+    results = requests.post(base + "/predict", json={"tasks": tasks, "label_config": "<View/>"}, auth=auth,
+                            timeout=5).json()
     assert len(results["results"]) == 3
-    assert requests.post(base + "/predict", json={"nothing": 1}, timeout=5).status_code == 400
+    assert requests.post(base + "/predict", json={"nothing": 1}, auth=auth, timeout=5).status_code == 400
+    assert requests.post(base + "/predict", json={"tasks": tasks}, timeout=5).status_code == 401
 
 
 def test_viewer_front_serves_ohif_config_and_refuses_dicomweb_without_a_reader(settings):

@@ -310,3 +310,30 @@ def test_the_real_adjudicator_with_label_studio_down_records_the_error(hooks):
     events = {row[0]: row for row in rows(queue)}
     assert events[first][3:5] == (0, 1) and "Label Studio is not reachable" in events[first][5]
     assert events[second][3:] == (1, 1, None)
+
+
+def test_chunked_bodies_over_the_cap_are_413_and_queue_nothing(hooks, monkeypatch):
+    """A body sent without Content-Length (chunked; gunicorn terminates the stream) meets the same cap."""
+    import io
+
+    from connectors.hooks import app as hooks_app
+
+    monkeypatch.setattr(hooks_app, "MAX_WEBHOOK_BYTES", 2048)
+    app = hooks_app.create_app(start_worker=False)
+    client = app.test_client()
+    event = json.dumps({"action": "ANNOTATION_CREATED", "project": {"id": 1}, "task": {"id": 2}, "pad": ""})
+    fits = event.replace('"pad": ""', '"pad": "' + "x" * (2048 - len(event)) + '"').encode()
+    assert len(fits) == 2048
+
+    def chunked(data: bytes):
+        return client.post("/webhook", input_stream=io.BytesIO(data), environ_overrides={"wsgi.input_terminated": True},
+                           headers={SECRET_HEADER: hooks["secret"], "Content-Type": "application/json",
+                                    "Transfer-Encoding": "chunked"})
+
+    for data in (fits + b" ", b"[" * 10 * 2**20):
+        reply = chunked(data)
+        assert reply.request.content_length is None
+        assert_json_error(reply, 413)
+        assert reply.json["error"] == "the request body is larger than the 2048 bytes this service accepts"
+    assert hooks["queue"].count() == 0
+    assert chunked(fits).status_code == 202 and hooks["queue"].count() == 1
