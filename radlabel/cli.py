@@ -326,19 +326,22 @@ def _series_geometry(folder: str):
 
 
 def cmd_agreement(args) -> int:
-    from radlabel.adjudication.labelmaps import class_masks, read_labelmap, read_labels_file, same_grid
+    from radlabel.adjudication.labelmaps import class_masks, on_one_grid, read_labelmap, read_labels_file
     from radlabel.adjudication.metrics import pairwise
 
     geometry = _series_geometry(args.from_dicom)[2] if args.from_dicom else None
-    maps = [read_labelmap(Path(p), geometry) for p in args.labelmaps]
-    same_grid(maps)
+    # Every map keeps its grid; all are re-indexed onto one grid voxel for voxel, or refused with the reason.
+    maps = on_one_grid([read_labelmap(Path(p), geometry, args.threshold) for p in args.labelmaps], geometry)
     spacing = tuple(args.spacing) if args.spacing else maps[0].spacing
     classes = {}
     for name, masks in class_masks(maps, read_labels_file(args.labels)).items():
         pairs = pairwise(masks, spacing, args.tolerance_mm)
         classes[name] = [
             {"a": maps[i].path.name, "b": maps[j].path.name} | agreement.as_dict() for (i, j), agreement in pairs.items()]
+    grid = maps[0].geometry
     result = {"spacing_mm": list(spacing), "tolerance_mm": args.tolerance_mm, "readers": [m.path.name for m in maps],
+              "grid": {"shape": list(grid.shape), "tilt_degrees": round(grid.tilt_degrees, 3),
+                       "origin_lps_mm": [round(v, 4) for v in grid.origin]},
               "hd95_definition": "max of directed 95th percentiles over surface voxels",
               "classes": classes}
     if args.json:
@@ -352,22 +355,18 @@ def cmd_agreement(args) -> int:
 
 
 def cmd_consensus(args) -> int:
-    import nibabel as nib
-
     from radlabel.adjudication.consensus import majority, staple
-    from radlabel.adjudication.labelmaps import read_labelmap, same_grid
+    from radlabel.adjudication.labelmaps import on_one_grid, read_labelmap
+    from radlabel.geometry import labelmap_to_nifti
 
-    maps = [read_labelmap(Path(p)) for p in args.labelmaps]
-    same_grid(maps)
-    if maps[0].nifti is None:
-        raise RadlabelError("consensus reads and writes NIfTI label maps: convert SEGs with `radlabel seg to-labelmap`.")
-    values = sorted(set().union(*(np.unique(m.array).tolist() for m in maps)) - {0})
-    score = np.zeros((len(values) + 1, *maps[0].array.shape), dtype=np.float32)
+    maps = on_one_grid([read_labelmap(Path(p)) for p in args.labelmaps])
+    values = sorted(set().union(*(m.values for m in maps)))
+    score = np.zeros((len(values) + 1, *maps[0].geometry.shape), dtype=np.float32)
     report = {}
     for index, value in enumerate(values, 1):
-        masks = [m.array == value for m in maps]
+        masks = [m.mask(value) for m in maps]
         if args.method == "staple":
-            result = staple(masks)
+            result = staple([m.probability(value) for m in maps])  # fractional SEGs vote with probabilities
             score[index] = np.where(result.consensus, result.probability, 0)
             report[str(value)] = {"sensitivity": result.sensitivity, "specificity": result.specificity}
         else:
@@ -376,50 +375,60 @@ def cmd_consensus(args) -> int:
             report[str(value)] = {"tie_voxels": int(ties.sum())}
     labels = np.asarray([0] + values)[np.argmax(score, axis=0)] * (score.max(axis=0) > 0)
     out = Path(args.out)
-    image = nib.Nifti1Image(labels.astype(np.uint16), maps[0].nifti.affine, maps[0].nifti.header)
-    nib.save(image, str(out))
+    if not out.name.endswith((".nii", ".nii.gz")):
+        raise RadlabelError(f"--out {out}: consensus writes a NIfTI label map; give a .nii or .nii.gz name.")
+    labelmap_to_nifti(labels.astype(np.uint16), maps[0].geometry).to_filename(str(out))
     print(json.dumps({"out": str(out), "method": args.method, "classes": report}, indent=2))
     return 0
 
 
 def cmd_seg_from_labelmap(args) -> int:
-    import nibabel as nib
-
     from radlabel import seg
-    from radlabel.adjudication.labelmaps import read_labels_file
-    from radlabel.geometry import labelmap_from_nifti
+    from radlabel.adjudication.labelmaps import read_labelmap, read_labels_file
 
     datasets, frames, geometry = _series_geometry(args.series)
     names = read_labels_file(args.labels)
-    try:
-        labelmap = labelmap_from_nifti(nib.load(args.labelmap), geometry)
-    except Exception as exc:
-        raise RadlabelError(f"{args.labelmap} does not fit the series in {args.series} ({str(exc)[:160]}).") from None
-    values = sorted(set(np.unique(labelmap).tolist()) - {0})
-    classes = {}
-    masks = {}
-    for value in values:
+    # The map is re-indexed onto the series grid voxel for voxel (tilted grids too), or refused naming why.
+    labelmap = read_labelmap(Path(args.labelmap), geometry)
+    names = names or labelmap.names
+    classes, masks = {}, {}
+    for value in labelmap.values:
         cls = seg.structure_class(value, names.get(value, f"label_{value}"))
         classes[cls.name] = cls
-        masks[cls.name] = labelmap == value
-    ordered = [f.instance for f in frames]
-    encoded = seg.encode(ordered, masks, classes, series_description=args.description)
-    encoded.save_as(args.out, enforce_file_format=True)
-    print(f"wrote {args.out}: {len(values)} segment(s) over {len(ordered)} slices")
+        masks[cls.name] = labelmap.mask(value)
+    if not masks:
+        raise RadlabelError(f"{args.labelmap} has no labelled voxel on the series in {args.series}: nothing to encode.")
+    try:
+        encoded = seg.encode(frames, masks, classes, series_description=args.description)
+    except ValueError as exc:
+        raise RadlabelError(f"the series in {args.series} cannot carry a SEG: {exc}") from None
+    _write_atomically(encoded, Path(args.out))
+    print(f"wrote {args.out}: {len(masks)} segment(s) over {len(frames)} slices")
     return 0
 
 
-def cmd_seg_to_labelmap(args) -> int:
-    import highdicom as hd
-    import pydicom
+def _write_atomically(ds, out: Path) -> None:
+    """Write a data set to ``out`` through a temporary name: no half-written file is ever left there."""
+    partial = out.with_name(out.name + ".partial")
+    try:
+        ds.save_as(partial, enforce_file_format=True)
+        partial.replace(out)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise RadlabelError(f"cannot write {out} ({exc.strerror}): check the output folder.") from None
 
+
+def cmd_seg_to_labelmap(args) -> int:
     from radlabel.adjudication.labelmaps import read_labelmap
+    from radlabel.geometry import labelmap_to_nifti
 
     labelmap = read_labelmap(Path(args.seg))
-    seg_ds = hd.seg.Segmentation.from_dataset(pydicom.dcmread(args.seg))
-    volume = seg_ds.get_volume(combine_segments=True, relabel=False)
-    volume.to_nibabel().to_filename(args.out)
-    (Path(args.out).parent / (Path(args.out).name.split(".")[0] + ".labels.json")).write_text(
+    labels = labelmap.labels()  # refuses overlapping segments, naming them
+    out = Path(args.out)
+    if not out.name.endswith((".nii", ".nii.gz")):
+        raise RadlabelError(f"--out {out}: give a .nii or .nii.gz name for the NIfTI label map.")
+    labelmap_to_nifti(labels.astype(np.uint16), labelmap.geometry).to_filename(str(out))
+    (out.parent / (out.name.split(".")[0] + ".labels.json")).write_text(
         json.dumps({"labels": {str(k): {"name": v} for k, v in labelmap.names.items()}}, indent=1))
     print(f"wrote {args.out} ({len(labelmap.names)} segment(s)) and its labels file")
     return 0
@@ -643,15 +652,17 @@ def build_parser() -> argparse.ArgumentParser:
     agreement.add_argument("--from-dicom", metavar="SERIES", help="put NIfTI maps on this DICOM series' grid")
     agreement.add_argument("--tolerance-mm", type=float, default=1.5, help="surface Dice tolerance (default 1.5)")
     agreement.add_argument("--labels", help="labels JSON naming the label values")
+    agreement.add_argument("--threshold", type=float, default=0.5,
+                           help="a fractional SEG's voxel is inside from this probability on (default 0.5)")
     agreement.add_argument("--json", action="store_true")
     agreement.set_defaults(func=cmd_agreement)
-    consensus = sub.add_parser("consensus", help="consensus label map of several readers' NIfTI maps")
+    consensus = sub.add_parser("consensus", help="consensus NIfTI label map of several readers' maps (NIfTI or SEG)")
     consensus.add_argument("labelmaps", nargs="+")
     consensus.add_argument("--method", choices=["majority", "staple"], default="staple")
     consensus.add_argument("--out", required=True)
     consensus.set_defaults(func=cmd_consensus)
     segs = sub.add_parser("seg", help="DICOM-SEG conversions").add_subparsers(dest="seg_command", required=True, metavar="ACTION")
-    from_map = segs.add_parser("from-labelmap", help="a NIfTI label map on a DICOM series -> binary DICOM-SEG")
+    from_map = segs.add_parser("from-labelmap", help="a label map (NIfTI or SEG) on a DICOM series -> binary DICOM-SEG")
     from_map.add_argument("labelmap")
     from_map.add_argument("--series", required=True, help="folder of the DICOM series the map belongs to")
     from_map.add_argument("--labels", help="labels JSON (value -> name, or the TotalSegmentator form)")
