@@ -207,7 +207,9 @@ def cmd_sync(args) -> int:
     return 0
 
 
-def _series_groups(paths: list[str]):
+def _series_groups(paths: list[str], damaged: list | None = None):
+    """Readable files grouped by series; a damaged file stops everything, unless ``damaged`` collects
+    (path, series UID or None, reason) for it."""
     from radlabel.dicom_files import dicom_paths, read_dicom
 
     files, skipped = dicom_paths([Path(p) for p in paths])
@@ -215,23 +217,54 @@ def _series_groups(paths: list[str]):
         raise RadlabelError("no DICOM files found in the paths given: give folders that hold DICOM files.")
     groups: dict[str, list] = {}
     for path in files:
-        ds = read_dicom(path)
+        try:
+            ds = read_dicom(path)
+        except RadlabelError as exc:
+            if damaged is None:
+                raise
+            damaged.append((path, _series_uid_of_damaged(path), str(exc)))
+            continue
         groups.setdefault(str(ds.get("SeriesInstanceUID", "") or f"(no series UID: {path.parent})"), []).append(ds)
     return groups, skipped
 
 
-def cmd_validate(args) -> int:
-    from radlabel.ingest.validate import validate_series
+def _series_uid_of_damaged(path: Path) -> str | None:
+    """The series a damaged file claims to belong to, where its header still says so."""
+    import warnings
 
-    groups, skipped = _series_groups(args.paths)
-    reports = [validate_series(datasets, min_slices=args.min_slices)[0] for datasets in groups.values()]
+    import pydicom
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=["SeriesInstanceUID"])
+            return str(ds.get("SeriesInstanceUID", "") or "") or None
+    except Exception:  # too damaged to say: reported on its own
+        return None
+
+
+def cmd_validate(args) -> int:
+    from radlabel.ingest.validate import Finding, Reason, SeriesReport, validate_series
+
+    damaged: list = []
+    groups, skipped = _series_groups(args.paths, damaged)
+    reports = {uid: validate_series(datasets, min_slices=args.min_slices)[0] for uid, datasets in groups.items()}
+    for path, uid, reason in damaged:  # a damaged file quarantines its series, named with its reason
+        report = reports.setdefault(uid or f"(unreadable: {path})", SeriesReport(uid or "", 0, 0))
+        report.instances += 1
+        report.findings.append(Finding(Reason.DAMAGED_FILE, reason, file=str(path)))
+    reports = list(reports.values())
     if args.json:
-        print(json.dumps({"series": [r.as_dict() for r in reports], "skipped_files": len(skipped)}, indent=2))
+        print(json.dumps({"series": [r.as_dict() for r in reports], "skipped_files": len(skipped),
+                          "damaged_files": [{"file": str(p), "series_instance_uid": uid, "reason": reason}
+                                            for p, uid, reason in damaged]}, indent=2))
     else:
         for r in reports:
-            print(f"{'ok         ' if r.ok else 'QUARANTINE '} {r.series_uid}  {r.frames} frame(s)")
+            print(f"{'ok         ' if r.ok else 'QUARANTINE '} {r.series_uid or '(unknown series)'}  {r.frames} frame(s)")
             for finding in r.findings:
                 print(f"    {finding.reason.value}: {finding.message}")
+            for note in r.notes:
+                print(f"    note {note.reason.value}: {note.message}")
     return 0 if all(r.ok for r in reports) else 1
 
 

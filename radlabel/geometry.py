@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["LPS_TO_RAS", "GridMismatch", "VolumeGeometry", "common_grid", "grid_difference", "labelmap_from_nifti",
-           "labelmap_to_nifti", "nifti_geometry", "onto_grid"]
+           "labelmap_to_nifti", "nifti_geometry", "onto_grid", "stack_geometry"]
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 GRID_TOLERANCE = 1e-3  # in voxels: two grids agree when every voxel centre lands this close to one of the other's
@@ -211,6 +211,40 @@ def common_grid(geometries: list[VolumeGeometry]) -> VolumeGeometry:
     if np.all(low == 0) and np.all(high == np.asarray(base.shape) - 1):
         return base
     return base.padded(low.astype(int), high.astype(int))
+
+
+def stack_geometry(positions, orientation, pixel_spacing, rows: int, columns: int,
+                   tolerance_mm: float = 0.01) -> tuple[VolumeGeometry, np.ndarray]:
+    """The grid of slices at ``positions`` (LPS, any order, gaps allowed, stacked along any direction —
+    tilted too) and each slice's index on it; GridMismatch when the positions are not a regular stack."""
+    positions = np.asarray(positions, dtype=float)
+    row_direction, column_direction = np.asarray(orientation[:3], float), np.asarray(orientation[3:], float)
+    normal = np.cross(row_direction, column_direction)
+    along = positions @ normal
+    order = np.argsort(along)
+    positions, along = positions[order], along[order]
+    if len(positions) == 1:
+        step = normal
+        indices = np.zeros(1)
+    else:
+        gaps = np.diff(along)
+        if np.min(gaps) < tolerance_mm:
+            raise GridMismatch("two frames of one segment share a slice position")
+        unit = float(np.min(gaps))
+        indices = np.concatenate([[0.0], np.cumsum(gaps)]) / unit
+        if np.max(np.abs(indices - np.round(indices))) * unit > tolerance_mm * 10:
+            raise GridMismatch("the slice steps are irregular (not multiples of one step)")
+        indices = np.round(indices)
+        step = (positions[-1] - positions[0]) / indices[-1]
+        off = positions - positions[0] - np.outer(indices, step)
+        if np.max(np.linalg.norm(off, axis=1)) > tolerance_mm * 10:
+            raise GridMismatch("the slice positions do not lie on one line")
+    geometry = VolumeGeometry(tuple(float(v) for v in positions[0]), tuple(float(v) for v in row_direction),
+                              tuple(float(v) for v in column_direction), tuple(float(v) for v in pixel_spacing),
+                              tuple(float(v) for v in step), (int(indices[-1]) + 1, int(rows), int(columns)))
+    slots = np.empty(len(order), dtype=int)
+    slots[order] = indices.astype(int)
+    return geometry, slots
 
 
 # -- NIfTI (RAS) label maps: the affine converts to and from a (slice, row, column) grid in LPS --------

@@ -112,21 +112,31 @@ def _sibling_names(path: Path) -> dict[int, str]:
     return read_labels_file(sibling) if sibling.exists() else {}
 
 
+def _key(name: str) -> str:
+    """Names compare as SEG segment labels are written (radlabel slugs 'Left kidney' to 'Left_kidney')."""
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_").lower()
+
+
 def class_masks(maps: list[LabelMap], default_names: dict[int, str]) -> dict[str, list[np.ndarray]]:
-    """Per class, one mask per map (maps on one grid): matched by name where every map names its labels,
-    else by value. Overlapping segments of one class are united only within that class."""
+    """Per class, one mask per map (maps on one grid): matched by name where any map names its labels (an
+    unnamed value v is 'label_v', as `seg from-labelmap` names it), else by value. Overlapping segments of
+    one class are united only within that class."""
     for m in maps:
         if not m.names and default_names:
             m.names = dict(default_names)
-    if all(m.names for m in maps):
-        names = sorted(set().union(*(m.names.values() for m in maps)))
-        out = {}
-        for name in names:
-            out[name] = [np.logical_or.reduce([m.mask(v) for v, n in m.names.items() if n == name]
-                                              + [np.zeros(m.geometry.shape, bool)]) for m in maps]
-        return out
-    values = sorted(set().union(*(m.values for m in maps)))
-    return {default_names.get(v, str(v)): [m.mask(v) for m in maps] for v in values}
+    if not any(m.names for m in maps):
+        values = sorted(set().union(*(m.values for m in maps)))
+        return {str(v): [m.mask(v) for m in maps] for v in values}
+    per_map = [m.names | {v: m.names.get(v, f"label_{v}") for v in m.values} for m in maps]
+    shown: dict[str, str] = {}
+    for names in per_map:
+        for name in names.values():
+            shown.setdefault(_key(name), name)
+    out = {}
+    for key, name in sorted(shown.items(), key=lambda item: item[1]):
+        out[name] = [np.logical_or.reduce([m.mask(v) for v, n in names.items() if _key(n) == key]
+                                          + [np.zeros(m.geometry.shape, bool)]) for m, names in zip(maps, per_map)]
+    return out
 
 
 def read_labelmap(path: Path, geometry: VolumeGeometry | None = None,
@@ -203,6 +213,8 @@ def _read_seg(path: Path, threshold: float) -> LabelMap:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if not _perpendicular(seg):  # highdicom's volumes are orthogonal: a tilted stack is read per frame
+                return _read_tilted_seg(path, seg, names, fractional, threshold)
             try:  # one label per voxel where the segments allow it (no overlap, binary values)
                 volume = seg.get_volume(combine_segments=True, relabel=False)
                 layers, array = {}, np.asarray(volume.array).astype(np.int32)
@@ -220,6 +232,66 @@ def _read_seg(path: Path, threshold: float) -> LabelMap:
     except Exception as exc:  # e.g. frames that do not form a regular stack
         raise RadlabelError(f"{path} is a DICOM-SEG whose frames do not form a volume ({safe_reason(exc)}).") from None
     return LabelMap(path, geometry, names, array=array, layers=layers, fractional=fractional, threshold=threshold)
+
+
+def _frame_geometry(seg) -> tuple[np.ndarray, list[float], list[float], list[str]]:
+    """Per frame: plane position and source instance; shared: orientation and pixel spacing."""
+    shared = seg.SharedFunctionalGroupsSequence[0]
+    per_frame = seg.PerFrameFunctionalGroupsSequence
+
+    def attribute(index: int, sequence: str, name: str):
+        group = per_frame[index] if sequence in per_frame[index] else shared
+        return getattr(getattr(group, sequence)[0], name)
+
+    positions = np.array([[float(v) for v in attribute(i, "PlanePositionSequence", "ImagePositionPatient")]
+                          for i in range(len(per_frame))])
+    sources = [str(item.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID)
+               if "DerivationImageSequence" in item else "" for item in per_frame]
+    return (positions, [float(v) for v in attribute(0, "PlaneOrientationSequence", "ImageOrientationPatient")],
+            [float(v) for v in attribute(0, "PixelMeasuresSequence", "PixelSpacing")], sources)
+
+
+def _perpendicular(seg) -> bool:
+    """Do the SEG's frames stack along their normal (what highdicom's get_volume needs)?"""
+    try:
+        positions, orientation, _, _ = _frame_geometry(seg)
+    except (AttributeError, IndexError, KeyError):
+        return True  # leave the verdict to highdicom
+    unique = np.unique(np.round(positions, 3), axis=0)
+    if len(unique) < 2:
+        return True
+    span = unique[-1] - unique[0]
+    normal = np.cross(orientation[:3], orientation[3:])
+    return abs(float(span @ normal)) / float(np.linalg.norm(span)) > 1 - 1e-5
+
+
+def _read_tilted_seg(path: Path, seg, names: dict[int, str], fractional: bool, threshold: float) -> LabelMap:
+    """A SEG over a tilted stack: highdicom decodes the frames per source instance; their positions give
+    the (sheared) grid."""
+    from radlabel.geometry import stack_geometry
+
+    positions, orientation, spacing, sources = _frame_geometry(seg)
+    by_source = {uid: tuple(p) for uid, p in zip(sources, positions)}
+    if "" in by_source or len(set(by_source.values())) != len(by_source):
+        raise RadlabelError(f"{path} is a SEG over a tilted stack whose frames do not each reference one source "
+                            "image, so its slices cannot be placed.")
+    uids = list(by_source)
+    try:
+        geometry, slots = stack_geometry([by_source[u] for u in uids], orientation, spacing, seg.Rows, seg.Columns)
+    except GridMismatch as exc:
+        raise RadlabelError(f"{path} is a DICOM-SEG whose frames do not form a volume: {exc}.") from None
+    numbers = list(seg.segment_numbers)
+    pixels = seg.get_pixels_by_source_instance(uids, segment_numbers=numbers, combine_segments=False,
+                                               rescale_fractional=True)
+    layers = {}
+    for index, number in enumerate(numbers):
+        layer = np.zeros(geometry.shape, pixels.dtype)
+        layer[slots] = pixels[..., index]
+        layers[number] = layer
+    labelmap = LabelMap(path, geometry, names, layers=layers, fractional=fractional, threshold=threshold)
+    if not fractional and not any(np.any(labelmap.mask(a) & labelmap.mask(b)) for a in numbers for b in numbers if a < b):
+        labelmap = replace(labelmap, array=labelmap.labels(), layers={})  # one label per voxel, as elsewhere
+    return labelmap
 
 
 def on_one_grid(maps: list[LabelMap], grid: VolumeGeometry | None = None) -> list[LabelMap]:
