@@ -220,6 +220,7 @@ def _read_seg(path: Path, threshold: float) -> LabelMap:
                 layers, array = {}, np.asarray(volume.array).astype(np.int32)
                 fractional = False
             except (RuntimeError, ValueError):  # overlap, or true fractional values: one layer per segment
+                seg = _open_seg(path)  # a failed query leaves highdicom's frame table locked: start afresh
                 volume = seg.get_volume(combine_segments=False, segment_numbers=numbers, rescale_fractional=True)
                 stack = np.asarray(volume.array)
                 layers, array = {n: stack[..., index] for index, n in enumerate(numbers)}, None
