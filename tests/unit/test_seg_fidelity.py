@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -241,3 +242,147 @@ def test_a_map_of_another_grid_is_refused_naming_the_difference(variants, base, 
     assert not (tmp_path / "seg.dcm").exists()
     code, _, err = cli(capsys, "agreement", base["nifti"], variants[name]["nifti"])
     assert code == 2 and reason.split(" (")[0] in err and "not on one grid" in err, err
+
+
+# -- SEGs other writers made (tests/data) ------------------------------------------------------------------------
+
+CORPUS_SEGS = ["highdicom/seg_image_ct_binary.dcm", "highdicom/seg_image_ct_binary_fractional.dcm",
+               "highdicom/seg_image_ct_binary_overlap.dcm", "highdicom/seg_image_ct_true_fractional.dcm",
+               "pydicom/liver.dcm", "pydicom/liver_expb.dcm"]
+
+
+def _frames_of_seg(path: Path):
+    """Per stored frame (pydicom's decoding): segment number, plane position, pixel values 0..1."""
+    ds = pydicom.dcmread(path)
+    pixels = ds.pixel_array.reshape(int(ds.get("NumberOfFrames", 1)), ds.Rows, ds.Columns).astype(np.float32)
+    if ds.SegmentationType == "FRACTIONAL":
+        pixels /= float(ds.MaximumFractionalValue)
+    for item, frame in zip(ds.PerFrameFunctionalGroupsSequence, pixels):
+        number = int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        yield number, [float(v) for v in item.PlanePositionSequence[0].ImagePositionPatient], frame
+
+
+@pytest.mark.parametrize("name", CORPUS_SEGS)
+def test_corpus_seg_decodes_voxel_for_voxel_in_patient_space(name):
+    from radlabel.adjudication.labelmaps import read_labelmap
+
+    labelmap = read_labelmap(DATA / name)
+    seen = {}
+    for number, position, frame in _frames_of_seg(DATA / name):
+        k, j, i = labelmap.geometry.lps_to_index(position)
+        assert (round(j, 6), round(i, 6)) == (0, 0) and abs(k - round(k)) < 1e-4, (position, k, j, i)
+        k = int(round(k))
+        assert np.allclose(labelmap.probability(number)[k], frame, atol=1e-6), (number, k)
+        assert np.array_equal(labelmap.mask(number)[k], frame >= 0.5 if labelmap.fractional else frame > 0)
+        seen[number] = seen.get(number, 0) + int(labelmap.mask(number)[k].sum())
+    assert seen == {n: int(labelmap.mask(n).sum()) for n in seen}  # nothing outside the stored frames
+    if name.endswith("_expb.dcm"):  # highdicom reads little endian only: compare with the twin it reads
+        twin = read_labelmap(DATA / name.replace("_expb", ""))
+        assert twin.geometry == labelmap.geometry and np.array_equal(twin.labels(), labelmap.labels())
+        return
+    seg = hd.seg.segread(str(DATA / name))
+    volume = seg.get_volume(combine_segments=False, segment_numbers=list(seg.segment_numbers))
+    on_ours = labelmap.on(VolumeGeometry.from_affine_kji(volume.affine, volume.spatial_shape))
+    for index, number in enumerate(seg.segment_numbers):
+        assert np.allclose(on_ours.probability(number), volume.array[..., index], atol=1e-6)
+
+
+def _series_on(geometry: VolumeGeometry, template: pydicom.Dataset, folder: Path, frame_of_reference: str) -> Path:
+    """Blank CT slices on a grid (the corpus SEGs' own sources are not all public): a source for radlabel."""
+    folder.mkdir()
+    series = generate_uid()
+    for k in range(geometry.shape[0]):
+        ds = copy.deepcopy(template)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.SeriesInstanceUID, ds.FrameOfReferenceUID, ds.InstanceNumber = series, frame_of_reference, k + 1
+        ds.Rows, ds.Columns = geometry.shape[1:]
+        ds.PixelSpacing = [float(v) for v in geometry.pixel_spacing]
+        ds.ImageOrientationPatient = geometry.image_orientation
+        ds.ImagePositionPatient = geometry.slice_position(k)
+        ds.PixelData = np.zeros(geometry.shape[1:], np.uint16).tobytes()
+        ds.save_as(folder / f"{k:04d}.dcm", enforce_file_format=True)
+    return folder
+
+
+@pytest.mark.parametrize("name", CORPUS_SEGS)
+def test_corpus_seg_round_trips_through_radlabel_and_agrees_with_itself(name, base, tmp_path, capsys):
+    from radlabel.adjudication.labelmaps import read_labelmap
+
+    original = read_labelmap(DATA / name)
+    source = _series_on(original.geometry, base["datasets"][0], tmp_path / "series",
+                        str(pydicom.dcmread(DATA / name, stop_before_pixels=True).FrameOfReferenceUID))
+    code, _, err = cli(capsys, "seg", "from-labelmap", DATA / name, "--series", source, "--out", tmp_path / "ours.dcm")
+    assert code == 0, err
+    ours = read_labelmap(tmp_path / "ours.dcm").on(original.geometry)
+    slug = {v: original.names[v].replace(" ", "_") for v in original.values}  # radlabel's labels are identifiers
+    assert {ours.names[v] for v in ours.values} == set(slug.values())
+    for value in original.values:
+        mine = next(v for v in ours.values if ours.names[v] == slug[value])
+        assert np.array_equal(ours.mask(mine), original.mask(value)), value  # overlaps kept, fractions thresholded
+    assert_no_new_dciodvfy_errors(tmp_path / "ours.dcm", DATA / name, source / "0000.dcm")
+    maps = [DATA / name, tmp_path / "ours.dcm"]
+    code, _, err = cli(capsys, "seg", "to-labelmap", DATA / name, "--out", tmp_path / "map.nii.gz")
+    if "overlap" in name:  # a NIfTI label map holds one label per voxel: refused, naming the segments
+        assert code == 2 and "segments 1 and 2 overlap" in err and not (tmp_path / "map.nii.gz").exists()
+    else:
+        assert code == 0, err
+        maps.append(tmp_path / "map.nii.gz")
+    code, out, err = cli(capsys, "agreement", *maps, "--json")
+    pairs = [p for ps in json.loads(out)["classes"].values() for p in ps]
+    assert code == 0 and pairs and all(p["dice"] == 1.0 for p in pairs), (err, pairs)
+
+
+def test_big_endian_seg_agrees_with_its_little_endian_twin(capsys):
+    code, out, err = cli(capsys, "agreement", DATA / "pydicom/liver.dcm", DATA / "pydicom/liver_expb.dcm", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["grid"]["shape"] == [3, 512, 512], err
+    assert [p["dice"] for p in result["classes"]["Liver"]] == [1.0]
+
+
+def test_fractional_threshold_is_the_users(capsys):
+    from radlabel.adjudication.labelmaps import read_labelmap
+
+    path = DATA / "highdicom/seg_image_ct_true_fractional.dcm"
+    probability = read_labelmap(path).probability(1)
+    for threshold in (0.2, 0.5, 0.9):
+        assert np.array_equal(read_labelmap(path, threshold=threshold).mask(1), probability >= threshold)
+    assert len(np.unique(probability)) > 2  # the corpus file really is fractional
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["agreement", DATA / "highdicom/seg_image_cr_binary.dcm", DATA / "pydicom/liver.dcm"],
+     "is a projection SEG (its frames have no plane positions"),
+    (["agreement", DATA / "pydicom/eCT_Supplemental.dcm", DATA / "pydicom/liver.dcm"],
+     "is a DICOM file but not a segmentation (SOP class 1.2.840.10008.5.1.4.1.1.2.1)"),
+    (["seg", "from-labelmap", DATA / "highdicom/seg_image_ct_binary.dcm", "--series", DATA / "pydicom/CT2"],
+     "gap(s) along the slice normal"),
+    (["agreement", DATA / "README.md", DATA / "pydicom/liver.dcm"], "is neither a NIfTI label map (.nii/.nii.gz) nor a DICOM file"),
+])
+def test_corpus_inputs_that_cannot_be_compared_are_refused_with_the_reason(args, reason, tmp_path, capsys):
+    code, out, err = cli(capsys, *args, *(["--out", tmp_path / "x.dcm"] if args[0] == "seg" else []))
+    assert code == 2 and reason in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "x.dcm").exists()
+
+
+def test_enhanced_mr_without_geometry_is_refused_and_enhanced_ct_gets_a_valid_seg(tmp_path, capsys):
+    (tmp_path / "mr").mkdir()
+    shutil.copy(DATA / "pydicom/emri_small.dcm", tmp_path / "mr")
+    code, _, err = cli(capsys, "seg", "from-labelmap", DATA / "pydicom/liver.dcm", "--series", tmp_path / "mr",
+                       "--out", tmp_path / "mr.dcm")
+    assert code == 2 and "10 frame(s) lack position, orientation or pixel spacing" in err
+    (tmp_path / "ct").mkdir()
+    shutil.copy(DATA / "pydicom/eCT_Supplemental.dcm", tmp_path / "ct")
+    ds = pydicom.dcmread(DATA / "pydicom/eCT_Supplemental.dcm")
+    frames = sort_frames(frames_of(ds))
+    labels = np.zeros(geometry_of(frames).shape, np.uint8)
+    labels[0, 100:300, 150:250], labels[1, 200:260, 50:400] = 1, 2
+    labelmap_to_nifti(labels, geometry_of(frames)).to_filename(str(tmp_path / "map.nii.gz"))
+    code, _, err = cli(capsys, "seg", "from-labelmap", tmp_path / "map.nii.gz", "--series", tmp_path / "ct",
+                       "--out", tmp_path / "seg.dcm")
+    assert code == 0, err
+    seg = hd.seg.segread(str(tmp_path / "seg.dcm"))
+    for slot, frame in enumerate(frames):
+        pixels = seg.get_pixels_by_source_frame(str(ds.SOPInstanceUID), [frame.frame_index + 1], combine_segments=True,
+                                                relabel=False, assert_missing_frames_are_empty=True)[0]
+        assert np.array_equal(pixels, labels[slot]), slot
+    assert_no_new_dciodvfy_errors(tmp_path / "seg.dcm", DATA / "pydicom/eCT_Supplemental.dcm")
