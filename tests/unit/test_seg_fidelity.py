@@ -386,3 +386,96 @@ def test_enhanced_mr_without_geometry_is_refused_and_enhanced_ct_gets_a_valid_se
                                                 relabel=False, assert_missing_frames_are_empty=True)[0]
         assert np.array_equal(pixels, labels[slot]), slot
     assert_no_new_dciodvfy_errors(tmp_path / "seg.dcm", DATA / "pydicom/eCT_Supplemental.dcm")
+
+
+# -- dcmqi: a second writer and reader -----------------------------------------------------------------------------
+
+def _dcmqi_metadata() -> dict:
+    codes = {"spleen": ("78961009", "Spleen"), "liver": ("10200004", "Liver"), "aorta": ("15825003", "Aorta")}
+    return {"ContentCreatorName": "Tester", "ClinicalTrialSeriesID": "1", "ClinicalTrialTimePointID": "1",
+            "SeriesDescription": "dcmqi", "SeriesNumber": "300", "InstanceNumber": "1", "ContentLabel": "SEG",
+            "ContentDescription": "dcmqi", "ClinicalTrialCoordinatingCenterName": "dcmqi",
+            "segmentAttributes": [[{
+                "labelID": value, "SegmentLabel": name, "SegmentDescription": name, "SegmentAlgorithmType": "MANUAL",
+                "SegmentedPropertyCategoryCodeSequence": {"CodeValue": "123037004", "CodingSchemeDesignator": "SCT",
+                                                          "CodeMeaning": "Anatomical Structure"},
+                "SegmentedPropertyTypeCodeSequence": {"CodeValue": codes[name][0], "CodingSchemeDesignator": "SCT",
+                                                      "CodeMeaning": codes[name][1]},
+                "recommendedDisplayRGBValue": [200, 100, 50]} for value, name in KEPT_LABELS.items()]]}
+
+
+def test_dcmqi_segs_and_radlabel_segs_agree_both_ways(base, tmp_path, capsys):
+    (tmp_path / "meta.json").write_text(json.dumps(_dcmqi_metadata()))
+    labels = base["nifti"].parent / "ct8_map.labels.json"
+    for kind in ("binary", "labelmap"):  # dcmqi writes both SEG forms
+        done = subprocess.run([str(BIN / "itkimage2segimage"), "--inputImageList", str(base["nifti"]),
+                               "--inputDICOMDirectory", str(base["folder"]), "--inputMetadata", str(tmp_path / "meta.json"),
+                               "--segmentationType", kind, "--outputDICOM", str(tmp_path / f"dcmqi_{kind}.dcm")],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert cli(capsys, "seg", "from-labelmap", base["nifti"], "--series", base["folder"], "--labels", labels,
+               "--out", tmp_path / "ours.dcm")[0] == 0
+    maps = [base["nifti"], tmp_path / "dcmqi_binary.dcm", tmp_path / "dcmqi_labelmap.dcm", tmp_path / "ours.dcm"]
+    code, out, err = cli(capsys, "agreement", *maps, "--labels", labels, "--json")
+    pairs = [p for ps in json.loads(out)["classes"].values() for p in ps]
+    assert code == 0 and len(pairs) == 3 * 6 and all(p["dice"] == 1.0 for p in pairs), (err, pairs)
+    _assert_dcmqi_reads_ours(tmp_path, base)
+
+
+def _assert_dcmqi_reads_ours(tmp_path: Path, base) -> None:
+    """dcmqi's segimage2itkimage decodes radlabel's SEG; SimpleITK places its NRRDs in patient space."""
+    import SimpleITK as sitk
+
+    from radlabel.geometry import onto_grid
+
+    (tmp_path / "back").mkdir()
+    done = subprocess.run([str(BIN / "segimage2itkimage"), "--inputDICOM", str(tmp_path / "ours.dcm"),
+                           "--outputDirectory", str(tmp_path / "back"), "--prefix", "s"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    meta = json.loads((tmp_path / "back" / "s-meta.json").read_text())
+    frames = sort_frames([f for ds in base["datasets"] for f in frames_of(ds)])
+    grid = geometry_of(frames)
+    expected = np.stack([base["expected"][f.sop_instance_uid] for f in frames])
+    for number, attributes in enumerate(meta["segmentAttributes"], 1):
+        image = sitk.ReadImage(str(tmp_path / "back" / f"s-{number}.nrrd"))
+        affine = np.eye(4)  # SimpleITK's direction and origin are LPS already
+        affine[:3, :3] = np.asarray(image.GetDirection()).reshape(3, 3) * np.asarray(image.GetSpacing())
+        affine[:3, 3] = image.GetOrigin()
+        array = sitk.GetArrayFromImage(image)  # (k, j, i)
+        placed = onto_grid(array, VolumeGeometry.from_affine_kji(affine[:, [2, 1, 0, 3]], array.shape), grid)
+        value = next(v for v, n in KEPT_LABELS.items() if n == attributes[0]["SegmentLabel"])
+        assert np.array_equal(placed > 0, expected == value), attributes[0]["SegmentLabel"]
+
+
+# -- validate: tilt, stacks off a line, damaged files -------------------------------------------------------------
+
+def test_validate_json_names_a_damaged_file_and_still_judges_the_series(base, tmp_path, capsys):
+    folder = tmp_path / "series"
+    shutil.copytree(base["folder"], folder)
+    damaged = sorted(folder.iterdir())[3]
+    damaged.write_bytes(damaged.read_bytes()[:5000])  # cut inside the pixel data
+    code, out, err = cli(capsys, "validate", folder, "--json")
+    verdict = json.loads(out)
+    assert code == 1 and err == ""
+    assert [d["file"] for d in verdict["damaged_files"]] == [str(damaged)]
+    assert "damaged DICOM file" in verdict["damaged_files"][0]["reason"]
+    series = verdict["series"]
+    assert len(series) == 1 and not series[0]["ok"] and series[0]["frames"] == 7
+    assert series[0]["findings"][-1] == {"code": "damaged_file", "message": verdict["damaged_files"][0]["reason"],
+                                         "file": str(damaged)}
+    code, out, _ = cli(capsys, "validate", folder)
+    assert code == 1 and "damaged_file" in out and str(damaged) in out
+
+
+def test_validate_refuses_slices_off_one_line(base, tmp_path, capsys):
+    folder = tmp_path / "series"
+    shutil.copytree(base["folder"], folder)
+    path = sorted(folder.iterdir())[4]
+    ds = pydicom.dcmread(path)
+    ds.ImagePositionPatient = [float(ds.ImagePositionPatient[0]) + 3.0, *ds.ImagePositionPatient[1:]]
+    ds.save_as(path)
+    code, out, _ = cli(capsys, "validate", folder, "--json")
+    series = json.loads(out)["series"][0]
+    assert code == 1 and "positions_not_on_a_line" in series["reasons"]
+    finding = next(f for f in series["findings"] if f["code"] == "positions_not_on_a_line")
+    assert "up to 3.00 mm off" in finding["message"]
