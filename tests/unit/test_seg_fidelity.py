@@ -479,3 +479,33 @@ def test_validate_refuses_slices_off_one_line(base, tmp_path, capsys):
     assert code == 1 and "positions_not_on_a_line" in series["reasons"]
     finding = next(f for f in series["findings"] if f["code"] == "positions_not_on_a_line")
     assert "up to 3.00 mm off" in finding["message"]
+
+
+def test_the_adjudicators_seg_form_adds_no_dciodvfy_error(tmp_path):
+    """The final SEG as connectors/adjudicate.py writes it: protocol codes, an algorithm, provenance comments."""
+    from radlabel import seg as seg_codec
+    from radlabel.phantom import make_ct_study
+    from radlabel.protocol import load_template
+
+    protocol = load_template(Path(__file__).resolve().parents[2] / "protocol_templates" / "ct-liver-lesions.yaml")
+    study = make_ct_study(seed=3, slices=6, size=64)
+    value = {n: v for v, n in study.labels.items()}
+    masks = {"liver": study.labelmap == value["liver"], "liver_lesion": study.labelmap == value["liver_lesion"]}
+    for algorithm in (None, "radlabel-classical 1"):
+        seg = seg_codec.encode(study.datasets, masks, protocol, series_description="radlabel final ct-liver-lesions",
+                               content_creator="radlabel-consensus", algorithm=algorithm,
+                               content_description="ct-liver-lesions 1 staple")
+        seg.ImageComments = json.dumps({"protocol": "ct-liver-lesions", "readers": ["reader-1", "reader-2"]})
+        seg.save_as(tmp_path / "final.dcm", enforce_file_format=True)
+        study.datasets[0].save_as(tmp_path / "source.dcm", enforce_file_format=True)
+        assert_no_new_dciodvfy_errors(tmp_path / "final.dcm", tmp_path / "source.dcm")
+        decoded = {s.label: s.mask for s in seg_codec.decode(seg, [str(d.SOPInstanceUID) for d in study.datasets])}
+        assert all(np.array_equal(decoded[name], mask) for name, mask in masks.items())
+
+
+def test_the_dciodvfy_check_catches_an_error_the_input_did_not_have(tmp_path):
+    ds = pydicom.dcmread(DATA / "pydicom/liver.dcm")
+    del ds.ContentLabel  # Type 1 in the Segmentation Image module
+    ds.save_as(tmp_path / "broken.dcm")
+    with pytest.raises(AssertionError, match="ContentLabel"):
+        assert_no_new_dciodvfy_errors(tmp_path / "broken.dcm", DATA / "pydicom/liver.dcm")
