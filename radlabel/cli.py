@@ -247,7 +247,13 @@ def cmd_validate(args) -> int:
     from radlabel.ingest.validate import Finding, Reason, SeriesReport, validate_series
 
     damaged: list = []
-    groups, skipped = _series_groups(args.paths, damaged)
+    try:
+        groups, skipped = _series_groups(args.paths, damaged)
+    except RadlabelError as exc:
+        if not args.json:
+            raise
+        print(json.dumps({"series": [], "error": str(exc), "damaged_files": [], "skipped_files": 0}, indent=2))
+        return 2
     reports = {uid: validate_series(datasets, min_slices=args.min_slices)[0] for uid, datasets in groups.items()}
     for path, uid, reason in damaged:  # a damaged file quarantines its series, named with its reason
         report = reports.setdefault(uid or f"(unreadable: {path})", SeriesReport(uid or "", 0, 0))

@@ -509,3 +509,13 @@ def test_the_dciodvfy_check_catches_an_error_the_input_did_not_have(tmp_path):
     ds.save_as(tmp_path / "broken.dcm")
     with pytest.raises(AssertionError, match="ContentLabel"):
         assert_no_new_dciodvfy_errors(tmp_path / "broken.dcm", DATA / "pydicom/liver.dcm")
+
+
+def test_validate_json_without_any_dicom_is_still_json(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not DICOM")
+    code, out, err = cli(capsys, "validate", tmp_path, "--json")
+    assert code == 2 and err == "" and "no DICOM files found" in json.loads(out)["error"]
+    code, out, err = cli(capsys, "validate", tmp_path / "notes.txt", "--json")  # named explicitly: read, and damaged
+    verdict = json.loads(out)
+    assert code == 1 and verdict["damaged_files"][0]["file"] == str(tmp_path / "notes.txt")
+    assert "is not a DICOM file" in verdict["damaged_files"][0]["reason"]
