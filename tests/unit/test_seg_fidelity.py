@@ -519,3 +519,22 @@ def test_validate_json_without_any_dicom_is_still_json(tmp_path, capsys):
     verdict = json.loads(out)
     assert code == 1 and verdict["damaged_files"][0]["file"] == str(tmp_path / "notes.txt")
     assert "is not a DICOM file" in verdict["damaged_files"][0]["reason"]
+
+
+def test_consensus_takes_segs_of_any_writer_and_fractional_probabilities(tmp_path, capsys):
+    from radlabel.adjudication.labelmaps import read_labelmap
+
+    liver = read_labelmap(DATA / "pydicom/liver.dcm")
+    code, out, err = cli(capsys, "consensus", DATA / "pydicom/liver.dcm", DATA / "pydicom/liver_expb.dcm",
+                         "--method", "majority", "--out", tmp_path / "majority.nii.gz")
+    assert code == 0, err
+    result = read_labelmap(tmp_path / "majority.nii.gz").on(liver.geometry)
+    assert np.array_equal(result.labels(), liver.labels())
+    fractional, binary = DATA / "highdicom/seg_image_ct_true_fractional.dcm", DATA / "highdicom/seg_image_ct_binary.dcm"
+    code, out, err = cli(capsys, "consensus", fractional, binary, DATA / "highdicom/seg_image_ct_binary_fractional.dcm",
+                         "--out", tmp_path / "staple.nii.gz")
+    assert code == 0, err
+    sensitivity = json.loads(out)["classes"]["1"]["sensitivity"]
+    assert sensitivity[0] < 0.9 < min(sensitivity[1:])  # the soft reader voted with its probabilities (about 0.5)
+    expected = read_labelmap(binary)
+    assert np.array_equal(read_labelmap(tmp_path / "staple.nii.gz").on(expected.geometry).labels(), expected.labels())
