@@ -183,10 +183,13 @@ def _open_seg(path: Path):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    from radlabel.dicom_files import as_little_endian, safe_reason
+    from radlabel.dicom_files import as_little_endian, check_read, safe_reason
 
     try:
-        ds = pydicom.dcmread(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's warnings quote header values
+            ds = pydicom.dcmread(path)
+            check_read(ds, path)  # a SEG cut short reads without complaint otherwise
     except InvalidDicomError:
         raise RadlabelError(f"{path} is neither a NIfTI label map (.nii/.nii.gz) nor a DICOM file.") from None
     except Exception as exc:

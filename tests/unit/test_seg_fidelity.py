@@ -538,3 +538,10 @@ def test_consensus_takes_segs_of_any_writer_and_fractional_probabilities(tmp_pat
     assert sensitivity[0] < 0.9 < min(sensitivity[1:])  # the soft reader voted with its probabilities (about 0.5)
     expected = read_labelmap(binary)
     assert np.array_equal(read_labelmap(tmp_path / "staple.nii.gz").on(expected.geometry).labels(), expected.labels())
+
+
+def test_a_seg_cut_short_is_refused_as_damaged(tmp_path, capsys):
+    data = (DATA / "pydicom/liver.dcm").read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(data[: len(data) - 20000])
+    code, _, err = cli(capsys, "agreement", tmp_path / "cut.dcm", DATA / "pydicom/liver.dcm")
+    assert code == 2 and "cut.dcm is a damaged DICOM file" in err and "Traceback" not in err, err
