@@ -545,3 +545,26 @@ def test_a_seg_cut_short_is_refused_as_damaged(tmp_path, capsys):
     (tmp_path / "cut.dcm").write_bytes(data[: len(data) - 20000])
     code, _, err = cli(capsys, "agreement", tmp_path / "cut.dcm", DATA / "pydicom/liver.dcm")
     assert code == 2 and "cut.dcm is a damaged DICOM file" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("kind, syntax", [("BINARY", "1.2.840.10008.1.2.4.90"),  # JPEG 2000 lossless
+                                          ("LABELMAP", "1.2.840.10008.1.2.5")])  # RLE lossless
+def test_compressed_and_label_map_segs_decode_exactly(kind, syntax, base, tmp_path):
+    from radlabel.adjudication.labelmaps import read_labelmap
+    from radlabel.seg import segment_description, structure_class
+
+    grid = VolumeGeometry.axial((3, 64, 64), (0.7, 0.7), 3.0, centre=(10.0, -20.0, 40.0))
+    folder = _series_on(grid, base["datasets"][0], tmp_path / "series", generate_uid())
+    source = sorted((pydicom.dcmread(p) for p in folder.iterdir()), key=lambda d: d.InstanceNumber)
+    labels = np.zeros(grid.shape, np.uint8)  # J2K needs frames of 32 pixels or more
+    labels[:, 10:30, 12:50], labels[1:, 35:60, 5:20] = 1, 2
+    seg = hd.seg.Segmentation(
+        source_images=source, pixel_array=labels, segmentation_type=getattr(hd.seg.SegmentationTypeValues, kind),
+        segment_descriptions=[segment_description(n, structure_class(n, f"s{n}")) for n in (1, 2)],
+        series_instance_uid=generate_uid(), series_number=5, sop_instance_uid=generate_uid(), instance_number=1,
+        manufacturer="test", manufacturer_model_name="test", software_versions="1", device_serial_number="1",
+        transfer_syntax_uid=syntax)
+    seg.save_as(tmp_path / "seg.dcm", enforce_file_format=True)
+    decoded = read_labelmap(tmp_path / "seg.dcm").on(grid)
+    assert pydicom.dcmread(tmp_path / "seg.dcm").file_meta.TransferSyntaxUID == syntax
+    assert np.array_equal(decoded.labels(), labels)
