@@ -207,7 +207,9 @@ def cmd_sync(args) -> int:
     return 0
 
 
-def _series_groups(paths: list[str]):
+def _series_groups(paths: list[str], damaged: list | None = None):
+    """Readable files grouped by series; a damaged file stops everything, unless ``damaged`` collects
+    (path, series UID or None, reason) for it."""
     from radlabel.dicom_files import dicom_paths, read_dicom
 
     files, skipped = dicom_paths([Path(p) for p in paths])
@@ -215,23 +217,60 @@ def _series_groups(paths: list[str]):
         raise RadlabelError("no DICOM files found in the paths given: give folders that hold DICOM files.")
     groups: dict[str, list] = {}
     for path in files:
-        ds = read_dicom(path)
+        try:
+            ds = read_dicom(path)
+        except RadlabelError as exc:
+            if damaged is None:
+                raise
+            damaged.append((path, _series_uid_of_damaged(path), str(exc)))
+            continue
         groups.setdefault(str(ds.get("SeriesInstanceUID", "") or f"(no series UID: {path.parent})"), []).append(ds)
     return groups, skipped
 
 
-def cmd_validate(args) -> int:
-    from radlabel.ingest.validate import validate_series
+def _series_uid_of_damaged(path: Path) -> str | None:
+    """The series a damaged file claims to belong to, where its header still says so."""
+    import warnings
 
-    groups, skipped = _series_groups(args.paths)
-    reports = [validate_series(datasets, min_slices=args.min_slices)[0] for datasets in groups.values()]
+    import pydicom
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=["SeriesInstanceUID"])
+            return str(ds.get("SeriesInstanceUID", "") or "") or None
+    except Exception:  # too damaged to say: reported on its own
+        return None
+
+
+def cmd_validate(args) -> int:
+    from radlabel.ingest.validate import Finding, Reason, SeriesReport, validate_series
+
+    damaged: list = []
+    try:
+        groups, skipped = _series_groups(args.paths, damaged)
+    except RadlabelError as exc:
+        if not args.json:
+            raise
+        print(json.dumps({"series": [], "error": str(exc), "damaged_files": [], "skipped_files": 0}, indent=2))
+        return 2
+    reports = {uid: validate_series(datasets, min_slices=args.min_slices)[0] for uid, datasets in groups.items()}
+    for path, uid, reason in damaged:  # a damaged file quarantines its series, named with its reason
+        report = reports.setdefault(uid or f"(unreadable: {path})", SeriesReport(uid or "", 0, 0))
+        report.instances += 1
+        report.findings.append(Finding(Reason.DAMAGED_FILE, reason, file=str(path)))
+    reports = list(reports.values())
     if args.json:
-        print(json.dumps({"series": [r.as_dict() for r in reports], "skipped_files": len(skipped)}, indent=2))
+        print(json.dumps({"series": [r.as_dict() for r in reports], "skipped_files": len(skipped),
+                          "damaged_files": [{"file": str(p), "series_instance_uid": uid, "reason": reason}
+                                            for p, uid, reason in damaged]}, indent=2))
     else:
         for r in reports:
-            print(f"{'ok         ' if r.ok else 'QUARANTINE '} {r.series_uid}  {r.frames} frame(s)")
+            print(f"{'ok         ' if r.ok else 'QUARANTINE '} {r.series_uid or '(unknown series)'}  {r.frames} frame(s)")
             for finding in r.findings:
                 print(f"    {finding.reason.value}: {finding.message}")
+            for note in r.notes:
+                print(f"    note {note.reason.value}: {note.message}")
     return 0 if all(r.ok for r in reports) else 1
 
 
@@ -326,19 +365,22 @@ def _series_geometry(folder: str):
 
 
 def cmd_agreement(args) -> int:
-    from radlabel.adjudication.labelmaps import class_masks, read_labelmap, read_labels_file, same_grid
+    from radlabel.adjudication.labelmaps import class_masks, on_one_grid, read_labelmap, read_labels_file
     from radlabel.adjudication.metrics import pairwise
 
     geometry = _series_geometry(args.from_dicom)[2] if args.from_dicom else None
-    maps = [read_labelmap(Path(p), geometry) for p in args.labelmaps]
-    same_grid(maps)
+    # Every map keeps its grid; all are re-indexed onto one grid voxel for voxel, or refused with the reason.
+    maps = on_one_grid([read_labelmap(Path(p), geometry, args.threshold) for p in args.labelmaps], geometry)
     spacing = tuple(args.spacing) if args.spacing else maps[0].spacing
     classes = {}
     for name, masks in class_masks(maps, read_labels_file(args.labels)).items():
         pairs = pairwise(masks, spacing, args.tolerance_mm)
         classes[name] = [
             {"a": maps[i].path.name, "b": maps[j].path.name} | agreement.as_dict() for (i, j), agreement in pairs.items()]
+    grid = maps[0].geometry
     result = {"spacing_mm": list(spacing), "tolerance_mm": args.tolerance_mm, "readers": [m.path.name for m in maps],
+              "grid": {"shape": list(grid.shape), "tilt_degrees": round(grid.tilt_degrees, 3),
+                       "origin_lps_mm": [round(v, 4) for v in grid.origin]},
               "hd95_definition": "max of directed 95th percentiles over surface voxels",
               "classes": classes}
     if args.json:
@@ -352,22 +394,18 @@ def cmd_agreement(args) -> int:
 
 
 def cmd_consensus(args) -> int:
-    import nibabel as nib
-
     from radlabel.adjudication.consensus import majority, staple
-    from radlabel.adjudication.labelmaps import read_labelmap, same_grid
+    from radlabel.adjudication.labelmaps import on_one_grid, read_labelmap
+    from radlabel.geometry import labelmap_to_nifti
 
-    maps = [read_labelmap(Path(p)) for p in args.labelmaps]
-    same_grid(maps)
-    if maps[0].nifti is None:
-        raise RadlabelError("consensus reads and writes NIfTI label maps: convert SEGs with `radlabel seg to-labelmap`.")
-    values = sorted(set().union(*(np.unique(m.array).tolist() for m in maps)) - {0})
-    score = np.zeros((len(values) + 1, *maps[0].array.shape), dtype=np.float32)
+    maps = on_one_grid([read_labelmap(Path(p)) for p in args.labelmaps])
+    values = sorted(set().union(*(m.values for m in maps)))
+    score = np.zeros((len(values) + 1, *maps[0].geometry.shape), dtype=np.float32)
     report = {}
     for index, value in enumerate(values, 1):
-        masks = [m.array == value for m in maps]
+        masks = [m.mask(value) for m in maps]
         if args.method == "staple":
-            result = staple(masks)
+            result = staple([m.probability(value) for m in maps])  # fractional SEGs vote with probabilities
             score[index] = np.where(result.consensus, result.probability, 0)
             report[str(value)] = {"sensitivity": result.sensitivity, "specificity": result.specificity}
         else:
@@ -376,50 +414,60 @@ def cmd_consensus(args) -> int:
             report[str(value)] = {"tie_voxels": int(ties.sum())}
     labels = np.asarray([0] + values)[np.argmax(score, axis=0)] * (score.max(axis=0) > 0)
     out = Path(args.out)
-    image = nib.Nifti1Image(labels.astype(np.uint16), maps[0].nifti.affine, maps[0].nifti.header)
-    nib.save(image, str(out))
+    if not out.name.endswith((".nii", ".nii.gz")):
+        raise RadlabelError(f"--out {out}: consensus writes a NIfTI label map; give a .nii or .nii.gz name.")
+    labelmap_to_nifti(labels.astype(np.uint16), maps[0].geometry).to_filename(str(out))
     print(json.dumps({"out": str(out), "method": args.method, "classes": report}, indent=2))
     return 0
 
 
 def cmd_seg_from_labelmap(args) -> int:
-    import nibabel as nib
-
     from radlabel import seg
-    from radlabel.adjudication.labelmaps import read_labels_file
-    from radlabel.geometry import labelmap_from_nifti
+    from radlabel.adjudication.labelmaps import read_labelmap, read_labels_file
 
     datasets, frames, geometry = _series_geometry(args.series)
     names = read_labels_file(args.labels)
-    try:
-        labelmap = labelmap_from_nifti(nib.load(args.labelmap), geometry)
-    except Exception as exc:
-        raise RadlabelError(f"{args.labelmap} does not fit the series in {args.series} ({str(exc)[:160]}).") from None
-    values = sorted(set(np.unique(labelmap).tolist()) - {0})
-    classes = {}
-    masks = {}
-    for value in values:
+    # The map is re-indexed onto the series grid voxel for voxel (tilted grids too), or refused naming why.
+    labelmap = read_labelmap(Path(args.labelmap), geometry)
+    names = names or labelmap.names
+    classes, masks = {}, {}
+    for value in labelmap.values:
         cls = seg.structure_class(value, names.get(value, f"label_{value}"))
         classes[cls.name] = cls
-        masks[cls.name] = labelmap == value
-    ordered = [f.instance for f in frames]
-    encoded = seg.encode(ordered, masks, classes, series_description=args.description)
-    encoded.save_as(args.out, enforce_file_format=True)
-    print(f"wrote {args.out}: {len(values)} segment(s) over {len(ordered)} slices")
+        masks[cls.name] = labelmap.mask(value)
+    if not masks:
+        raise RadlabelError(f"{args.labelmap} has no labelled voxel on the series in {args.series}: nothing to encode.")
+    try:
+        encoded = seg.encode(frames, masks, classes, series_description=args.description)
+    except ValueError as exc:
+        raise RadlabelError(f"the series in {args.series} cannot carry a SEG: {exc}") from None
+    _write_atomically(encoded, Path(args.out))
+    print(f"wrote {args.out}: {len(masks)} segment(s) over {len(frames)} slices")
     return 0
 
 
-def cmd_seg_to_labelmap(args) -> int:
-    import highdicom as hd
-    import pydicom
+def _write_atomically(ds, out: Path) -> None:
+    """Write a data set to ``out`` through a temporary name: no half-written file is ever left there."""
+    partial = out.with_name(out.name + ".partial")
+    try:
+        ds.save_as(partial, enforce_file_format=True)
+        partial.replace(out)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise RadlabelError(f"cannot write {out} ({exc.strerror}): check the output folder.") from None
 
+
+def cmd_seg_to_labelmap(args) -> int:
     from radlabel.adjudication.labelmaps import read_labelmap
+    from radlabel.geometry import labelmap_to_nifti
 
     labelmap = read_labelmap(Path(args.seg))
-    seg_ds = hd.seg.Segmentation.from_dataset(pydicom.dcmread(args.seg))
-    volume = seg_ds.get_volume(combine_segments=True, relabel=False)
-    volume.to_nibabel().to_filename(args.out)
-    (Path(args.out).parent / (Path(args.out).name.split(".")[0] + ".labels.json")).write_text(
+    labels = labelmap.labels()  # refuses overlapping segments, naming them
+    out = Path(args.out)
+    if not out.name.endswith((".nii", ".nii.gz")):
+        raise RadlabelError(f"--out {out}: give a .nii or .nii.gz name for the NIfTI label map.")
+    labelmap_to_nifti(labels.astype(np.uint16), labelmap.geometry).to_filename(str(out))
+    (out.parent / (out.name.split(".")[0] + ".labels.json")).write_text(
         json.dumps({"labels": {str(k): {"name": v} for k, v in labelmap.names.items()}}, indent=1))
     print(f"wrote {args.out} ({len(labelmap.names)} segment(s)) and its labels file")
     return 0
@@ -662,15 +710,17 @@ def build_parser() -> argparse.ArgumentParser:
     agreement.add_argument("--from-dicom", metavar="SERIES", help="put NIfTI maps on this DICOM series' grid")
     agreement.add_argument("--tolerance-mm", type=float, default=1.5, help="surface Dice tolerance (default 1.5)")
     agreement.add_argument("--labels", help="labels JSON naming the label values")
+    agreement.add_argument("--threshold", type=float, default=0.5,
+                           help="a fractional SEG's voxel is inside from this probability on (default 0.5)")
     agreement.add_argument("--json", action="store_true")
     agreement.set_defaults(func=cmd_agreement)
-    consensus = sub.add_parser("consensus", help="consensus label map of several readers' NIfTI maps")
+    consensus = sub.add_parser("consensus", help="consensus NIfTI label map of several readers' maps (NIfTI or SEG)")
     consensus.add_argument("labelmaps", nargs="+")
     consensus.add_argument("--method", choices=["majority", "staple"], default="staple")
     consensus.add_argument("--out", required=True)
     consensus.set_defaults(func=cmd_consensus)
     segs = sub.add_parser("seg", help="DICOM-SEG conversions").add_subparsers(dest="seg_command", required=True, metavar="ACTION")
-    from_map = segs.add_parser("from-labelmap", help="a NIfTI label map on a DICOM series -> binary DICOM-SEG")
+    from_map = segs.add_parser("from-labelmap", help="a label map (NIfTI or SEG) on a DICOM series -> binary DICOM-SEG")
     from_map.add_argument("labelmap")
     from_map.add_argument("--series", required=True, help="folder of the DICOM series the map belongs to")
     from_map.add_argument("--labels", help="labels JSON (value -> name, or the TotalSegmentator form)")

@@ -217,3 +217,36 @@ def repair_missing_uids(datasets: list[Dataset]) -> list[Repair]:
             setattr(ds, attribute, value)
         repairs.append(Repair(attribute, len(blank), "minted from the series' SOP Instance UIDs (repeatable)"))
     return repairs
+
+
+def as_little_endian(ds: Dataset) -> Dataset:
+    """A big-endian data set re-encoded as Explicit VR Little Endian (highdicom parses only little endian).
+
+    Native pixel data of more than 8 bits is decoded by pydicom and written back in little-endian order;
+    1- and 8-bit data (OB) has no byte order. Other data sets are returned as they are.
+    """
+    import io
+
+    from pydicom.filewriter import dcmwrite
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is None or syntax.is_little_endian:
+        return ds
+    copy = pydicom.dcmread(io.BytesIO(_bytes_of(ds)))  # never change the caller's data set
+    if "PixelData" in copy and int(copy.get("BitsAllocated", 8)) > 8:
+        array = copy.pixel_array
+        copy.PixelData = array.astype(array.dtype.newbyteorder("<")).tobytes()
+        copy["PixelData"].VR = "OW"
+    copy.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    dcmwrite(buffer, copy, little_endian=True, implicit_vr=False, force_encoding=True)
+    return pydicom.dcmread(io.BytesIO(buffer.getvalue()))
+
+
+def _bytes_of(ds: Dataset) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()

@@ -43,20 +43,46 @@ def segment_description(number: int, cls: LabelClass, algorithm: str | None = No
     )
 
 
-def encode(source: list[Dataset], masks: dict[str, np.ndarray], protocol: Protocol | dict[str, LabelClass], *,
+def _source_layout(source: list) -> tuple[list[Dataset], np.ndarray]:
+    """(source images for highdicom, for each of them or of their frames the slice index it shows).
+
+    ``source`` is datasets (single-frame, slices in order) or ``Frame`` objects of a sorted series: a
+    multi-frame image is handed to highdicom once, with its frames in stored order.
+    """
+    from radlabel.ingest.series import Frame
+
+    if not source or not isinstance(source[0], Frame):
+        return list(source), np.arange(len(source))
+    instances = {id(f.instance): f.instance for f in source}
+    if len(instances) == len(source):
+        return [f.instance for f in source], np.arange(len(source))
+    if len(instances) > 1:
+        raise ValueError(f"its {len(source)} frames come from {len(instances)} instances, some multi-frame; a SEG "
+                         "references either single-frame images or one multi-frame image")
+    order = np.empty(len(source), dtype=int)
+    for slot, frame in enumerate(source):
+        order[frame.frame_index] = slot
+    if int(source[0].instance.get("NumberOfFrames", 1) or 1) != len(source):
+        raise ValueError("only some frames of its multi-frame image form the series")
+    return [source[0].instance], order
+
+
+def encode(source: list, masks: dict[str, np.ndarray], protocol: Protocol | dict[str, LabelClass], *,
            series_description: str, content_creator: str = "", algorithm: str | None = None, series_number: int = 900,
            content_description: str = "", series_uid: str | None = None, sop_uid: str | None = None) -> Dataset:
     """A binary SEG over ``source`` (slices in order) with one segment per class in ``masks``.
 
-    ``masks[class name]`` is a (slices, rows, columns) boolean array aligned with ``source``; the
-    classes (codes, names) come from the protocol, or from a name -> LabelClass mapping.
+    ``source`` is the series' datasets in slice order, or its sorted ``Frame`` objects (enhanced
+    multi-frame images). ``masks[class name]`` is a (slices, rows, columns) boolean array aligned with
+    ``source``; the classes (codes, names) come from the protocol, or from a name -> LabelClass mapping.
     """
     lookup = protocol.label_class if isinstance(protocol, Protocol) else protocol.get
     classes = [lookup(name) for name in masks]
     unknown = [name for name, cls in zip(masks, classes) if cls is None]
     if unknown:
         raise ValueError(f"classes {unknown} have no coded description")
-    stacked = np.stack([np.asarray(masks[c.name], dtype=bool) for c in classes], axis=-1)
+    source, order = _source_layout(source)
+    stacked = np.stack([np.asarray(masks[c.name], dtype=bool) for c in classes], axis=-1)[order]
     seg = hd.seg.Segmentation(
         source_images=source,
         pixel_array=stacked.astype(np.uint8),

@@ -40,7 +40,9 @@ def _box(masks: list[np.ndarray]) -> tuple[slice, ...] | None:
 
 
 def staple(masks: list[np.ndarray], max_iterations: int = 200, tolerance: float = 1e-8) -> StapleResult:
-    masks = [np.asarray(m, dtype=bool) for m in masks]
+    # Fractional SEG segments come as probabilities (0..1): STAPLE's EM takes soft decisions as they are.
+    masks = [np.clip(np.asarray(m, dtype=np.float64), 0, 1) if np.asarray(m).dtype.kind == "f"
+             else np.asarray(m, dtype=bool) for m in masks]
     readers, total = len(masks), masks[0].size
     box = _box(masks)
     if box is None:

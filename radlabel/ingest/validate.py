@@ -20,6 +20,8 @@ POSITION_TOLERANCE_MM = 0.01
 ORIENTATION_TOLERANCE = 1e-3
 GAP_FACTOR = 1.5  # a step this many times the usual one means slices are missing
 SPACING_TOLERANCE = 0.1  # relative deviation tolerated between steps
+LINE_TOLERANCE_MM = 0.1  # how far a slice position may sit off the line through the first and last
+TILT_TOLERANCE_DEGREES = 0.01  # scanners write positions to ~0.001 mm: anything above this is a real tilt
 
 
 class Reason(str, Enum):
@@ -33,15 +35,19 @@ class Reason(str, Enum):
     NON_UNIFORM_SPACING = "non_uniform_spacing"
     UNDECODABLE_PIXELS = "undecodable_pixels"
     TOO_FEW_SLICES = "too_few_slices"
+    DAMAGED_FILE = "damaged_file"
+    NOT_ON_A_LINE = "positions_not_on_a_line"
+    GANTRY_TILT = "gantry_tilt"  # a note: a tilted stack is annotated slice by slice and its SEG references the frames
 
 
 @dataclass
 class Finding:
     reason: Reason
     message: str
+    file: str | None = None  # the file a finding is about, where it is about one
 
     def as_dict(self) -> dict:
-        return {"code": self.reason.value, "message": self.message}
+        return {"code": self.reason.value, "message": self.message} | ({"file": self.file} if self.file else {})
 
 
 @dataclass
@@ -51,6 +57,8 @@ class SeriesReport:
     frames: int
     findings: list[Finding] = field(default_factory=list)
     slice_spacing_mm: float | None = None
+    notes: list[Finding] = field(default_factory=list)  # worth knowing, not a reason to quarantine
+    tilt_degrees: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -63,7 +71,8 @@ class SeriesReport:
     def as_dict(self) -> dict:
         return {"series_instance_uid": self.series_uid, "instances": self.instances, "frames": self.frames,
                 "ok": self.ok, "reasons": self.reasons, "findings": [f.as_dict() for f in self.findings],
-                "slice_spacing_mm": self.slice_spacing_mm}
+                "slice_spacing_mm": self.slice_spacing_mm, "tilt_degrees": self.tilt_degrees,
+                "notes": [n.as_dict() for n in self.notes]}
 
 
 def _distinct(values) -> int:
@@ -117,35 +126,72 @@ def validate_series(datasets: list[Dataset], min_slices: int = 1, decode: bool =
     frames = sort_frames(frames)
     geometric = not any(f.reason in (Reason.MISSING_GEOMETRY, Reason.ORIENTATION_CHANGE) for f in findings)
     if geometric and len(frames) > 1:
-        normal = normal_of(frames[0].orientation)
-        along = np.array([float(np.dot(normal, f.position)) for f in frames])
-        steps = np.diff(along)
-        duplicates = int(np.sum(steps < POSITION_TOLERANCE_MM))
-        if duplicates:
-            findings.append(Finding(Reason.DUPLICATE_POSITION, f"{duplicates} slice position(s) occur twice."))
-        real_steps = steps[steps >= POSITION_TOLERANCE_MM]
-        if real_steps.size:
-            usual = float(np.median(real_steps))
-            report.slice_spacing_mm = round(usual, 4)
-            gaps = real_steps[real_steps > GAP_FACTOR * usual]
-            if gaps.size:
-                missing = int(np.sum(np.round(gaps / usual) - 1))
-                findings.append(Finding(Reason.MISSING_SLICES,
-                                        f"{gaps.size} gap(s) along the slice normal: about {missing} slice(s) missing "
-                                        f"(usual step {usual:.2f} mm, largest {gaps.max():.2f} mm)."))
-            regular = real_steps[real_steps <= GAP_FACTOR * usual]
-            if regular.size and np.max(np.abs(regular - usual)) > SPACING_TOLERANCE * usual:
-                findings.append(Finding(Reason.NON_UNIFORM_SPACING,
-                                        f"slice steps vary from {regular.min():.2f} to {regular.max():.2f} mm."))
+        _check_steps(frames, report)
+        _check_line(frames, report)
     if decode:
-        broken = 0
-        first_error = ""
-        for frame in {id(f.instance): f for f in frames}.values():
-            try:
-                frame_pixels(frame)
-            except Exception as exc:  # any decoder failure means the pixels cannot be used
-                broken += 1
-                first_error = first_error or safe_reason(exc)  # no header values (PHI) in the message
-        if broken:
-            findings.append(Finding(Reason.UNDECODABLE_PIXELS, f"{broken} instance(s) cannot be decoded ({first_error})."))
+        _check_decoding(frames, findings)
     return report, frames
+
+
+def _check_steps(frames: list[Frame], report: SeriesReport) -> None:
+    """Duplicates, gaps and irregular steps, measured along the slice normal (tilt is _check_line's)."""
+    findings = report.findings
+    normal = normal_of(frames[0].orientation)
+    along = np.array([float(np.dot(normal, f.position)) for f in frames])
+    steps = np.diff(along)
+    duplicates = int(np.sum(steps < POSITION_TOLERANCE_MM))
+    if duplicates:
+        findings.append(Finding(Reason.DUPLICATE_POSITION, f"{duplicates} slice position(s) occur twice."))
+    real_steps = steps[steps >= POSITION_TOLERANCE_MM]
+    if not real_steps.size:
+        return
+    usual = float(np.median(real_steps))
+    report.slice_spacing_mm = round(usual, 4)
+    gaps = real_steps[real_steps > GAP_FACTOR * usual]
+    if gaps.size:
+        missing = int(np.sum(np.round(gaps / usual) - 1))
+        findings.append(Finding(Reason.MISSING_SLICES,
+                                f"{gaps.size} gap(s) along the slice normal: about {missing} slice(s) missing "
+                                f"(usual step {usual:.2f} mm, largest {gaps.max():.2f} mm)."))
+    regular = real_steps[real_steps <= GAP_FACTOR * usual]
+    if regular.size and np.max(np.abs(regular - usual)) > SPACING_TOLERANCE * usual:
+        findings.append(Finding(Reason.NON_UNIFORM_SPACING,
+                                f"slice steps vary from {regular.min():.2f} to {regular.max():.2f} mm."))
+
+
+def _check_line(frames: list[Frame], report: SeriesReport) -> None:
+    """Slice positions must lie on one line; a line off the normal is a tilted (sheared) stack: a note."""
+    positions = np.array([f.position for f in frames], dtype=float)
+    span = positions[-1] - positions[0]
+    length = float(np.linalg.norm(span))
+    if length < POSITION_TOLERANCE_MM:
+        return
+    direction = span / length
+    offsets = positions - positions[0]
+    off_line = np.linalg.norm(offsets - np.outer(offsets @ direction, direction), axis=1)
+    if off_line.max() > LINE_TOLERANCE_MM:
+        report.findings.append(Finding(Reason.NOT_ON_A_LINE,
+                                       f"slice positions do not lie on one line (up to {off_line.max():.2f} mm off): "
+                                       "the slices do not form one volume."))
+        return
+    normal = normal_of(frames[0].orientation)
+    tilt = float(np.degrees(np.arccos(min(1.0, abs(float(direction @ normal)) / np.linalg.norm(normal)))))
+    report.tilt_degrees = round(tilt, 3)
+    if tilt > TILT_TOLERANCE_DEGREES:
+        report.notes.append(Finding(Reason.GANTRY_TILT,
+                                    f"the slices are stacked {tilt:.2f} degrees off their normal (gantry tilt or a "
+                                    "sheared stack): SEGs reference the frames as they are; NIfTI exports carry a "
+                                    "sheared affine, which some tools do not read."))
+
+
+def _check_decoding(frames: list[Frame], findings: list[Finding]) -> None:
+    broken = 0
+    first_error = ""
+    for frame in {id(f.instance): f for f in frames}.values():
+        try:
+            frame_pixels(frame)
+        except Exception as exc:  # any decoder failure means the pixels cannot be used
+            broken += 1
+            first_error = first_error or safe_reason(exc)  # no header values (PHI) in the message
+    if broken:
+        findings.append(Finding(Reason.UNDECODABLE_PIXELS, f"{broken} instance(s) cannot be decoded ({first_error})."))

@@ -57,10 +57,29 @@ def test_consensus_of_three_readers_and_agreement_against_it(tmp_path):
     assert pair["hd95_mm"] == 1.6 and 0 < pair["dice"] < 1  # two voxels of 0.8 mm apart
 
 
-def test_agreement_refuses_maps_on_different_grids(tmp_path):
-    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), np.eye(4)), str(tmp_path / "a.nii.gz"))
-    nib.save(nib.Nifti1Image(np.zeros((4, 4, 5), np.uint8), np.eye(4)), str(tmp_path / "b.nii.gz"))
-    done = run("agreement", tmp_path / "a.nii.gz", tmp_path / "b.nii.gz")
-    assert done.returncode == 2 and "different grids" in done.stderr and "Traceback" not in done.stderr
+def test_agreement_refuses_maps_on_different_grids_naming_the_difference(tmp_path):
+    labels = np.zeros((4, 4, 4), np.uint8)
+    labels[1:3, 1:3, 1:3] = 1
+    cases = {"spacing": np.diag([1.0, 1.0, 2.0, 1.0]), "shifted": np.eye(4) + np.eye(4, k=3) * 0.4,
+             "rotated": np.array([[0.866, -0.5, 0, 0], [0.5, 0.866, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])}
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), str(tmp_path / "a.nii.gz"))
+    expected = {"spacing": "voxel size differs", "shifted": "shifted by 0.400 mm", "rotated": "orientation differs"}
+    for name, affine in cases.items():
+        nib.save(nib.Nifti1Image(labels, affine), str(tmp_path / f"{name}.nii.gz"))
+        done = run("agreement", tmp_path / "a.nii.gz", tmp_path / f"{name}.nii.gz")
+        assert done.returncode == 2 and expected[name] in done.stderr and "Traceback" not in done.stderr, done.stderr
     done = run("agreement", tmp_path / "a.nii.gz", tmp_path / "missing.nii.gz")
     assert done.returncode == 2 and "does not exist" in done.stderr
+
+
+def test_agreement_of_maps_of_different_extents_on_one_lattice_is_exact(tmp_path):
+    """A map cropped to its labels (as SEGs with empty frames omitted are) is the same map."""
+    labels = np.zeros((6, 6, 6), np.uint8)
+    labels[2:4, 1:5, 2:5] = 3
+    nib.save(nib.Nifti1Image(labels, np.diag([0.8, 0.8, 2.0, 1.0])), str(tmp_path / "full.nii.gz"))
+    cropped_affine = np.diag([0.8, 0.8, 2.0, 1.0])
+    cropped_affine[:3, 3] = [2 * 0.8, 1 * 0.8, 2 * 2.0]
+    nib.save(nib.Nifti1Image(labels[2:4, 1:5, 2:5], cropped_affine), str(tmp_path / "cropped.nii.gz"))
+    done = run("agreement", tmp_path / "full.nii.gz", tmp_path / "cropped.nii.gz", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["classes"]["3"][0]["dice"] == 1.0
