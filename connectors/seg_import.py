@@ -77,17 +77,24 @@ class SegImporter:
                     results.append(result)
         return results
 
-    def check_one(self, ds, records: dict) -> SegImport | None:
+    def _known(self, ds, records: dict):
+        """(SEG key, series record, its earlier import or None) of a reader's SEG of this protocol; None for a final
+        SEG (a result, not a read) or a SEG of another protocol's series."""
         if str(ds.get("ContentCreatorName", "")) == CONSENSUS_CREATOR:
-            return None  # our own final SEGs are results, not readers' reads
-        seg_key = self.syncer.deid.digest("seg", str(ds.SOPInstanceUID)).hex()[:24]
+            return None
         record = self._record_for(ds, records)
         if record is None:
-            return None  # not a series of this protocol
+            return None
+        seg_key = self.syncer.deid.digest("seg", str(ds.SOPInstanceUID)).hex()[:24]
         done = self._done(seg_key)
-        if done:
-            return SegImport(seg_key, done[0], done[1], outcome="already imported")
-        return SegImport(seg_key, record.task_id, None, outcome="not imported: it did not come through the readers' "
+        return seg_key, record, SegImport(seg_key, done[0], done[1], outcome="already imported") if done else None
+
+    def check_one(self, ds, records: dict) -> SegImport | None:
+        known = self._known(ds, records)
+        if known is None:
+            return None
+        seg_key, record, earlier = known
+        return earlier or SegImport(seg_key, record.task_id, None, outcome="not imported: it did not come through the readers' "
                          "API; an administrator may import it with `radlabel seg import FILE --reader R`")
 
     def _record_for(self, ds, records: dict):
@@ -133,15 +140,10 @@ class SegImporter:
 
     def import_one(self, ds, records: dict, reader: str) -> SegImport | None:
         """Import one SEG as ``reader``'s read (a pseudonym radlabel vouches for, never the SEG's own claim)."""
-        if str(ds.get("ContentCreatorName", "")) == CONSENSUS_CREATOR:
-            return None  # our own final SEGs are results, not readers' reads
-        seg_key = self.syncer.deid.digest("seg", str(ds.SOPInstanceUID)).hex()[:24]
-        record = self._record_for(ds, records)
-        if record is None:
-            return None  # not a series of this protocol
-        done = self._done(seg_key)
-        if done:
-            return SegImport(seg_key, done[0], done[1], outcome="already imported")
+        known = self._known(ds, records)
+        if known is None or known[2] is not None:
+            return known and known[2]
+        seg_key, record, _ = known
         task = self.ls.tasks.get(id=record.task_id)
         pseudo_uids = task.data["sop_instance_uids"]
         # The SEG may reference the research copy (pseudonymous UIDs) or the source series.

@@ -204,31 +204,29 @@ class Workspace:
             return False  # another senior already arbitrated it
         return self.allowed(reader, kind, task)
 
-    def worklist(self, reader: Reader) -> list[dict]:
-        items = []
+    def readable_tasks(self, reader: Reader):
+        """(project kind, task, project id) of every task in the projects this reader may read in."""
         for project in self.tasks.projects():
             kind = project_kind(project["description"])
             if kind is None or kind.kind not in VIEWER_KINDS or (kind.kind == "arbitration" and reader.tier != "senior") or \
                     (kind.kind == "calibration" and kind.reader != reader.ls_user_id):
                 continue
             for task in self.tasks.tasks(project["id"]):
-                if self.open_for(reader, kind, task):
-                    items.append(self.summary(kind, task, project["id"]))
+                yield kind, task, project["id"]
+
+    def worklist(self, reader: Reader) -> list[dict]:
+        items = [self.summary(kind, task, project) for kind, task, project in self.readable_tasks(reader)
+                 if self.open_for(reader, kind, task)]
         order = {"calibration": 0, "arbitration": 1, "reads": 2}  # calibration first: it gates production
         return sorted(items, key=lambda item: (order[item["kind"]], item["task_id"]))
 
     def accessible_series(self, reader: Reader) -> dict[str, str]:
         """{series UID: study UID} of every task this reader may open: what the DICOMweb gateway serves them."""
         series = {}
-        for project in self.tasks.projects():
-            kind = project_kind(project["description"])
-            if kind is None or kind.kind not in VIEWER_KINDS or (kind.kind == "arbitration" and reader.tier != "senior") or \
-                    (kind.kind == "calibration" and kind.reader != reader.ls_user_id):
-                continue
-            for task in self.tasks.tasks(project["id"]):
-                data = task["data"]
-                if data.get("series") and data.get("study") and self.allowed(reader, kind, task):
-                    series[str(data["series"])] = str(data["study"])
+        for kind, task, _ in self.readable_tasks(reader):
+            data = task["data"]
+            if data.get("series") and data.get("study") and self.allowed(reader, kind, task):
+                series[str(data["series"])] = str(data["study"])
         return series
 
     @staticmethod
