@@ -118,8 +118,12 @@ class Campaign:
         return tasks, summary.gold_copies
 
     def _truth_of(self, task_id: int) -> dict:
-        with label_studio_errors(f"read task {task_id}"):
-            return self.truth[self.ls.tasks.get(id=task_id).data["series"]]
+        """The simulated truth of a task; a calibration case or hidden-gold copy has its own series UIDs,
+        so its truth is its source task's (the simulation knows what the readers must not)."""
+        copy = self.desk.qa_task(task_id)
+        source = copy[2] if copy and copy[0] in ("calibration", "gold_copy") else task_id
+        with label_studio_errors(f"read task {source}"):
+            return self.truth[self.ls.tasks.get(id=source).data["series"]]
 
     def run(self, gold: int = 3, production: int = 16, first_seed: int = 700) -> CampaignResult:
         Provisioner(self.settings, self.progress).provision(self.protocol)

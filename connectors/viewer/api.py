@@ -410,8 +410,23 @@ def _bounded_body(cap: int, sentence: str) -> bytes:
     return data
 
 
+# Who the patient is and where the study was made: a SEG needs none of it (its references are UIDs), yet a
+# client may have copied it from anywhere. Type 2 in the SEG IOD are emptied, the rest removed.
+_EMPTIED = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber", "ReferringPhysicianName", "StudyID",
+            "StudyDate", "StudyTime")
+_REMOVED = ("OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "PatientAddress", "PatientBirthTime",
+            "PatientTelephoneNumbers", "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
+            "StationName", "OperatorsName", "PerformingPhysicianName", "ReferencedPatientSequence", "IssuerOfPatientID")
+
+
 def assign_seg_uids(ds, deid, reader: int, task_id: int, body: bytes) -> bytes:
-    """Give a reader's SEG server-made SOP and series UIDs; the re-encoded file."""
+    """Give a reader's SEG server-made SOP and series UIDs and no patient or site identity; the re-encoded file."""
+    for keyword in _EMPTIED:
+        if keyword in ds:
+            setattr(ds, keyword, "")
+    for keyword in _REMOVED:
+        if keyword in ds:
+            delattr(ds, keyword)
     content = hashlib.sha256(body).hexdigest()
     ds.SOPInstanceUID = deid.uid(f"seg-instance:{reader}:{task_id}:{content}")
     ds.SeriesInstanceUID = deid.uid(f"seg-series:{reader}:{task_id}:{content}")

@@ -138,7 +138,7 @@ def test_a_reader_reaches_exactly_their_own_tasks_series(settings, world):
     visible = {s["0020000D"]["Value"][0] for s in studies}
     # exactly the studies of the tasks the readers' API offers this reader (who has read nothing yet)
     worklist = json.loads(front(settings, "/radlabel/api/worklist", token)[1])["tasks"]
-    assert status == 200 and visible == {t["study"] for t in worklist}
+    assert status == 200 and visible == {t["study"] for t in worklist if t["study"]}
     assert mine.pseudo_study_uid in visible and other.pseudo_study_uid not in visible
     assert not any(tag in study for study in studies for tag in ("00201206", "00201208", "00080061"))
     status, body = front(settings, f"/dicom-web/studies/{mine.pseudo_study_uid}/series", token)

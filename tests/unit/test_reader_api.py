@@ -240,7 +240,11 @@ def test_a_submitted_seg_is_kept_stored_imported_and_its_viewing_recorded(env):
 
 def test_the_server_names_each_seg_so_no_reader_can_replace_anothers(env):
     env["delivered"]["orthanc_up"] = False  # A's SEG stays pending in the outbox
-    a_body = reader_seg(env)
+    planted = dcmread(io.BytesIO(reader_seg(env)))
+    planted.InstitutionName = "Springfield General Hospital"  # identity a client might copy into its SEG
+    buffer = io.BytesIO()
+    planted.save_as(buffer, enforce_file_format=True)
+    a_body = buffer.getvalue()
     first = post_seg(env, "a", a_body)
     assert first.status_code == 202
     kept = env["settings"].home / "outbox" / f"{first.json['seg_key']}.dcm"
@@ -258,6 +262,11 @@ def test_the_server_names_each_seg_so_no_reader_can_replace_anothers(env):
     assert kept.read_bytes() == a_kept
     # the same SEG sent again by A is the same submission, not a second one
     assert post_seg(env, "a", a_body).json["seg_key"] == first.json["seg_key"]
+    # whatever patient or site identity the client copied into the SEG is not kept (the phantom's PHI here)
+    sent, kept_ds = dcmread(io.BytesIO(a_body)), dcmread(kept)
+    assert sent.PatientName and sent.InstitutionName and sent.PatientBirthDate
+    assert kept_ds.PatientName == "" and kept_ds.PatientID == "" and kept_ds.PatientBirthDate == ""
+    assert "InstitutionName" not in kept_ds and str(sent.PatientName) not in kept.read_bytes().decode("latin-1")
 
 
 def test_a_chunked_upload_over_the_cap_is_413_and_nothing_is_kept(env, monkeypatch):
