@@ -25,3 +25,10 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+def full_range(values: np.ndarray) -> np.ndarray:
+    """The frame's own minimum to maximum as 0-255: the view where burned-in text shows (not a reading window)."""
+    values = values.astype(np.float64)
+    low, high = float(values.min()), float(values.max())
+    return np.clip(np.rint((values - low) / max(high - low, 1e-9) * 255.0), 0, 255).astype(np.uint8)
