@@ -294,7 +294,8 @@ def _pair_value(root: Dataset, name: str, vr: str) -> str:
 
 def _dummy(vr: str):
     return {"DA": "19000101", "DT": "19000101000000", "TM": "000000", "PN": "ANONYMIZED", "UI": "2.25.0",
-            "IS": "0", "DS": "0", "US": 0, "SS": 0, "UL": 0, "SL": 0, "FL": 0.0, "FD": 0.0}.get(vr, "ANONYMIZED")
+            "IS": "0", "DS": "0", "US": 0, "SS": 0, "UL": 0, "SL": 0, "FL": 0.0, "FD": 0.0, "AS": "000D",
+            "OB": b"\x00\x00", "OW": b"\x00\x00", "UN": b"\x00\x00", "SQ": []}.get(vr, "ANONYMIZED")
 
 
 def _shift_value(value, vr: str, offset: dt.timedelta, pair: str):
