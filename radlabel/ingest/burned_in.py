@@ -3,8 +3,9 @@
 One stage for the CLI and sync (``clean_pixels``): an image is at risk when its
 header says so (BurnedInAnnotation, secondary capture SOP classes, screen-capture
 image types, modalities that usually carry overlays: ultrasound, XA, SC...).
-Every frame of an image at risk is read by Tesseract (offline) in a view that
-shows text (the frame's full range, enlarged), not a reading window; every box
+Every frame of an image at risk is read by Tesseract (offline) in views that
+show text (bright and dark strokes whatever lies behind them, log-stretched,
+enlarged), not a reading window; every box
 found is masked on the frame where it was found; a second, stricter pass on the
 masked frames must read nothing. Anything still readable, or any image that
 cannot be checked (no OCR, a photometric interpretation we cannot decode), is
@@ -13,6 +14,7 @@ held with its reason, never passed.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -25,6 +27,9 @@ OVERLAY_MODALITIES = {"US", "OT", "SC", "XA", "ES", "DOC"}
 HEAD_WORDS = re.compile(r"\b(HEAD|BRAIN|SKULL|FACE|ORBIT|SINUS|NECK|NEURO)\b", re.IGNORECASE)
 MIN_CONFIDENCE = 60  # a word this sure is readable: the verification pass holds on it
 MASK_CONFIDENCE = 10  # the masking pass is greedier: masking a speckle costs less than missing a name
+MIN_TEXT_PX = 6  # a "word" lower than this is speckle: nobody reads 5-pixel text
+MASK_ROUNDS = 3
+FLAT_GROUND_SHARE = 0.4  # overlay text: most of its box is one background value
 OCR_SCALE = 2  # Tesseract reads 10-12 px ultrasound fonts only when enlarged
 SUPPORTED_PHOTOMETRIC = {"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "PALETTE COLOR"}
 MIN_HEAD_COVERAGE_MM = 100  # a head series this long can reconstruct a face
@@ -71,6 +76,7 @@ def find_text(image: np.ndarray, min_confidence: float = MIN_CONFIDENCE, min_cha
     if scale > 1:
         image = np.asarray(Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale),
                                                          Image.BICUBIC))
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # Tesseract's own threads only thrash a shared CPU
     data = pytesseract.image_to_data(image, output_type=pytesseract.Output.DICT, config="--psm 11")
     boxes = []
     for i, text in enumerate(data["text"]):
@@ -79,7 +85,8 @@ def find_text(image: np.ndarray, min_confidence: float = MIN_CONFIDENCE, min_cha
         if confidence >= min_confidence and len(re.sub(r"[^A-Za-z0-9]", "", text)) >= min_chars:
             left, top = data["left"][i] // scale, data["top"][i] // scale
             width, height = -(-data["width"][i] // scale), -(-data["height"][i] // scale)
-            boxes.append(TextBox(text, confidence, left, top, width, height))
+            if height >= MIN_TEXT_PX:
+                boxes.append(TextBox(text, confidence, left, top, width, height))
     return boxes
 
 
@@ -140,23 +147,64 @@ def clean_pixels(ds: Dataset, file: str, ocr: bool | None = None, mask: bool = T
         return _hold(outcome, f"the pixel data cannot be decoded ({type(exc).__name__})")
     changed = False
     for index, frame in enumerate(frames):
-        boxes = find_text(text_view(ds, frame), MASK_CONFIDENCE, 2, OCR_SCALE)
-        boxes = [b for b in boxes if b.height <= max(40, frame.shape[0] // 8)]  # text lines, not anatomy
-        if not boxes:
-            continue
-        if not mask:
-            return _hold(outcome, f"burned-in text found on frame {index} (the protocol holds rather than masks)")
-        frames[index] = mask_boxes(frame, boxes, fill=_darkest(ds, frame))
-        outcome.masked += [{"frame": index, "left": b.left, "top": b.top, "width": b.width, "height": b.height}
-                           for b in boxes]
-        changed = True
-        left = find_text(text_view(ds, frames[index]), MIN_CONFIDENCE, 3, OCR_SCALE)
+        masked_here = False
+        for _ in range(MASK_ROUNDS):  # masking some words can make others readable (a bar behind them goes)
+            grey = text_view(ds, frames[index])
+            boxes = text_lines([b for b in _read(ds, frames[index], MASK_CONFIDENCE, 1)
+                                if b.height <= max(40, frame.shape[0] // 8)  # text lines, not anatomy
+                                and (b.confidence >= MIN_CONFIDENCE or _on_flat_ground(grey, b))])
+            if not boxes:
+                break
+            if not mask:
+                return _hold(outcome, f"burned-in text found on frame {index} (the protocol holds rather than masks)")
+            frames[index] = mask_boxes(frames[index], boxes, fill=_darkest(ds, frame))
+            outcome.masked += [{"frame": index, "left": b.left, "top": b.top, "width": b.width,
+                                "height": b.height} for b in boxes]
+            changed = masked_here = True
+        left = _read(ds, frames[index], MIN_CONFIDENCE, 3) if masked_here else []
         if left:
             return _hold(outcome, f"{len(left)} word(s) still readable on frame {index} after masking")
     if changed:
         write_frames(ds, frames)
     outcome.status = "masked" if changed else "clean"
     return outcome
+
+
+def _read(ds: Dataset, frame: np.ndarray, min_confidence: float, min_chars: int) -> list[TextBox]:
+    """Words read in any of the frame's text views (full range; bright strokes)."""
+    from radlabel.ingest.render import text_views
+
+    return [box for view in text_views(text_view(ds, frame))
+            for box in find_text(view, min_confidence, min_chars, OCR_SCALE)]
+
+
+def _on_flat_ground(grey: np.ndarray, box: TextBox) -> bool:
+    """Whether a weakly read word stands on an even background, as overlay text does (speckle does not):
+    a weak 'word' in tissue is left alone; if it was real text, the verifying pass still holds the image."""
+    patch = grey[box.top:box.top + box.height, box.left:box.left + box.width]
+    if patch.size == 0:
+        return False
+    return np.bincount(patch.ravel()).max() / patch.size >= FLAT_GROUND_SHARE
+
+
+def text_lines(boxes: list[TextBox]) -> list[TextBox]:
+    """Words on one line joined into one box when close (gap under two line heights): the letters OCR did
+    not read between two words it did (a minute between an hour and a second) are masked too."""
+    merged: list[TextBox] = []
+    for box in sorted(boxes, key=lambda b: (b.top, b.left)):
+        for line in merged:
+            same_row = abs((line.top + line.height / 2) - (box.top + box.height / 2)) <= max(line.height, box.height) / 2
+            near = box.left - (line.left + line.width) <= 2 * max(line.height, box.height) and \
+                line.left - (box.left + box.width) <= 2 * max(line.height, box.height)
+            if same_row and near:
+                right, bottom = max(line.left + line.width, box.left + box.width), max(line.top + line.height, box.top + box.height)
+                line.left, line.top = min(line.left, box.left), min(line.top, box.top)
+                line.width, line.height = right - line.left, bottom - line.top
+                line.text, line.confidence = "", min(line.confidence, box.confidence)
+                break
+        else:
+            merged.append(TextBox("", box.confidence, box.left, box.top, box.width, box.height))
+    return merged
 
 
 def _hold(outcome: PixelOutcome, reason: str) -> PixelOutcome:
