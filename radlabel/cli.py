@@ -295,7 +295,7 @@ def _prepare_releases(deid, groups: dict, in_dir: Path, report, policy) -> tuple
         except RadlabelError:
             raise
         except Exception as exc:  # a header we read but cannot de-identify: name the series' first file
-            raise RadlabelError(f"{names[0]} (or another file of its series) cannot be de-identified "
+            raise RadlabelError(f"{in_dir / names[0]} (or another file of its series) cannot be de-identified "
                                 f"({safe_reason(exc)}): replace it with an intact copy; nothing was written.") from None
     return releases, linkage(releases, policy.max_linkage_risk)
 
@@ -328,7 +328,7 @@ def cmd_deid(args) -> int:
     try:
         for release in releases:
             for name, copy in ([] if release.is_held else release.copies):
-                _write_deidentified(name, copy, staging)
+                _write_deidentified(str(in_dir / name), copy, staging)
                 written += 1
     except BaseException:  # all or nothing: no half-written output folder
         shutil.rmtree(staging, ignore_errors=True)
