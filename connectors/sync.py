@@ -33,7 +33,6 @@ from connectors.state import SeriesRecord, StateStore
 from radlabel.audit import audit_log
 from radlabel.dicom_files import repair_missing_uids
 from radlabel.errors import RadlabelError
-from radlabel.ingest import burned_in
 from radlabel.ingest.deid import Deidentifier
 from radlabel.ingest.release import prepare_synced_series
 from radlabel.ingest.render import png_bytes, window
@@ -235,10 +234,8 @@ class Syncer:
         self.state.put(record)
         # Overlap what waits on other processes (Orthanc) with our own CPU work.
         with ThreadPoolExecutor(1) as background:
-            face = burned_in.face_risk(datasets[0], (report.slice_spacing_mm or 0.0) * len(frames),
-                                       self.protocol.selection.body_parts)
             research, hold = prepare_synced_series(self.deid, datasets, frames, values, self.protocol.deidentification,
-                                                   key, flags, face)  # the same boundary as `radlabel deid`
+                                                   key, flags)  # the same boundary as `radlabel deid`
             if hold:
                 record.pseudo_study_uid = record.pseudo_series_uid = None
                 return self._finish(record, "held", flags, "held for review")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
 from pydicom import Dataset
 
 from radlabel.ingest import burned_in
@@ -28,6 +29,7 @@ class SeriesRelease:
     held: list[dict] = field(default_factory=list)  # {"file", "reason"}
     quasi_identifiers: list[str] = field(default_factory=list)
     linkage_class_size: int = 0
+    face: dict = field(default_factory=dict)  # face risk and, under Clean Recognizable Visual Features, defacing
 
     @property
     def is_held(self) -> bool:
@@ -35,7 +37,8 @@ class SeriesRelease:
 
     def as_dict(self) -> dict:
         return {"series": self.series_uid, "files": len(self.copies), "pixels": self.pixels, "held": self.held,
-                "quasi_identifiers": self.quasi_identifiers, "linkage_class_size": self.linkage_class_size}
+                "quasi_identifiers": self.quasi_identifiers, "linkage_class_size": self.linkage_class_size,
+                "face": self.face}
 
 
 def prepare_series(deid: Deidentifier, datasets: list[Dataset], names: list[str], report: DeidReport,
@@ -52,7 +55,31 @@ def prepare_series(deid: Deidentifier, datasets: list[Dataset], names: list[str]
         elif outcome.status == "masked":
             _record_clean_pixel_data(copy)
         release.copies.append((name, copy))
+    _faces(deid, datasets, release)
     return release
+
+
+def _faces(deid: Deidentifier, datasets: list[Dataset], release: SeriesRelease) -> None:
+    """Head CT/MR long enough to show a face: defaced under Clean Recognizable Visual Features, else flagged."""
+    from radlabel.ingest.deface import deface
+    from radlabel.ingest.series import frames_of, normal_of, sort_frames
+    from radlabel.protocol.enum import DeidentificationOption as Option
+
+    frames = sort_frames([f for ds in datasets for f in frames_of(ds)])
+    coverage = 0.0
+    if len(frames) > 1 and all(f.position and f.orientation for f in frames):
+        normal = normal_of(frames[0].orientation)
+        span = abs(float(np.dot(normal, np.subtract(frames[-1].position, frames[0].position))))
+        coverage = span * len(frames) / (len(frames) - 1)
+    risk = burned_in.face_risk(datasets[0], coverage)
+    if not risk:
+        return
+    release.face = {"risk": risk}
+    if Option.CLEAN_RECOGNIZABLE_VISUAL_FEATURES in deid.options:
+        release.face |= deface([copy for _, copy in release.copies])
+        if not release.face["defaced"]:
+            release.held.append({"file": release.copies[0][0], "reason": "the face cannot be removed: "
+                                 + release.face["reason"]})
 
 
 def _record_clean_pixel_data(copy: Dataset) -> None:
@@ -99,7 +126,7 @@ def linkage(releases: list[SeriesRelease], max_risk: float | None = None) -> dic
 
 
 def prepare_synced_series(deid: Deidentifier, datasets: list[Dataset], frames: list, values: dict, policy,
-                          series_key: str, flags: list[dict], face: str | None = None) -> tuple[list[Dataset], bool]:
+                          series_key: str, flags: list[dict]) -> tuple[list[Dataset], bool]:
     """Sync's entry to the same boundary: (research copies, hold?); rendered values follow the masks.
 
     Files are named by the series key and instance number (sync has no input folder; UIDs are not shown).
@@ -122,11 +149,15 @@ def prepare_synced_series(deid: Deidentifier, datasets: list[Dataset], frames: l
     for held in release.held:
         flags.append({"code": "held", "file": held["file"], "message": held["reason"]})
     masked = {p["file"] for p in release.pixels if p["status"] == "masked"}
+    if release.face.get("defaced"):
+        masked = set(names)
     for (name, copy), source in zip(release.copies, datasets):
         if name in masked:
             for frame in (f for f in frames if f.instance is source):
                 values[id(frame)] = frame_pixels(replace(frame, instance=copy))
-    if face:
-        flags.append({"code": "face_risk", "message": face})
+    face = release.face.get("risk") if not release.face.get("defaced") else None
+    if release.face:
+        flags.append({"code": "defaced" if release.face.get("defaced") else "face_risk",
+                      "message": release.face["risk"]})
     hold = release.is_held or bool(face and policy.face_risk == "hold") or link["held_for_linkage"] > 0
     return [copy for _, copy in release.copies], hold

@@ -132,3 +132,49 @@ def test_linkage_counts_unique_series_and_holds_above_the_maximum(max_risk, held
     assert [r.linkage_class_size for r in releases] == [2, 2, 1]
     assert report["held_for_linkage"] == held and releases[2].is_held == bool(held)
     assert "StudyDate" not in report["quasi_identifiers_kept"]  # the Basic Profile empties it
+
+
+def _head_with_a_face():
+    """The MR head phantom with a nose and chin added in front of its lower half (the phantom has none)."""
+    from radlabel.phantom import make_mr_study
+
+    study = make_mr_study(seed=3, slices=50, size=128, pixel_spacing=2.0, slice_spacing=4.0)
+    for k, ds in enumerate(study.datasets[:22]):  # the lower 22 of 50 slices
+        pixels = ds.pixel_array.copy()
+        pixels[14:24, 56:72] = pixels.max()  # a nose: 20-40 mm in front of the head, 32 mm wide
+        ds.PixelData = pixels.tobytes()
+    return study
+
+
+def _skin(volume: np.ndarray) -> np.ndarray:
+    """Skin surface measured independently of the defacer: the boundary voxels of everything above air."""
+    from scipy import ndimage
+
+    tissue = volume > 0.05 * volume.max()
+    return tissue & ~ndimage.binary_erosion(tissue)
+
+
+def test_clean_recognizable_visual_features_removes_the_face_and_keeps_the_brain():
+    from radlabel.ingest.deid import DeidReport, Deidentifier
+    from radlabel.ingest.release import prepare_series
+    from radlabel.protocol.enum import DeidentificationOption as Option
+
+    study = _head_with_a_face()
+    before = np.stack([ds.pixel_array for ds in study.datasets]).astype(float)
+    deid = Deidentifier(bytes(32), [Option.CLEAN_RECOGNIZABLE_VISUAL_FEATURES])
+    release = prepare_series(deid, study.datasets, [f"{i}" for i in range(50)], DeidReport())
+    after = np.stack([copy.pixel_array for _, copy in release.copies]).astype(float)
+    assert release.face["defaced"] and not release.held
+    # The face as the test defines it, not as the defacer does: the slices with the nose, the front 48 mm of
+    # the field (rows run anterior to posterior, 2 mm each): nose, and the front of the head behind it.
+    face = (slice(0, 22), slice(0, 24), slice(None))
+    assert _skin(before)[face].sum() > 500
+    assert _skin(after)[face].sum() < 0.1 * _skin(before)[face].sum()
+    brain = (slice(30, 50), slice(None), slice(None))  # above the brow
+    assert np.array_equal(after[brain], before[brain])  # the top of the head is untouched
+    assert np.array_equal(after[:, 70:, :], before[:, 70:, :])  # and so is the back of the head
+    assert all(copy.RecognizableVisualFeatures == "NO" for _, copy in release.copies)
+    codes = {item.CodeValue for item in release.copies[0][1].DeidentificationMethodCodeSequence}
+    assert "113102" in codes
+    plain = prepare_series(Deidentifier(bytes(32)), study.datasets, [f"{i}" for i in range(50)], DeidReport())
+    assert "risk" in plain.face and "defaced" not in plain.face  # flagged, not changed, without the option
