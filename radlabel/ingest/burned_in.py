@@ -165,7 +165,10 @@ def clean_pixels(ds: Dataset, file: str, ocr: bool | None = None, mask: bool = T
         if left:
             return _hold(outcome, f"{len(left)} word(s) still readable on frame {index} after masking")
     if changed:
-        write_frames(ds, frames)
+        try:
+            write_frames(ds, frames)
+        except Exception as exc:  # masked but not storable: it must not leave unmasked
+            return _hold(outcome, f"the masked pixels cannot be stored ({type(exc).__name__})")
     outcome.status = "masked" if changed else "clean"
     return outcome
 
@@ -250,4 +253,14 @@ def write_frames(ds: Dataset, frames: list[np.ndarray]) -> None:
     if photometric.startswith("YBR"):
         photometric = "RGB"
     array = frames[0] if len(frames) == 1 else np.stack(frames)
+    store_native(ds, array, photometric)
+
+
+def store_native(ds: Dataset, array: np.ndarray, photometric: str) -> None:
+    """Pixels stored uncompressed little endian (pydicom writes no big-endian pixel data; the file is rewritten
+    anyway)."""
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    if getattr(ds, "file_meta", None) is not None and ds.file_meta.get("TransferSyntaxUID") == "1.2.840.10008.1.2.2":
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.set_pixel_data(array, photometric, int(ds.BitsStored), generate_instance_uid=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from pydicom import Dataset
 
+from radlabel.ingest.burned_in import store_native
 from radlabel.ingest.series import Frame, frame_pixels, frames_of
 
 FACE_HEIGHT = 0.55  # the brow, as a share of the head's height from its lowest point
@@ -68,8 +69,7 @@ def deface(copies: list[Dataset]) -> dict:
         plane[cut] = array.min()
         removed += int(cut.sum())
     for ds in copies:
-        ds.set_pixel_data(stored[id(ds)], str(ds.PhotometricInterpretation), int(ds.BitsStored),
-                          generate_instance_uid=False)
+        store_native(ds, stored[id(ds)], str(ds.PhotometricInterpretation))
         ds.RecognizableVisualFeatures = "NO"
     return {"defaced": True, "removed_voxels": removed, "brow_mm": round(brow - bottom, 1),
             "depth_mm": round(depth, 1)}

@@ -65,7 +65,10 @@ def _faces(deid: Deidentifier, datasets: list[Dataset], release: SeriesRelease) 
     from radlabel.ingest.series import frames_of, normal_of, sort_frames
     from radlabel.protocol.enum import DeidentificationOption as Option
 
-    frames = sort_frames([f for ds in datasets for f in frames_of(ds)])
+    try:
+        frames = sort_frames([f for ds in datasets for f in frames_of(ds)])
+    except (TypeError, ValueError):  # a damaged frame count: validation reports it; no extent to judge here
+        frames = []
     coverage = 0.0
     if len(frames) > 1 and all(f.position and f.orientation for f in frames):
         normal = normal_of(frames[0].orientation)
