@@ -3,7 +3,7 @@
 Corpus: pydicom's and pydicom-data's test files (real DICOM with PHI-like headers; two ultrasound files with
 burned-in text) plus synthetic CT/MR studies with known PHI. Measured per tool:
   - header PHI surviving: identifying values of the source (names, IDs, dates, times, institution, device,
-    source UIDs) found anywhere in the output, nested sequences included;
+    source UIDs) equal to any element value of the output, nested sequences included;
   - pixel PHI surviving: words Tesseract reads confidently in the source's burned-in text that an
     independently configured OCR still reads in the output;
   - clinical attributes kept exactly (geometry, pixel description, rescale, acquisition parameters);
@@ -71,8 +71,17 @@ def phi_values(ds: pydicom.Dataset) -> set[str]:
     return values
 
 
-def dump(ds: pydicom.Dataset) -> str:
-    return "\n".join(str(e.value) for e in ds.iterall() if e.tag != 0x7FE00010)
+def values_of(ds: pydicom.Dataset) -> set[str]:
+    """Every element value of the output (each value of a multi-valued one), nested sequences included.
+    Exact values, not substrings: a StudyID of 1000 is not "found" inside a SOP class UID."""
+    found = set()
+    for element in ds.iterall():
+        if element.VR in ("SQ", "OB", "OW", "OF", "OD", "UN") or element.tag == 0x7FE00010:
+            continue
+        value = element.value
+        for item in (value if isinstance(value, (list, pydicom.multival.MultiValue)) else [value]):
+            found.add(str(item).strip())
+    return found
 
 
 def strong_words(ds: pydicom.Dataset) -> set[str]:
@@ -123,7 +132,7 @@ def measure(tool: str, items, outputs, seconds: float) -> dict:
         if out is None:
             continue  # held: nothing released
         values = phi_values(ds)
-        text = dump(out)
+        text = values_of(out)
         total += len(values)
         surviving += sum(1 for v in values if v in text)
         for name in CLINICAL:

@@ -14,6 +14,7 @@ directory: ``2.25.<integer>`` UIDs and ``RL…`` patient IDs.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import hmac
@@ -212,20 +213,20 @@ class Deidentifier:
     def _apply(self, action: str, element: DataElement, target: Dataset, ctx: "_Context",
                report: DeidReport) -> None:
         if action == "K":
-            target.add(element)
+            target.add(_own(element))
         elif action == "R":
             items = []
             for item in element.value:
-                copy = Dataset()
-                self._copy(item, copy, ctx, report)
-                items.append(copy)
+                item_copy = Dataset()
+                self._copy(item, item_copy, ctx, report)
+                items.append(item_copy)
             target.add(DataElement(element.tag, "SQ", Sequence(items)))
         elif action == "C":
             if element.VR in _TEXT_VRS and element.value:
                 target.add(DataElement(element.tag, element.VR, self._scrub(str(element.value), ctx.phi)))
                 report.count("cleaned")
             else:
-                target.add(element)
+                target.add(_own(element))
         elif action == "S":
             target.add(DataElement(element.tag, element.VR, self._shifted(element, ctx)))
             report.count("date_shifted")
@@ -271,6 +272,12 @@ class Deidentifier:
         offset = self.time_shift(ctx.patient_id)
         name = tables.keyword(int(element.tag))
         return _shift_value(element.value, element.VR, offset, _pair_value(ctx.root, name, element.VR))
+
+
+def _own(element: DataElement) -> DataElement:
+    """The copy's own element (a shallow copy: its value is not re-validated): masking or defacing the copy
+    later replaces the value of this element, not the source's."""
+    return copy.copy(element)
 
 
 @dataclass

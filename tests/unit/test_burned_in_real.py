@@ -178,3 +178,32 @@ def test_clean_recognizable_visual_features_removes_the_face_and_keeps_the_brain
     assert "113102" in codes
     plain = prepare_series(Deidentifier(bytes(32)), study.datasets, [f"{i}" for i in range(50)], DeidReport())
     assert "risk" in plain.face and "defaced" not in plain.face  # flagged, not changed, without the option
+
+
+def test_sync_goes_through_the_same_stage_and_renders_what_it_stores():
+    from radlabel.ingest.deid import Deidentifier
+    from radlabel.ingest.release import prepare_synced_series
+    from radlabel.ingest.series import frame_pixels, frames_of
+    from radlabel.phantom import FakePatient, make_ct_study
+    from radlabel.protocol.content import Deidentification
+
+    study = make_ct_study(seed=36, slices=2, size=512, burned_in=True)
+    frames = [f for ds in study.datasets for f in frames_of(ds)]
+    values = {id(f): frame_pixels(f) for f in frames}
+    before = {id(f): values[id(f)].copy() for f in frames}
+    flags: list[dict] = []
+    research, hold = prepare_synced_series(Deidentifier(bytes(32)), study.datasets, frames, values,
+                                           Deidentification(), "key123", flags)
+    assert not hold
+    masked = [f for f in flags if f["code"] == "burned_in_text"]
+    assert [f["file"] for f in masked] == ["key123/instance-0001", "key123/instance-0002"]
+    assert "burned_in_header" in {f["code"] for f in flags}
+    patient_id = FakePatient.from_seed(36).patient_id
+    source = study.datasets[0]  # untouched, and the reference read can fail
+    assert patient_id in " ".join(b.text for b in burned_in.find_text(
+        burned_in.text_view(source, source.pixel_array), 0, 3, 3))
+    for frame, copy in zip(frames, research):
+        assert not np.array_equal(values[id(frame)], before[id(frame)])  # what Label Studio shows is masked
+        assert np.array_equal(values[id(frame)], frame_pixels(frames_of(copy)[0]))  # and equals the copy
+        grey = burned_in.text_view(copy, copy.pixel_array)
+        assert patient_id not in " ".join(b.text for b in burned_in.find_text(grey, 0, 3, 3))
