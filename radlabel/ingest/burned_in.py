@@ -31,6 +31,8 @@ MIN_TEXT_PX = 6  # a "word" lower than this is speckle: nobody reads 5-pixel tex
 MASK_ROUNDS = 3
 FLAT_GROUND_SHARE = 0.4  # overlay text: most of its box is one background value
 OCR_SCALE = 2  # Tesseract reads 10-12 px ultrasound fonts only when enlarged
+KNOWN_PHOTOMETRIC = {"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "HSV", "ARGB", "CMYK", "YBR_FULL",
+                     "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "XYB"}
 SUPPORTED_PHOTOMETRIC = {"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "PALETTE COLOR"}
 MIN_HEAD_COVERAGE_MM = 100  # a head series this long can reconstruct a face
 
@@ -140,7 +142,8 @@ def clean_pixels(ds: Dataset, file: str, ocr: bool | None = None, mask: bool = T
         return _hold(outcome, "OCR (tesseract) is not installed, so the burned-in text cannot be checked")
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
     if photometric not in SUPPORTED_PHOTOMETRIC:
-        return _hold(outcome, f"photometric interpretation {photometric or '(none)'} cannot be checked for text")
+        named = photometric if photometric in KNOWN_PHOTOMETRIC else "(an unrecognised value)"  # never echo free text
+        return _hold(outcome, f"photometric interpretation {named} cannot be checked for text")
     try:
         frames = stored_frames(ds)
     except Exception as exc:  # undecodable pixels: cannot be checked, so cannot pass

@@ -68,6 +68,10 @@ def test_images_that_cannot_be_checked_are_held_with_a_reason():
     odd = pydicom.dcmread(_us_path())
     odd.PhotometricInterpretation = "YBR_ICT"
     assert burned_in.clean_pixels(odd, "b.dcm").status == "held"
+    attack = pydicom.dcmread(_us_path())
+    attack.PhotometricInterpretation = "SMITH^JOHN"  # free text where a term belongs must not be echoed
+    outcome = burned_in.clean_pixels(attack, "d.dcm")
+    assert outcome.status == "held" and "SMITH" not in json.dumps(outcome.as_dict())
     strict = pydicom.dcmread(_us_path())
     assert burned_in.clean_pixels(strict, "c.dcm", mask=False).status == "held"
     assert np.array_equal(strict.pixel_array, pydicom.dcmread(_us_path()).pixel_array)  # held: untouched

@@ -210,3 +210,26 @@ def test_dciodvfy_sees_what_the_old_all_x_mapping_broke(tmp_path):
     del broken.ContentDate, broken.AcquisitionDateTime
     broken.save_as(tmp_path / "broken.dcm", enforce_file_format=True)
     assert _errors(tmp_path / "broken.dcm") - _errors(Path(get_testdata_file("emri_small.dcm")))
+
+
+@pytest.mark.parametrize("option", sorted(tables.OPTION_ACTIONS, key=lambda o: o.value))
+def test_every_option_column_entry_is_kept_or_cleaned_under_its_option(option):
+    source = Dataset()
+    source.PatientName, source.PatientID = "SMITH^JOHN", "MRN0042"
+    expected = {}
+    for name, action in tables.OPTION_ACTIONS[option].items():
+        tag = pydicom.datadict.tag_for_keyword(name)
+        if tag is None:
+            continue
+        vr = dictionary_VR(tag).split(" or ")[0]
+        value = Sequence([Dataset()]) if vr == "SQ" else _value(vr, f"PHI{len(expected) + 9000:04d}")
+        source.add_new(tag, vr, value)
+        expected[name] = (action, vr)
+    plain = Deidentifier(KEY).deidentify(source)
+    out = Deidentifier(KEY, [option]).deidentify(source)
+    for name, (action, vr) in expected.items():
+        assert name in out, name
+        if vr != "SQ" and action == "K":
+            assert out[name].value == source[name].value, name
+        if vr != "SQ" and name not in tables.SAFE:  # without the option the value does not survive
+            assert name not in plain or plain[name].value != source[name].value, name
