@@ -767,6 +767,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except RadlabelError as exc:
         _say(f"radlabel: error: {exc}")
+        if getattr(args, "json", False):  # --json always prints JSON, failures included
+            print(json.dumps({"error": str(exc)}))
         return 2
     except KeyboardInterrupt:
         _say("radlabel: interrupted.")

@@ -211,3 +211,9 @@ def test_sync_goes_through_the_same_stage_and_renders_what_it_stores():
         assert np.array_equal(values[id(frame)], frame_pixels(frames_of(copy)[0]))  # and equals the copy
         grey = burned_in.text_view(copy, copy.pixel_array)
         assert patient_id not in " ".join(b.text for b in burned_in.find_text(grey, 0, 3, 3))
+
+
+def test_deid_json_reports_a_user_error_as_json_too(tmp_path):
+    done = _run_deid(tmp_path / "nowhere", tmp_path / "out", tmp_path / "home")
+    assert done.returncode == 2 and done.stderr.startswith("radlabel: error: ") and done.stderr.count("\n") == 1
+    assert "nowhere" in json.loads(done.stdout)["error"] and not (tmp_path / "out").exists()
