@@ -44,7 +44,8 @@ _PSEUDONYM_ELEMENTS = {int(Tag("PatientID")), int(Tag("PatientName"))}
 _TEMPORAL_VRS = ("DA", "DT", "TM")
 _TEXT_VRS = ("LO", "SH", "ST", "LT", "UT", "CS", "UC")
 # Type 1 (or 1C) in the enhanced multi-frame, segmentation, SR and waveform IODs (Enhanced General
-# Equipment, Enhanced MR/CT Image, Content Identification, SR Document General, Waveform Identification): there a conditional X/D, X/Z/D or Z/D action must dummy, not delete.
+# Equipment, Enhanced MR/CT Image, Content Identification, SR Document General, Waveform Identification):
+# there a conditional X/D, X/Z/D or Z/D action must dummy, not delete.
 _TYPE1_ENHANCED = {"DeviceSerialNumber", "AcquisitionDateTime", "ContentDate", "ContentTime"}
 _SEGMENTATION = "1.2.840.10008.5.1.4.1.1.66.4"
 # A time offset must move the time of day: between 1 h and 23 h on top of the day shift.
