@@ -84,12 +84,16 @@ def find_text(image: np.ndarray, min_confidence: float = MIN_CONFIDENCE, min_cha
     for i, text in enumerate(data["text"]):
         text = text.strip()
         confidence = float(data["conf"][i])
-        if confidence >= min_confidence and len(re.sub(r"[^A-Za-z0-9]", "", text)) >= min_chars:
+        if confidence >= min_confidence and _letters(text) >= min_chars:
             left, top = data["left"][i] // scale, data["top"][i] // scale
             width, height = -(-data["width"][i] // scale), -(-data["height"][i] // scale)
             if height >= MIN_TEXT_PX:
                 boxes.append(TextBox(text, confidence, left, top, width, height))
     return boxes
+
+
+def _letters(text: str) -> int:
+    return len(re.sub(r"[^A-Za-z0-9]", "", text))
 
 
 def mask_boxes(pixels: np.ndarray, boxes: list[TextBox], margin: int = 3, fill=None) -> np.ndarray:
@@ -151,12 +155,12 @@ def clean_pixels(ds: Dataset, file: str, ocr: bool | None = None, mask: bool = T
     changed = False
     for index, frame in enumerate(frames):
         masked_here = False
-        for _ in range(MASK_ROUNDS):  # masking some words can make others readable (a bar behind them goes)
+        for round_ in range(MASK_ROUNDS + 1):  # masking some words can make others readable (their bar goes)
+            reads = _read(ds, frames[index], MASK_CONFIDENCE, 1)
             grey = text_view(ds, frames[index])
-            boxes = text_lines([b for b in _read(ds, frames[index], MASK_CONFIDENCE, 1)
-                                if b.height <= max(40, frame.shape[0] // 8)  # text lines, not anatomy
+            boxes = text_lines([b for b in reads if b.height <= max(40, frame.shape[0] // 8)  # lines, not anatomy
                                 and (b.confidence >= MIN_CONFIDENCE or _on_flat_ground(grey, b))])
-            if not boxes:
+            if not boxes or round_ == MASK_ROUNDS:
                 break
             if not mask:
                 return _hold(outcome, f"burned-in text found on frame {index} (the protocol holds rather than masks)")
@@ -164,7 +168,8 @@ def clean_pixels(ds: Dataset, file: str, ocr: bool | None = None, mask: bool = T
             outcome.masked += [{"frame": index, "left": b.left, "top": b.top, "width": b.width,
                                 "height": b.height} for b in boxes]
             changed = masked_here = True
-        left = _read(ds, frames[index], MIN_CONFIDENCE, 3) if masked_here else []
+        # The last read is the verifying pass on the masked frame: nothing readable may be left.
+        left = [b for b in reads if b.confidence >= MIN_CONFIDENCE and _letters(b.text) >= 3] if masked_here else []
         if left:
             return _hold(outcome, f"{len(left)} word(s) still readable on frame {index} after masking")
     if changed:
