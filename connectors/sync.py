@@ -21,10 +21,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Callable
 
-import numpy as np
 from tqdm import tqdm
 from pydicom import Dataset
-from pydicom.uid import ExplicitVRLittleEndian
 
 from connectors.database import state_database
 from connectors.dicomweb import OrthancDicomWeb
@@ -35,8 +33,8 @@ from connectors.state import SeriesRecord, StateStore
 from radlabel.audit import audit_log
 from radlabel.dicom_files import repair_missing_uids
 from radlabel.errors import RadlabelError
-from radlabel.ingest import burned_in
-from radlabel.ingest.deid import DeidReport, Deidentifier
+from radlabel.ingest.deid import Deidentifier
+from radlabel.ingest.release import prepare_synced_series
 from radlabel.ingest.render import png_bytes, window
 from radlabel.ingest.series import Frame, frame_pixels
 from radlabel.ingest.validate import validate_series
@@ -235,15 +233,13 @@ class Syncer:
         record.pseudo_series_uid = self.deid.uid(series_uid)
         record.status = "storing"
         self.state.put(record)
-        # Overlap what waits on other processes (Tesseract, Orthanc) with our own CPU work.
+        # Overlap what waits on other processes (Orthanc) with our own CPU work.
         with ThreadPoolExecutor(1) as background:
-            pixel_check = background.submit(self._pixel_phi, frames, values, report.slice_spacing_mm or 0.0, flags)
-            research = self._research_copies(datasets, flags)
-            hold, masked = pixel_check.result()
+            research, hold = prepare_synced_series(self.deid, datasets, frames, values, self.protocol.deidentification,
+                                                   key, flags)  # the same boundary as `radlabel deid`
             if hold:
                 record.pseudo_study_uid = record.pseudo_series_uid = None
                 return self._finish(record, "held", flags, "held for review")
-            self._mask_research_copies(research, datasets, frames, values, masked)
             storing = background.submit(self.client.store, research)
             images = self._render(key, frames, values, str(datasets[0].get("Modality", "")))
             stored = storing.result()
@@ -273,76 +269,6 @@ class Syncer:
             record.reasons = [item["code"] for item in items if status == "held"]
         self.state.put(record)
         return record.as_dict() | {"outcome": outcome}
-
-    # -- pixels: burned-in text and face risk ----------------------------------
-    def _pixel_phi(self, frames: list[Frame], values: dict, spacing: float, flags: list[dict]) -> tuple[bool, set]:
-        """Flag (and mask in ``values``) pixel PHI: (must the series be held, ids of masked frames)."""
-        options = self.protocol.deidentification
-        first = frames[0].instance
-        evidence = burned_in.header_evidence(first)
-        hold, masked = False, set()
-        if burned_in.ocr_available():
-            # OCR costs ~0.5 s a slice: read first / middle / last (every 10th when the header hints at
-            # overlays) and mask the union of the boxes on every slice, since overlays sit in one place.
-            step = 10 if evidence else max(len(frames) // 2, 1)
-            sample = sorted({0, len(frames) // 2, len(frames) - 1} | set(range(0, len(frames), step)))
-            boxes = []
-            for index in sample:
-                shown = window(values[id(frames[index])], *self._display_window(frames[index]))
-                boxes += burned_in.find_text(shown)
-            if boxes:
-                if options.burned_in_text == "mask":
-                    for frame in frames:
-                        values[id(frame)] = burned_in.mask_boxes(values[id(frame)], boxes)
-                        masked.add(id(frame))
-                flags.append({"code": "burned_in_text",
-                              "message": f"OCR read {len(boxes)} word(s) in {len(sample)} sampled slice(s); "
-                                         + ("masked on every slice" if options.burned_in_text == "mask"
-                                            else "held for review")})
-                hold = options.burned_in_text == "hold"
-        elif evidence:
-            flags.append({"code": "burned_in_unchecked", "message": "OCR is not installed; the header suggests burned-in text"})
-            hold = True
-        if evidence and not hold:
-            flags.append({"code": "burned_in_header", "message": "; ".join(evidence)})
-        face = burned_in.face_risk(first, spacing * len(frames), self.protocol.selection.body_parts)
-        if face:
-            flags.append({"code": "face_risk", "message": face})
-            hold = hold or options.face_risk == "hold"
-        return hold, masked
-
-    def _display_window(self, frame: Frame) -> tuple[float, float]:
-        preset = self.protocol.preset(self.protocol.default_preset)
-        return preset.center, preset.width
-
-    # -- research copies -----------------------------------------------------
-    def _research_copies(self, datasets: list[Dataset], flags: list[dict]) -> list[Dataset]:
-        report = DeidReport()
-        copies = [self.deid.deidentify(ds, report) for ds in datasets]
-        flags.append({"code": "deidentified", "message": ", ".join(f"{k}: {v}" for k, v in sorted(report.changed.items()))})
-        return copies
-
-    def _mask_research_copies(self, copies: list[Dataset], datasets: list[Dataset], frames: list[Frame],
-                              values: dict, masked_frames: set) -> None:
-        if not masked_frames:
-            return
-        for copy, ds in zip(copies, datasets):
-            own = [f for f in frames if f.instance is ds]
-            if any(id(f) in masked_frames for f in own):
-                self._write_masked_pixels(copy, own, values)
-
-    @staticmethod
-    def _write_masked_pixels(copy: Dataset, frames: list[Frame], values: dict) -> None:
-        """Store masked pixels uncompressed (the masked values back in stored units)."""
-        slope = float(copy.get("RescaleSlope", 1) or 1)
-        intercept = float(copy.get("RescaleIntercept", 0) or 0)
-        stored = [np.rint((values[id(f)] - intercept) / slope) for f in sorted(frames, key=lambda f: f.frame_index)]
-        dtype = np.int16 if int(copy.get("PixelRepresentation", 0)) else np.uint16
-        array = np.stack(stored).astype(dtype) if len(stored) > 1 else stored[0].astype(dtype)
-        copy.PixelData = array.tobytes()
-        copy.BitsAllocated, copy.BitsStored, copy.HighBit = 16, 16, 15
-        copy.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        copy.BurnedInAnnotation = "NO"
 
     # -- rendering -------------------------------------------------------------
     def _render(self, key: str, frames: list[Frame], values: dict, modality: str) -> dict[str, list[str]]:

@@ -280,8 +280,8 @@ def _file_name(uid: str, fallback: str) -> str:
     return name or fallback
 
 
-def _write_deidentified(deid, ds, report, staging: Path) -> None:
-    """De-identify one dataset into the staging folder, or fail naming its file (no header values: PHI)."""
+def _write_deidentified(name: str, copy, staging: Path) -> None:
+    """Write one de-identified copy into the staging folder, or fail naming its input file (no header values)."""
     import warnings
 
     from radlabel.dicom_files import safe_reason
@@ -289,53 +289,85 @@ def _write_deidentified(deid, ds, report, staging: Path) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom's warnings quote header values
-            copy = deid.deidentify(ds, report)
             folder = staging / _file_name(str(copy.get("SeriesInstanceUID", "") or ""), "series")
             folder.mkdir(exist_ok=True)
-            name = _file_name(str(copy.get("SOPInstanceUID", "") or ""), "")
-            if not name:
+            uid = _file_name(str(copy.get("SOPInstanceUID", "") or ""), "")
+            if not uid:
                 raise ValueError("no SOPInstanceUID")
-            copy.save_as(folder / f"{name}.dcm", enforce_file_format=True)
+            copy.save_as(folder / f"{uid}.dcm", enforce_file_format=True)
     except OSError as exc:
         raise RadlabelError(f"cannot write into {staging} ({exc.strerror}): check the output folder; "
                             "nothing was written.") from None
     except Exception as exc:  # a header pydicom reads but cannot write back: the file is damaged
-        raise RadlabelError(f"{getattr(ds, 'filename', None) or 'an input file'} cannot be written de-identified "
-                            f"({safe_reason(exc)}): replace it with an intact copy; nothing was written.") from None
+        raise RadlabelError(f"{name} cannot be written de-identified ({safe_reason(exc)}): replace it with an "
+                            "intact copy; nothing was written.") from None
 
 
-def cmd_deid(args) -> int:
-    from radlabel.ingest.deid import DeidReport, Deidentifier
-    from radlabel.ingest import burned_in
+def _deid_options(args) -> tuple[list, object]:
     from radlabel.protocol import load_template
+    from radlabel.protocol.content import Deidentification
     from radlabel.protocol.enum import DeidentificationOption
-    from radlabel.settings import load_settings
 
-    options = list(load_template(args.template).deidentification.options) if args.template else []
+    policy = load_template(args.template).deidentification if args.template else Deidentification()
+    options = list(policy.options)
     try:
         options += [DeidentificationOption(o) for o in args.option]
     except ValueError as exc:
         raise RadlabelError(f"--option: {exc}; expected one of {[o.value for o in DeidentificationOption]}.") from None
-    out = Path(args.out_dir)
+    return options, policy
+
+
+def _prepare_releases(deid, groups: dict, in_dir: Path, report, policy) -> tuple[list, dict]:
+    """Every series through the shared boundary (headers, pixels), then the linkage measure over the output."""
+    import warnings
+
+    from radlabel.dicom_files import safe_reason
+    from radlabel.ingest.release import linkage, prepare_series
+
+    releases = []
+    for datasets in groups.values():
+        names = [_relative_name(ds, in_dir) for ds in datasets]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pydicom's warnings quote header values
+                releases.append(prepare_series(deid, datasets, names, report, policy.burned_in_text == "mask"))
+        except RadlabelError:
+            raise
+        except Exception as exc:  # a header we read but cannot de-identify: name the series' first file
+            raise RadlabelError(f"{in_dir / names[0]} (or another file of its series) cannot be de-identified "
+                                f"({safe_reason(exc)}): replace it with an intact copy; nothing was written.") from None
+    return releases, linkage(releases, policy.max_linkage_risk)
+
+
+def _relative_name(ds, in_dir: Path) -> str:
+    path = Path(getattr(ds, "filename", "") or "")
+    try:
+        return path.resolve().relative_to(in_dir.resolve()).as_posix()
+    except ValueError:
+        return path.name or "(unnamed)"
+
+
+def cmd_deid(args) -> int:
+    from radlabel.ingest.deid import DeidReport, Deidentifier
+    from radlabel.settings import load_settings
+
+    options, policy = _deid_options(args)
+    out, in_dir = Path(args.out_dir), Path(args.in_dir)
     if out.exists() and any(out.iterdir()):
         raise RadlabelError(f"{out} is not empty: give a new or empty output folder (nothing is overwritten).")
     groups, skipped = _series_groups([args.in_dir])
-    key = bytes.fromhex(load_settings().secrets()["pseudonym_key"])
-    deid = Deidentifier(key, options)
+    deid = Deidentifier(bytes.fromhex(load_settings().secrets()["pseudonym_key"]), options)
     report = DeidReport()
+    releases, link = _prepare_releases(deid, groups, in_dir, report, policy)
     staging = out.with_name(out.name + ".partial")
     if staging.exists() and any(staging.iterdir()):
         raise RadlabelError(f"{staging} is left from an interrupted run: remove it, then run deid again.")
     staging.mkdir(parents=True, exist_ok=True)
     written = 0
     try:
-        for datasets in groups.values():
-            evidence = burned_in.header_evidence(datasets[0])
-            if evidence:
-                report.flags.append({"code": "burned_in_header", "message": "; ".join(evidence),
-                                     "series": deid.uid(str(datasets[0].get("SeriesInstanceUID", "")))})
-            for ds in datasets:
-                _write_deidentified(deid, ds, report, staging)
+        for release in releases:
+            for name, copy in ([] if release.is_held else release.copies):
+                _write_deidentified(str(in_dir / name), copy, staging)
                 written += 1
     except BaseException:  # all or nothing: no half-written output folder
         shutil.rmtree(staging, ignore_errors=True)
@@ -343,11 +375,13 @@ def cmd_deid(args) -> int:
     if out.exists():
         out.rmdir()
     staging.rename(out)  # all or nothing
+    held = [h | {"series": r.series_uid} for r in releases for h in r.held]
     summary = {"written": written, "series": len(groups), "skipped_files": len(skipped),
-               "options": sorted(o.value for o in options)} | report.as_dict()
+               "options": sorted(o.value for o in options), "held": held, "linkage": link,
+               "releases": [r.as_dict() for r in releases]} | report.as_dict()
     print(json.dumps(summary, indent=2) if args.json else
-          f"wrote {written} de-identified file(s) in {len(groups)} series to {out}; "
-          f"changed: {summary['changed']}; flags: {len(summary['flags'])}")
+          f"wrote {written} de-identified file(s) in {len(groups)} series to {out}; held {len(held)} "
+          f"(see --json); {link['unique_series']} of {link['series']} output series unique on their quasi-identifiers")
     return 0
 
 
@@ -811,6 +845,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except RadlabelError as exc:
         _say(f"radlabel: error: {exc}")
+        if getattr(args, "json", False):  # --json always prints JSON, failures included
+            print(json.dumps({"error": str(exc)}))
         return 2
     except KeyboardInterrupt:
         _say("radlabel: interrupted.")

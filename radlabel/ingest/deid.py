@@ -1,10 +1,12 @@
-"""De-identification: DICOM PS3.15 Basic Profile with the protocol's retention options.
+"""De-identification: DICOM PS3.15 Basic Profile with the protocol's retention options, as an allow-list.
 
-The attribute table (which attribute gets D/Z/X/U) is the PS3.15 Table E.1-1
-as packaged by dicom-anonymizer; we apply it ourselves in one recursive pass
-because we need keyed, repeatable pseudonyms (the same study maps to the same
-pseudonym on every sync), per-patient date shifts and the retention options,
-and because one pass is faster than that package's per-tag loop.
+The tables are in ``deid_tables``: Table E.1-1's Basic Profile column (from
+dicom-anonymizer), its option columns, and radlabel's explicit allow-list of
+attributes the table does not list but a usable image needs. Everything else is
+removed, at any sequence depth. We apply the tables ourselves in one recursive
+pass because we need keyed, repeatable pseudonyms (the same study maps to the
+same pseudonym on every sync), per-patient date and time shifts, the retention
+options and conformant output (conditional actions resolved by the IOD's type).
 
 Identifiers become HMAC-SHA256 pseudonyms under a secret key kept in the state
 directory: ``2.25.<integer>`` UIDs and ``RL…`` patient IDs.
@@ -12,6 +14,7 @@ directory: ``2.25.<integer>`` UIDs and ``RL…`` patient IDs.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import hmac
@@ -23,6 +26,7 @@ from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
+from radlabel.ingest import deid_tables as tables
 from radlabel.protocol.enum import BASIC_PROFILE_CODE, DeidentificationOption as Option
 
 # Codes used with DeidentificationMethodCodeSequence (CID 7050).
@@ -36,44 +40,28 @@ _METHOD_MEANINGS = {
     "113110": "Retain UIDs Option", "113111": "Retain Safe Private Option", "113112": "Retain Institution Identity Option",
 }
 
-# Attributes each retention option keeps (PS3.15 Table E.1-1 option columns, the commonly present ones).
-_RETAINED = {
-    Option.RETAIN_DEVICE_IDENTITY: ["StationName", "DeviceSerialNumber", "DeviceUID", "GantryID", "DetectorID",
-                                    "PlateID", "CassetteID", "GeneratorID", "DeviceDescription", "DeviceLabel"],
-    Option.RETAIN_INSTITUTION_IDENTITY: ["InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
-                                         "InstitutionCodeSequence"],
-    Option.RETAIN_PATIENT_CHARACTERISTICS: ["PatientSex", "PatientAge", "PatientSize", "PatientWeight", "EthnicGroup",
-                                            "SmokingStatus", "PregnancyStatus", "PatientSexNeutered",
-                                            "PatientBodyMassIndex"],
-}
-# Free-text descriptors kept (after scrubbing identifying strings) under Clean Descriptors, and the
-# clinically relevant ones radlabel always keeps that way: readers need contrast and protocol names.
-_DESCRIPTORS = ["StudyDescription", "SeriesDescription", "ProtocolName", "PerformedProcedureStepDescription",
-                "RequestedProcedureDescription", "ImageComments", "AcquisitionDeviceProcessingDescription",
-                "DerivationDescription", "BodyPartExamined"]
-_CLINICAL = ["ContrastBolusAgent", "ContrastBolusRoute", "ContrastBolusVolume", "ConvolutionKernel", "KVP",
-             "SliceThickness", "PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient",
-             "Manufacturer", "ManufacturerModelName", "SoftwareVersions", "BodyPartExamined"]
-
-
-def _action_table() -> dict[int, str]:
-    from dicomanonymizer.dicom_anonymization_databases import dicomfields_2026c as table
-
-    actions: dict[int, str] = {}
-    for name, action in (("X_TAGS", "X"), ("X_Z_TAGS", "X"), ("X_D_TAGS", "X"), ("X_Z_D_TAGS", "X"),
-                         ("Z_TAGS", "Z"), ("Z_D_TAGS", "D"), ("D_TAGS", "D"), ("U_TAGS", "U"),
-                         ("X_Z_U_STAR_TAGS", "U")):
-        for tag in getattr(table, name):
-            if len(tag) == 2:
-                actions[int(Tag(tag))] = action
-    return actions
-
-
-_ACTIONS = _action_table()
 _PSEUDONYM_ELEMENTS = {int(Tag("PatientID")), int(Tag("PatientName"))}
-_DATE_VRS = ("DA", "DT")
-# Identifying in themselves: emptied whatever the longitudinal options say.
-_NEVER_SHIFTED = {int(Tag("PatientBirthDate")), int(Tag("PatientBirthTime"))}
+_TEMPORAL_VRS = ("DA", "DT", "TM")
+_TEXT_VRS = ("LO", "SH", "ST", "LT", "UT", "CS", "UC")
+# Type 1 (or 1C) in the enhanced multi-frame, segmentation, SR and waveform IODs (Enhanced General
+# Equipment, Enhanced MR/CT Image, Content Identification, SR Document General, Waveform Identification):
+# there a conditional X/D, X/Z/D or Z/D action must dummy, not delete.
+_TYPE1_ENHANCED = {"DeviceSerialNumber", "AcquisitionDateTime", "ContentDate", "ContentTime"}
+_SEGMENTATION = "1.2.840.10008.5.1.4.1.1.66.4"
+# A time offset must move the time of day: between 1 h and 23 h on top of the day shift.
+_MIN_SECONDS, _SECONDS_SPAN = 3600, 79200
+
+
+def resolve(action: str, required: bool) -> str:
+    """A Table E.1-1 action as applied: the conditional ones keep the object conformant (PS3.15 E.1.1).
+
+    X/Z becomes Z (Table E.1-1 gives X/Z where some IOD has the attribute as Type 2: empty is conformant
+    and carries nothing); X/D and X/Z/D become D where the IOD needs a value (Type 1/1C), X elsewhere
+    (an empty Type 1C with its condition unmet is an error too); Z/D becomes Z unless required.
+    """
+    if action in ("X/D", "X/Z/D", "Z/D") and required:
+        return "D"
+    return {"X/Z": "Z", "X/D": "X", "X/Z/D": "X", "Z/D": "Z", "X/Z/U*": "U"}.get(action, action)
 
 
 @dataclass
@@ -97,10 +85,12 @@ class Deidentifier:
         self.key = key
         self.options = set(options)
         self.method_note = method_note
-        self._keep = {int(Tag(name)) for option, names in _RETAINED.items() if option in self.options for name in names}
-        self._keep |= {int(Tag(name)) for name in _CLINICAL}
-        self._clean = {int(Tag(name)) for name in _DESCRIPTORS} | {int(Tag(name)) for name in _CLINICAL
-                                                                   if name in ("ContrastBolusAgent",)}
+        # keyword -> K/C for the options in force (a later option never weakens an earlier K).
+        self._option_actions: dict[str, str] = {}
+        for option in sorted(self.options, key=lambda o: o.value):
+            for name, action in tables.OPTION_ACTIONS.get(option, {}).items():
+                if self._option_actions.get(name) != "K":
+                    self._option_actions[name] = action
 
     # -- pseudonyms --------------------------------------------------------
     def digest(self, kind: str, value: str) -> bytes:
@@ -127,7 +117,7 @@ class Deidentifier:
         phi = self._phi_strings(ds)
         out = Dataset()
         out.file_meta = ds.file_meta.copy() if hasattr(ds, "file_meta") else Dataset()
-        self._copy(ds, out, patient_id, phi, report)
+        self._copy(ds, out, self._context(ds, phi), report)
         pseudonym = self.patient_pseudonym(patient_id)
         out.PatientID = pseudonym
         out.PatientName = pseudonym + "^"  # one component, said explicitly (PS3.5 6.2.1.2)
@@ -153,9 +143,10 @@ class Deidentifier:
     def _phi_strings(self, ds: Dataset) -> list[str]:
         """Identifying strings to scrub out of kept free text."""
         values = []
-        for keyword in ("PatientName", "PatientID", "OtherPatientIDs", "AccessionNumber", "PatientBirthDate",
-                        "InstitutionName", "ReferringPhysicianName", "OperatorsName", "PerformingPhysicianName"):
-            value = str(ds.get(keyword, "") or "")
+        for name in ("PatientName", "PatientID", "OtherPatientIDs", "AccessionNumber", "PatientBirthDate",
+                     "InstitutionName", "ReferringPhysicianName", "OperatorsName", "PerformingPhysicianName",
+                     "StationName", "DeviceSerialNumber", "InstitutionAddress"):
+            value = str(ds.get(name, "") or "")
             values += [part for part in re.split(r"[\^ ,]+", value) if len(part) >= 3]
             if len(value) >= 3:
                 values.append(value)
@@ -166,99 +157,188 @@ class Deidentifier:
             text = re.sub(re.escape(value), "", text, flags=re.IGNORECASE)
         return " ".join(text.split())
 
-    def _copy(self, source: Dataset, target: Dataset, patient_id: str, phi: list[str], report: DeidReport) -> None:
+    def _context(self, ds: Dataset, phi: list[str]) -> "_Context":
+        sop_class = ds.get("SOPClassUID", "")
+        enhanced = ("SharedFunctionalGroupsSequence" in ds or str(sop_class) == _SEGMENTATION
+                    or any(word in getattr(sop_class, "name", "") for word in ("Enhanced", "SR", "Waveform", "ECG")))
+        return _Context(str(ds.get("PatientID", "") or ""), phi, _TYPE1_ENHANCED if enhanced else set(), ds)
+
+    def _copy(self, source: Dataset, target: Dataset, ctx: "_Context", report: DeidReport) -> None:
         for element in source:
             tag = int(element.tag)
-            group = tag >> 16
             if element.tag.is_private:
-                report.count("removed_private")
+                self._private(element, source, target, report)
                 continue
-            if 0x5000 <= group <= 0x50FF or (0x6000 <= group <= 0x60FF and (tag & 0xFFFF) in (0x3000, 0x4000)):
+            group = tag >> 16
+            if 0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF:
+                # Curves and overlays (Table E.1-1 lists their data as X): the whole group goes, or the
+                # Overlay Plane module would be left without its data.
                 report.count("removed_curve_or_overlay")
                 continue
-            if tag in _PSEUDONYM_ELEMENTS:
+            if tag in _PSEUDONYM_ELEMENTS or group == 0x0002:
                 continue  # set after the pass
-            action = _ACTIONS.get(tag)
-            if (element.VR in _DATE_VRS or element.VR == "TM") and tag not in _NEVER_SHIFTED:
-                handled = self._temporal(element, target, patient_id, action, report)
-                if handled:
-                    continue
-            if tag in self._keep and tag not in self._clean:
-                target.add(element)
-                continue
-            if tag in self._clean or (action is not None and tag in self._clean):
-                if element.VR in ("LO", "SH", "ST", "LT", "UT", "CS") and element.value:
-                    cleaned = self._scrub(str(element.value), phi)
-                    target.add(DataElement(element.tag, element.VR, cleaned))
-                    report.count("cleaned")
-                else:
-                    target.add(element)
-                continue
-            if element.VR == "SQ":
-                if action == "X":
-                    report.count("removed")
-                    continue
-                items = []
-                for item in element.value:
-                    copy = Dataset()
-                    self._copy(item, copy, patient_id, phi, report)
-                    items.append(copy)
-                target.add(DataElement(element.tag, "SQ", Sequence(items)))
-                continue
-            if action is None:
-                target.add(element)
-            elif action == "U":
-                if element.VR == "UI":
-                    value = element.value
-                    new = [self.uid(str(v)) for v in value] if element.VM > 1 else self.uid(str(value))
-                    target.add(DataElement(element.tag, "UI", new))
-                    report.count("uid_replaced")
-                else:
-                    report.count("removed")
-            elif action == "X":
-                report.count("removed")
-            elif action == "Z":
-                target.add(DataElement(element.tag, element.VR, None))
-                report.count("emptied")
-            elif action == "D":
-                target.add(DataElement(element.tag, element.VR, _dummy(element.VR)))
-                report.count("replaced")
+            name = tables.keyword(tag)
+            action = self._action(tag, name, element, ctx)
+            self._apply(action, element, target, ctx, report)
 
-    def _temporal(self, element: DataElement, target: Dataset, patient_id: str, action: str | None,
-                  report: DeidReport) -> bool:
-        """Dates and times under the longitudinal options; False when the table decides."""
-        if action is None:
-            return False
-        if Option.RETAIN_LONGITUDINAL_FULL_DATES in self.options:
-            target.add(element)
-            return True
-        if Option.RETAIN_LONGITUDINAL_MODIFIED_DATES in self.options:
-            if element.VR == "TM":
-                target.add(element)
+    def _action(self, tag: int, name: str, element: DataElement, ctx: "_Context") -> str:
+        """What happens to one element: K, C, S (shift), Z, D, X, U or R (recurse into a kept sequence)."""
+        basic = tables.basic_actions().get(tag)
+        option = self._option_actions.get(name)
+        if name in tables.DEVICE_TEMPORAL:
+            return "K" if Option.RETAIN_LONGITUDINAL_FULL_DATES in self.options else "X"
+        if element.VR in _TEMPORAL_VRS and basic and name not in tables.NEVER_SHIFTED:
+            if Option.RETAIN_LONGITUDINAL_FULL_DATES in self.options:
+                return "K"
+            if Option.RETAIN_LONGITUDINAL_MODIFIED_DATES in self.options:
+                return "S"
+        if option == "K":
+            return "R" if element.VR == "SQ" else "K"
+        if option == "C":
+            return "R" if element.VR == "SQ" else "C"
+        if basic is not None:
+            resolved = resolve(basic, name in ctx.required)
+            if resolved == "X" and basic != "X" and name in tables.TYPE2_SOMEWHERE:
+                resolved = "Z"
+            if element.VR == "SQ" and resolved in ("D", "U"):
+                return "R"  # a sequence is dummied by de-identifying its items
+            return resolved
+        if name in tables.SAFE:
+            return "R" if element.VR == "SQ" else "K"
+        if name in tables.CLEANED:
+            return "C"
+        if name in tables.DUMMIED:
+            return "D"
+        return "X"  # not in the table nor the allow-list: removed
+
+    def _apply(self, action: str, element: DataElement, target: Dataset, ctx: "_Context",
+               report: DeidReport) -> None:
+        if action == "K":
+            target.add(_own(element))
+        elif action == "R":
+            items = []
+            for item in element.value:
+                item_copy = Dataset()
+                self._copy(item, item_copy, ctx, report)
+                items.append(item_copy)
+            target.add(DataElement(element.tag, "SQ", Sequence(items)))
+        elif action == "C":
+            if element.VR in _TEXT_VRS and element.value:
+                target.add(DataElement(element.tag, element.VR, self._scrub(str(element.value), ctx.phi)))
+                report.count("cleaned")
             else:
-                target.add(DataElement(element.tag, element.VR, _shift(element.value, element.VR,
-                                                                       self.date_shift_days(patient_id))))
-                report.count("date_shifted")
-            return True
-        return False
+                target.add(_own(element))
+        elif action == "S":
+            target.add(DataElement(element.tag, element.VR, self._shifted(element, ctx)))
+            report.count("date_shifted")
+        elif action == "U" and element.VR == "UI":
+            value = element.value
+            new = [self.uid(str(v)) for v in value] if element.VM > 1 else self.uid(str(value))
+            target.add(DataElement(element.tag, "UI", new))
+            report.count("uid_replaced")
+        elif action == "Z":
+            target.add(DataElement(element.tag, element.VR, [] if element.VR == "SQ" else None))
+            report.count("emptied")
+        elif action == "D":
+            target.add(DataElement(element.tag, element.VR, _dummy(element.VR)))
+            report.count("replaced")
+        else:
+            report.count("removed" if tables.basic_actions().get(int(element.tag)) else "removed_unlisted")
+
+    def _private(self, element: DataElement, source: Dataset, target: Dataset, report: DeidReport) -> None:
+        """Private elements: removed, except the safe-private dictionary's under Retain Safe Private."""
+        if Option.RETAIN_SAFE_PRIVATE in self.options:
+            tag = element.tag
+            if tag.is_private_creator:
+                if any(key[0] == tag.group and key[1] == str(element.value).strip() for key in tables.SAFE_PRIVATE):
+                    target.add(element)
+                    return
+            else:
+                creator_tag = Tag(tag.group, tag.element >> 8)
+                creator = str(source[creator_tag].value).strip() if creator_tag in source else ""
+                if (tag.group, creator, tag.element & 0xFF) in tables.SAFE_PRIVATE:
+                    target.add(element)
+                    report.count("kept_safe_private")
+                    return
+        report.count("removed_private")
+
+    # -- time ------------------------------------------------------------------
+    def time_shift(self, patient_id: str) -> dt.timedelta:
+        """The patient's offset: whole days into the past plus 1-23 h, so no time of day survives."""
+        seconds = _MIN_SECONDS + int.from_bytes(self.digest("timeshift", patient_id)[:4], "big") % _SECONDS_SPAN
+        return dt.timedelta(days=self.date_shift_days(patient_id), seconds=seconds)
+
+    def _shifted(self, element: DataElement, ctx: "_Context"):
+        """A date, time or date-time moved by the patient's offset; a date and its paired time move together."""
+        offset = self.time_shift(ctx.patient_id)
+        name = tables.keyword(int(element.tag))
+        return _shift_value(element.value, element.VR, offset, _pair_value(ctx.root, name, element.VR))
+
+
+def _own(element: DataElement) -> DataElement:
+    """The copy's own element (a shallow copy: its value is not re-validated): masking or defacing the copy
+    later replaces the value of this element, not the source's."""
+    return copy.copy(element)
+
+
+@dataclass
+class _Context:
+    patient_id: str
+    phi: list[str]
+    required: set
+    root: Dataset
+
+
+def _pair_value(root: Dataset, name: str, vr: str) -> str:
+    """The value of this date's time (or this time's date) in the top-level dataset, when there is one."""
+    if vr == "DA" and name.endswith("Date"):
+        other = name[:-4] + "Time"
+    elif vr == "TM" and name.endswith("Time"):
+        other = name[:-4] + "Date"
+    else:
+        return ""
+    return str(root.get(other, "") or "") if other in root else ""
 
 
 def _dummy(vr: str):
     return {"DA": "19000101", "DT": "19000101000000", "TM": "000000", "PN": "ANONYMIZED", "UI": "2.25.0",
-            "IS": "0", "DS": "0", "US": 0, "SS": 0, "UL": 0, "SL": 0, "FL": 0.0, "FD": 0.0}.get(vr, "ANONYMIZED")
+            "IS": "0", "DS": "0", "US": 0, "SS": 0, "UL": 0, "SL": 0, "FL": 0.0, "FD": 0.0, "AS": "000D",
+            "OB": b"\x00\x00", "OW": b"\x00\x00", "UN": b"\x00\x00", "SQ": []}.get(vr, "ANONYMIZED")
 
 
-def _shift(value, vr: str, days: int):
+def _shift_value(value, vr: str, offset: dt.timedelta, pair: str):
     if not value:
         return value
     values = list(value) if not isinstance(value, str) and hasattr(value, "__iter__") else [value]
-    shifted = []
-    for item in values:
-        text = str(item)
-        try:
-            day = dt.datetime.strptime(text[:8], "%Y%m%d") + dt.timedelta(days=days)
-        except ValueError:
-            shifted.append("19000101" if vr == "DA" else "19000101000000")
-            continue
-        shifted.append(day.strftime("%Y%m%d") + (text[8:] if vr == "DT" else ""))
+    shifted = [_shift_one(str(item), vr, offset, pair) for item in values]
     return shifted if len(shifted) > 1 else shifted[0]
+
+
+def _shift_one(text: str, vr: str, offset: dt.timedelta, pair: str) -> str:
+    """One value moved; unreadable values become the dummy (never kept: they may still identify)."""
+    try:
+        if vr == "DA":
+            day = dt.datetime.strptime(text[:8], "%Y%m%d")
+            if not pair:  # a lone date moves by whole days (no carry from a time it does not have)
+                return (day + dt.timedelta(days=offset.days)).strftime("%Y%m%d")
+            return (dt.datetime.combine(day.date(), _parse_time(pair)) + offset).strftime("%Y%m%d")
+        if vr == "TM":
+            day = dt.datetime.strptime(pair[:8], "%Y%m%d") if pair else dt.datetime(2000, 1, 1)
+            moment = dt.datetime.combine(day.date(), _parse_time(text)) + offset
+            return moment.strftime("%H%M%S") + _fraction(text)
+        moment = dt.datetime.strptime(text[:14].ljust(14, "0"), "%Y%m%d%H%M%S") + offset
+        return moment.strftime("%Y%m%d%H%M%S")[:max(len(text[:14]), 8)] + _fraction(text[14:], dt_tail=True)
+    except ValueError:
+        return _dummy(vr)
+
+
+def _parse_time(text: str) -> dt.time:
+    digits = text.split(".")[0].replace(":", "").strip()
+    return dt.datetime.strptime(digits.ljust(6, "0")[:6], "%H%M%S").time()
+
+
+def _fraction(text: str, dt_tail: bool = False) -> str:
+    """The fractional seconds (and a date-time's UTC offset) carried over unchanged."""
+    if dt_tail:
+        return text
+    return "." + text.split(".", 1)[1] if "." in text else ""

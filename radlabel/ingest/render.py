@@ -25,3 +25,26 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+def full_range(values: np.ndarray) -> np.ndarray:
+    """The frame's own minimum to maximum as 0-255: the view where burned-in text shows (not a reading window)."""
+    values = values.astype(np.float64)
+    low, high = float(values.min()), float(values.max())
+    return np.clip(np.rint((values - low) / max(high - low, 1e-9) * 255.0), 0, 255).astype(np.uint8)
+
+
+TEXT_FEATURE_PX = 11  # wider than a glyph stroke, narrower than a bar or an organ
+
+
+def text_views(grey: np.ndarray) -> list[np.ndarray]:
+    """Views where burned-in text shows: the frame's full range (dark text on a light screen capture), and
+    its bright strokes whatever lies behind them (a white top-hat: a grey bar or an image behind the text
+    drops out), log-stretched so dim text reads too."""
+    from scipy import ndimage
+
+    values = grey.astype(np.int16)
+    strokes = values - ndimage.grey_opening(values, size=(TEXT_FEATURE_PX, TEXT_FEATURE_PX))
+    logged = np.log1p(strokes.astype(np.float64))
+    bright = np.clip(np.rint(logged / max(float(logged.max()), 1e-9) * 255.0), 0, 255).astype(np.uint8)
+    return [full_range(grey), bright]

@@ -170,6 +170,9 @@ class Deidentification(Part):
     options: list[DeidentificationOption] = Field(default_factory=list)
     burned_in_text: str = Field(default="mask", pattern=r"^(mask|hold)$")
     face_risk: str = Field(default="flag", pattern=r"^(flag|hold)$")
+    max_linkage_risk: Optional[float] = Field(
+        default=None, gt=0, le=1, description="hold output series whose re-identification risk 1/k is above this "
+        "(k: output series sharing the kept quasi-identifiers and shape)")
 
     @field_validator("options")
     @classmethod

@@ -29,8 +29,10 @@ def test_basic_profile_removes_every_phi_string_and_keeps_clinical_metadata():
     assert out.PatientIdentityRemoved == "YES" and out.LongitudinalTemporalInformationModified == "REMOVED"
     assert out.DeidentificationMethodCodeSequence[0].CodeValue == "113100"
     for keyword in ("PixelSpacing", "SliceThickness", "ImageOrientationPatient", "ImagePositionPatient", "KVP",
-                    "ConvolutionKernel", "ContrastBolusAgent", "Manufacturer", "ManufacturerModelName"):
+                    "ConvolutionKernel", "Manufacturer", "ManufacturerModelName", "RescaleSlope", "RescaleIntercept"):
         assert out.get(keyword) == source.get(keyword), keyword
+    assert not out.ContrastBolusAgent  # Z/D under the Basic Profile: emptied (Type 2), free text
+    assert Deidentifier(KEY, [Option.CLEAN_DESCRIPTORS]).deidentify(source).ContrastBolusAgent == source.ContrastBolusAgent
     assert out.file_meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID
     assert source.PatientName == FakePatient.from_seed(31).name  # the source is untouched
 
@@ -75,7 +77,7 @@ def test_descriptors_are_cleaned_of_identifying_words():
     assert out.SeriesDescription == "AX CHEST for"
 
 
-def test_burned_in_text_is_found_by_ocr_and_masked():
+def test_burned_in_text_is_found_by_ocr_and_masked_on_a_phantom():
     study = make_ct_study(seed=36, slices=1, size=512, burned_in=True)
     patient = FakePatient.from_seed(36)
     assert "BurnedInAnnotation is YES" in burned_in.header_evidence(study.datasets[0])
