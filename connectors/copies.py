@@ -42,7 +42,7 @@ def _relink_images(settings: Settings, old: str, new: str) -> None:
 
 
 def _signed(settings: Settings, images: dict[str, list[str]], old: str, new: str) -> dict[str, list[str]]:
-    from connectors.sync import sign_image_path
+    from connectors.viewer import image_urls
 
     key = settings.secrets()["image_url_key"]
     out = {}
@@ -51,7 +51,7 @@ def _signed(settings: Settings, images: dict[str, list[str]], old: str, new: str
         for url in urls:
             path = url.split("?", 1)[0]
             path = path[path.index("/radlabel/images/"):].replace(f"/radlabel/images/{old}/", f"/radlabel/images/{new}/", 1)
-            out[preset].append(f"{settings.url('viewer')}{path}?sig={sign_image_path(key, path)}")
+            out[preset].append(image_urls.signed_url(settings.url("viewer"), key, path))
     return out
 
 

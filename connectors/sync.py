@@ -11,9 +11,7 @@ the same result), and a task is never created twice.
 
 from __future__ import annotations
 
-import hashlib
 import sys
-import hmac
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +28,7 @@ from connectors.jobs import InProcessQueue, job_queue
 from connectors.label_studio import client as label_studio_client, label_studio_errors
 from connectors.provision import Provisioner
 from connectors.state import SeriesRecord, StateStore
+from connectors.viewer import image_urls
 from radlabel.audit import audit_log
 from radlabel.dicom_files import repair_missing_uids
 from radlabel.errors import RadlabelError
@@ -64,13 +63,10 @@ class SyncSummary:
     series: list[dict] = field(default_factory=list)
     segs: list[dict] = field(default_factory=list)  # readers' SEGs imported into tasks
     gold_copies: list[int] = field(default_factory=list)  # hidden gold tasks inserted by this run
+    refreshed_image_urls: int = 0  # tasks whose slice URLs were signed again before they expire
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
-
-
-def sign_image_path(key: str, path: str) -> str:
-    return hmac.new(key.encode(), path.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 class Syncer:
@@ -179,12 +175,32 @@ class Syncer:
 
         produced = sum(1 for r in self.state.all(self.protocol.id) if r.status == "done")
         summary.gold_copies = QualityDesk(self.settings, self.ls).insert_gold(self.protocol, self.project_id(), produced)
+        summary.refreshed_image_urls = self.refresh_image_urls()
         from connectors.seg_import import SegImporter  # the reverse path: readers' SEGs into the tasks
 
         summary.segs = [result.as_dict() for result in SegImporter(self).run()]
         for result in summary.segs:
             self.progress(f"SEG {result['seg_key']}: {result['outcome']} into task {result['task_id']}")
         return summary
+
+    def refresh_image_urls(self) -> int:
+        """Sign again the slice URLs of this protocol's tasks that expire within half their lifetime (Label
+        Studio keeps URLs in its tasks; the front refuses expired ones). The number of tasks updated."""
+        viewer, updated = self.settings.url("viewer"), 0
+        with label_studio_errors("list the tasks whose slice URLs to sign again"):
+            tasks = list(self.ls.tasks.list(project=self.project_id(), review=True, page_size=500))
+        for task in tasks:
+            data = dict(task.data or {})
+            by_preset = data.get("images_by_preset") or {}
+            if not by_preset or not image_urls.needs_refresh(next(iter(by_preset.values()))):
+                continue
+            data["images_by_preset"] = {preset: [image_urls.resigned(viewer, self.image_key, url) for url in urls]
+                                        for preset, urls in by_preset.items()}
+            data[IMAGES_KEY] = [image_urls.resigned(viewer, self.image_key, url) for url in data.get(IMAGES_KEY) or []]
+            with label_studio_errors(f"sign the slice URLs of task {task.id} again"):
+                self.ls.tasks.update(id=task.id, data=data)
+            updated += 1
+        return updated
 
     def _tally(self, summary: SyncSummary, record: dict | None, number: int, total: int) -> None:
         if record is None:
@@ -292,7 +308,7 @@ class Syncer:
             urls[preset.name] = []
             for index in range(len(frames)):
                 path = f"/radlabel/images/{key}/{preset.name}/{index:04d}.png"
-                urls[preset.name].append(f"{viewer}{path}?sig={sign_image_path(self.image_key, path)}")
+                urls[preset.name].append(image_urls.signed_url(viewer, self.image_key, path))
         return urls
 
     # -- Label Studio ------------------------------------------------------------

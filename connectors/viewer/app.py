@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 import re
 from pathlib import Path
@@ -157,12 +156,11 @@ def create_app() -> Flask:
 
     @app.get("/radlabel/images/<key>/<preset>/<name>")
     def rendered_slice(key: str, preset: str, name: str):
-        """A rendered slice for Label Studio: capability URL signed with a key of ours; no PHI in it."""
-        from connectors.sync import sign_image_path
+        """A rendered slice for Label Studio: an expiring capability URL signed with a key of ours; no PHI in it."""
+        from connectors.viewer import image_urls
 
-        given = request.args.get("sig", "")
-        if not hmac.compare_digest(given, sign_image_path(image_key, request.path)):
-            abort(403)
+        if not image_urls.valid(image_key, request.path, request.args.get("exp", ""), request.args.get("sig", "")):
+            abort(403)  # not ours, altered, or expired
         if not (key.isalnum() and preset.replace("_", "").isalnum() and name[:-4].isdigit() and name.endswith(".png")):
             abort(404)
         reply = send_from_directory(settings.home / "images" / key / preset, name, max_age=3600)

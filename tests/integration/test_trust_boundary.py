@@ -209,3 +209,24 @@ def test_the_archives_refuse_overwrites(settings, world):
     again = [ds for ds in research.retrieve_series(mine.pseudo_study_uid, mine.pseudo_series_uid)
              if ds.SOPInstanceUID == copy.SOPInstanceUID]
     assert again[0].PixelData == original
+
+
+def test_slice_urls_expire_and_sync_signs_them_again(settings, world, protocol, monkeypatch):
+    from connectors.viewer import image_urls
+
+    mine = world["records"][0]
+    ls = client(settings)
+    before = ls.tasks.get(id=mine.task_id).data["images"]
+    url = before[0]
+    reply = requests.get(url, timeout=10)
+    assert reply.status_code == 200 and reply.headers["Cache-Control"].startswith("private")
+    path = url.split("?")[0][len(settings.url("viewer")):]
+    key = settings.secrets()["image_url_key"]
+    expired = image_urls.signed_url(settings.url("viewer"), key, path, now=0)  # signed right, long dead
+    assert requests.get(expired, timeout=10).status_code == 403
+    monkeypatch.setenv("RADLABEL_IMAGE_URL_DAYS", "100000")  # every URL is now in the second half of its life
+    summary = Syncer(settings, protocol).run()
+    assert summary.refreshed_image_urls >= 2
+    fresh = ls.tasks.get(id=mine.task_id).data
+    assert fresh["images"][0] != url and requests.get(fresh["images"][0], timeout=10).status_code == 200
+    assert [u.split("?")[0] for u in fresh["images"]] == [u.split("?")[0] for u in before]  # the same slices
