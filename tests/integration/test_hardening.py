@@ -33,16 +33,17 @@ def wait_for(check, what: str, timeout: float = 30.0):
 
 def test_nothing_under_the_state_directory_is_readable_by_others(settings):
     study = make_ct_study(seed=5, slices=2, size=64, pixel_spacing=6.0)
-    assert not OrthancDicomWeb.from_settings(settings).store(study.datasets).failed  # Orthanc writes its storage
+    # both archives write their storage (the phantom carries PHI: it belongs in the PACS only)
+    assert not OrthancDicomWeb.pacs_loader(settings).store(study.datasets).failed
     home = settings.home
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     paths = list(home.rglob("*"))
     names = {p.relative_to(home).as_posix() for p in paths}
     # the files the issue names are there to be checked
     for expected in ("secrets.json", "label-studio/label_studio.sqlite3", "logs/label_studio.log", "logs/ml_backend.log",
-                     "orthanc/orthanc.json"):
+                     "orthanc/orthanc.json", "pacs/orthanc.json"):
         assert expected in names, expected
-    assert any(p.is_file() and p.relative_to(home).parts[:2] == ("orthanc", "storage") for p in paths)
+    assert any(p.is_file() and p.relative_to(home).parts[:2] == ("pacs", "storage") for p in paths)
     loose = [f"{p.relative_to(home)} {stat.filemode(p.lstat().st_mode)}" for p in paths
              if not p.is_symlink() and p.lstat().st_mode & 0o077]
     assert loose == []
