@@ -120,8 +120,10 @@ class Campaign:
         return tasks, summary.gold_copies
 
     def _truth_of(self, task_id: int) -> dict:
-        with label_studio_errors(f"read task {task_id}"):
-            return self.truth[self.ls.tasks.get(id=task_id).data["series"]]
+        case = self.desk.qa_task(task_id)  # a calibration case or gold copy has UIDs of its own: its source's truth
+        source = case[2] if case else task_id
+        with label_studio_errors(f"read task {source}"):
+            return self.truth[self.ls.tasks.get(id=source).data["series"]]
 
     def run(self, gold: int = 3, production: int = 16, first_seed: int = 700) -> CampaignResult:
         Provisioner(self.settings, self.progress).provision(self.protocol)
