@@ -56,8 +56,9 @@ def vouch(settings_or_db, task_id: int, reader: int, result, source: str) -> int
 def vouched_as(settings_or_db, record: int, annotation_id: int) -> None:
     """The annotation id Label Studio gave the read of ``record``."""
     with _database(settings_or_db).connect() as db:
-        db.execute("UPDATE vouched_reads SET annotation_id=? WHERE id=? AND annotation_id IS NULL",
-                   (int(annotation_id), record))
+        # the save's webhook may have claimed an identical earlier record for this annotation already
+        db.execute("UPDATE vouched_reads SET annotation_id=? WHERE id=? AND annotation_id IS NULL AND NOT EXISTS "
+                   "(SELECT 1 FROM vouched_reads WHERE annotation_id=?)", (int(annotation_id), record, int(annotation_id)))
 
 
 def _as_dict(annotation) -> dict:

@@ -110,6 +110,28 @@ def test_a_read_forged_with_another_readers_completed_by_is_not_counted(settings
     assert "2 unverified read(s)" in radlabel("reads", "unverified", "--protocol", protocol.id).stdout
 
 
+def test_a_read_radlabel_saved_and_another_reader_rewrote_is_not_counted(settings, protocol, case, people):
+    from connectors.authorship import post_read, unverified_reads
+    from connectors.label_studio import client
+
+    task_id, study = case
+    a, b = people["a"], people["b"]
+    adjudicator = Adjudicator(settings)
+    [service] = adjudicator.authorship.service_users()
+    regions = mask_regions({"lung_field": study.labelmap == 3, "solid_nodule": study.labelmap == 7})
+    saved = post_read(settings, client(settings), task_id, user_id(a), regions, "simulated")
+    # b rewrites it, and claims in the body that radlabel's service account saved it
+    reply = ls_as(settings, b["label_studio"]["token"], "PATCH", f"/api/annotations/{saved}/",
+                  json={"result": [], "updated_by": service})
+    assert reply.status_code == 200, reply.text
+    print(f"Label Studio kept updated_by={reply.json()['updated_by']} (service {service}, b {user_id(b)})")
+    with adjudicator._lock("reads", task_id):
+        adjudicator.adjudicate_task(protocol, task_id)
+    [row] = [r for r in unverified_reads(settings) if r["annotation"] == saved]
+    assert row["reason"] in ("its labels changed after radlabel saved it",
+                             f"saved by {b['reader']} in the name of {a['reader']}")
+
+
 def test_revoke_closes_both_doors_and_only_that_readers(settings, people):
     a, b = people["a"], people["b"]
     done = radlabel("readers", "revoke", "authorship.b@hospital.org", "--json")

@@ -246,3 +246,17 @@ def test_readers_commands_answer_bad_input_in_one_sentence_and_json_with_json(en
     listed = run_cli(home, "readers", "list", "--json")
     assert {r["reader"] for r in json.loads(listed.stdout)} == {"reader-11", "reader-12", "reader-20"}
     assert "reader-20" in run_cli(home, "readers", "list").stdout
+
+
+def test_a_record_claimed_by_the_webhook_first_does_not_break_the_save(env):
+    from connectors.authorship import vouch, vouched_as
+
+    stale = vouch(env.settings, 9, A, REGION, "ohif")  # an earlier attempt whose save never answered
+    record = vouch(env.settings, 9, A, REGION, "ohif")
+    saved = annotation(950, A, SERVICE)
+    assert env.authorship.verified(9, [saved], "proto") == [saved]  # the webhook claims the oldest record
+    vouched_as(env.settings, record, 950)  # then Label Studio's answer arrives: no clash, still one record
+    with state_database(env.settings).connect() as db:
+        rows = db.execute("SELECT id FROM vouched_reads WHERE annotation_id=950").fetchall()
+    assert rows == [(stale,)]
+    assert env.authorship.verified(9, [saved], "proto") == [saved]
