@@ -248,8 +248,8 @@ class QualityDesk:
             task = self.ls.tasks.get(id=task_id)
         own = [_as_dict(a) for a in task.annotations or []
                if annotator(_as_dict(a)) == reader and not _as_dict(a).get("was_cancelled")]
-        case = self.qa_task(task_id)  # a calibration case is its one reader's alone
-        eligible = {case[3]} if case and case[0] == "calibration" else None
+        kind = self.qa_task(task_id)  # a calibration case is its one reader's alone
+        eligible = {kind[3]} if kind and kind[0] == "calibration" else None
         own = self.authorship.verified(task_id, own, protocol.id, eligible)
         if not own:
             return None

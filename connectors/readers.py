@@ -163,7 +163,11 @@ def issue_credentials(settings: Settings, email: str, tier: str, open_account=No
     if open_account is None:
         from connectors.label_studio_accounts import open_account
     reader, ohif_token = add_reader(settings, email, tier)
-    ls_token = open_account(settings, reader.ls_user_id)
+    try:
+        ls_token = open_account(settings, reader.ls_user_id)
+    except RadlabelError as exc:  # the OHIF token just issued is never shown: a rerun issues both again
+        raise RadlabelError(f"{reader.pseudonym} is registered, but their Label Studio account could not be opened: "
+                            f"{exc} Run `radlabel readers add` again: it issues new credentials for both doors.") from None
     audit_log(settings).append("reader_label_studio_account_opened", "admin", None, reader=reader.pseudonym)
     return {"reader": reader.pseudonym, "tier": reader.tier, "ohif_token": ohif_token,
             "label_studio": {"url": settings.url("label_studio"), "email": reader.email, "token": ls_token}}
