@@ -53,6 +53,7 @@ def run(studies: int, workers: int, adjudicated: int | None = None) -> dict:
     from connectors.label_studio import client
     from connectors.provision import Provisioner
     from connectors.sync import Syncer
+    from connectors.authorship import post_read
     from radlabel.brush_rle import mask_regions
     from radlabel.phantom import make_ct_study
     from radlabel.protocol import parse_template
@@ -96,7 +97,7 @@ def run(studies: int, workers: int, adjudicated: int | None = None) -> dict:
         # Reads saved -> webhooks -> hooks server -> adjudication jobs on the workers -> final SEG in Orthanc.
         started = time.perf_counter()
         with ThreadPoolExecutor(4) as pool:  # readers save concurrently, as a team does
-            list(pool.map(lambda item: [ls.annotations.create(id=item[0], result=mask_regions(item[1]), completed_by=r)
+            list(pool.map(lambda item: [post_read(settings, ls, item[0], r, mask_regions(item[1]), "simulated")
                                         for r in readers], tasks))
         queue = job_queue(settings)  # a job per task as well, as a reconcile would: each key has one effect
         results = queue.wait([queue.submit("adjudicate", f"adjudicate:{task_id}:2-reads", project_id=project,

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from connectors.authorship import Authorship, post_read
 from connectors.database import state_database, state_lock
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.label_studio import client as label_studio_client, label_studio_errors
@@ -60,6 +61,7 @@ class Adjudicator:
         self.database.ensure(SCHEMA)
         self._consensus_user: int | None = None
         self._quality_desk = None
+        self.authorship = Authorship(settings, self.ls, self.database)
 
     # -- bookkeeping ------------------------------------------------------------
     def _lock(self, kind: str = "", task_id: int = 0):
@@ -157,9 +159,11 @@ class Adjudicator:
         consensus = self.consensus_user()
         qa = self.quality_desk()
         annotations = [a if isinstance(a, dict) else a.dict() for a in (task.annotations or [])]
+        annotations = self.authorship.verified(task.id, [a for a in annotations if not a.get("was_cancelled")],
+                                               protocol.id)  # a forged author is set aside, never counted
         latest = {}
         for annotation in sorted(annotations, key=lambda a: a["id"]):
-            if annotation.get("was_cancelled") or annotation.get("ground_truth") or annotator(annotation) == consensus:
+            if annotation.get("ground_truth") or annotator(annotation) == consensus:
                 continue
             if not qa.counts(protocol, annotator(annotation)):
                 continue  # an uncertified reader's read: kept in Label Studio, not counted
@@ -225,7 +229,8 @@ class Adjudicator:
         if row and row[0] == "final":
             return Outcome(source_id, "already final", seg_sop_uid=row[2])
         annotations = [a if isinstance(a, dict) else a.dict() for a in (arbitration.annotations or [])]
-        annotations = [a for a in annotations if not a.get("was_cancelled")]
+        annotations = self.authorship.verified(arbitration_task_id, [a for a in annotations if not a.get("was_cancelled")],
+                                               protocol.id, eligible=self.seniors())
         if not annotations:
             return Outcome(source_id, "arbitration", "waiting for the arbiter", arbitration_task_id=arbitration_task_id)
         final = read_from_annotation(sorted(annotations, key=lambda a: a["id"])[-1], protocol, task_shape(arbitration.data))
@@ -237,6 +242,12 @@ class Adjudicator:
                                  method=f"{protocol.adjudication.method.value}+senior_arbitration", readers=readers)
         self.progress(f"task {source_id}: arbitrated, SEG stored")
         return Outcome(source_id, "final", "arbitrated", seg_uid, arbitration_task_id)
+
+    def seniors(self) -> set[int]:
+        """Registered senior readers: who may arbitrate in their own name."""
+        from connectors.readers import ReaderRegistry
+
+        return {r.ls_user_id for r in ReaderRegistry(self.database).readers() if r.active and r.tier == "senior"}
 
     def _decision_json(self, task_id: int) -> str | None:
         with self.database.connect() as db:
@@ -253,8 +264,8 @@ class Adjudicator:
         consensus_user = self.consensus_user()
         with label_studio_errors(f"store the final labels of task {task.id}"):
             existing = [a for a in self.ls.annotations.list(id=task.id) if a.completed_by == consensus_user]
-            if not existing:
-                self.ls.annotations.create(id=task.id, result=result, ground_truth=True, completed_by=consensus_user)
+        if not self.authorship.verified(task.id, existing, protocol.id):  # one posted by anyone else is no final
+            post_read(self.settings, self.ls, task.id, consensus_user, result, "consensus", ground_truth=True)
         seg_uid = self.uid("final-seg", protocol.id, task.id)
         if any(m.any() for m in masks.values()):
             source = self.research_copy(task)

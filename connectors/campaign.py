@@ -92,8 +92,10 @@ class Campaign:
         return self.desk.reader_id(f"{name}@{READER_DOMAIN}")
 
     def _post(self, task_id: int, reader: int, masks: dict, lead_time: float) -> None:
-        with label_studio_errors(f"save a simulated read of task {task_id}"):
-            self.ls.annotations.create(id=task_id, result=mask_regions(masks), completed_by=reader, lead_time=lead_time)
+        from connectors.authorship import post_read
+
+        with label_studio_errors(f"save a simulated read of task {task_id}"):  # vouched: radlabel simulates it
+            post_read(self.settings, self.ls, task_id, reader, mask_regions(masks), "simulated", lead_time=lead_time)
 
     def store_and_sync(self, seeds) -> tuple[list[int], list[int]]:
         """Synthetic studies into the PACS and through sync: (their tasks, hidden gold copies inserted)."""

@@ -24,6 +24,7 @@ from datetime import datetime
 
 import numpy as np
 
+from connectors.authorship import Authorship, unverified_reads
 from connectors.database import state_database, state_lock
 from connectors.label_studio import client as label_studio_client, label_studio_errors
 from connectors.provision import CALIBRATION_MARKER, REVIEW_MARKER, Provisioner
@@ -83,6 +84,7 @@ class QualityDesk:
         from connectors.adjudicate import SCHEMA as ADJUDICATIONS_SCHEMA  # read here before any adjudication ran
 
         self.database.ensure(*SCHEMA, ADJUDICATIONS_SCHEMA)
+        self.authorship = Authorship(settings, self.ls, self.database)
 
     def _query(self, sql: str, *args) -> list:
         with self.database.connect() as db:
@@ -131,6 +133,7 @@ class QualityDesk:
             task = self.ls.tasks.get(id=task_id)
             consensus = [u.id for u in self.ls.users.list() if u.email == CONSENSUS_USER]
         finals = [_as_dict(a) for a in task.annotations or [] if annotator(_as_dict(a)) in consensus]
+        finals = self.authorship.verified(task_id, finals, protocol.id)  # only the final labels radlabel saved
         if not finals:
             raise RadlabelError(f"gold task {task_id} has no final labels in Label Studio: run `radlabel reconcile`.")
         reference = read_from_annotation(finals[-1], protocol, task_shape(task.data))
@@ -245,6 +248,9 @@ class QualityDesk:
             task = self.ls.tasks.get(id=task_id)
         own = [_as_dict(a) for a in task.annotations or []
                if annotator(_as_dict(a)) == reader and not _as_dict(a).get("was_cancelled")]
+        kind = self.qa_task(task_id)  # a calibration case is its one reader's alone
+        eligible = {kind[3]} if kind and kind[0] == "calibration" else None
+        own = self.authorship.verified(task_id, own, protocol.id, eligible)
         if not own:
             return None
         annotation = sorted(own, key=lambda a: a["id"])[-1]
@@ -306,7 +312,8 @@ class QualityDesk:
         reference, _ = self.reference(protocol, kind[2])
         with label_studio_errors(f"read task {task_id}"):
             task = self.ls.tasks.get(id=task_id)
-        readers = {annotator(_as_dict(a)) for a in task.annotations or [] if not _as_dict(a).get("was_cancelled")}
+        done = [_as_dict(a) for a in task.annotations or [] if not _as_dict(a).get("was_cancelled")]
+        readers = {annotator(a) for a in self.authorship.verified(task_id, done, protocol.id)}
         return [s for reader in sorted(readers)
                 if (s := self._score_own_read(protocol, task_id, reader, reference, "gold", f"task {task_id}"))]
 
@@ -331,6 +338,7 @@ class QualityDesk:
         with label_studio_errors(f"read review task {review_task_id}"):
             task = self.ls.tasks.get(id=review_task_id)
         done = [_as_dict(a) for a in task.annotations or [] if not _as_dict(a).get("was_cancelled")]
+        done = self.authorship.verified(review_task_id, done, protocol.id)
         if not done:
             return None
         reviewer = annotator(done[-1])
@@ -375,4 +383,5 @@ def report_figures(settings: Settings, protocol: Protocol) -> dict:
                                             "certification_enforced": desk.certification_enforced(protocol)}
     return build_figures(protocol, scores=desk.scores(protocol.id), certifications=desk.certifications(protocol.id),
                          tiers=tiers, decisions=adjudicator.decisions(protocol.id), profiles=profiles,
-                         reviews=desk.reviews(protocol.id), counts=counts)
+                         reviews=desk.reviews(protocol.id), counts=counts,
+                         unverified=unverified_reads(desk.database, protocol.id))

@@ -1,20 +1,26 @@
-"""The reader registry: who may read in OHIF, at which tier, with which token.
+"""The reader registry: who may read, at which tier, with which credentials for both doors.
 
-``radlabel readers add EMAIL --tier T`` finds (or creates) the reader's Label Studio
-user and issues a random per-reader token, printed once; only its SHA-256 is kept
-(table ``reader_tokens`` of the state database). The connector API
-(``connectors/viewer/api.py``) authenticates every request by that token.
-Tokens are compared in constant time; a revoked reader's token stops working at once.
+``radlabel readers add EMAIL --tier T`` finds (or creates) the reader's Label Studio user,
+issues a random per-reader OHIF token (only its SHA-256 is kept, table ``reader_tokens``) and
+opens the reader's own Label Studio account with a personal token
+(``connectors/label_studio_accounts.py``); both are handed out once: printed with ``--json``,
+else written to a file only the administrator can read. The connector API
+(``connectors/viewer/api.py``) authenticates every request by the OHIF token, compared in
+constant time. ``readers revoke`` closes both doors: the OHIF token stops working at once and the
+Label Studio account is deactivated (its token answers 401).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import os
 import re
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from connectors.database import Database, state_database
 from radlabel.errors import RadlabelError
@@ -149,49 +155,121 @@ def add_reader(settings: Settings, email: str, tier: str) -> tuple[Reader, str]:
 
 
 # -- the `radlabel readers` command (wired into radlabel/cli.py) ------------------------------------------
-def cmd_readers(args) -> int:
-    import json
-
+def issue_credentials(settings: Settings, email: str, tier: str, open_account=None) -> dict:
+    """Register the reader and open both doors: {"reader", "tier", "ohif_token", "label_studio": {url, email, token}}.
+    ``open_account(settings, user_id) -> token`` is Label Studio's side (injected by tests)."""
     from radlabel.audit import audit_log
+
+    if open_account is None:
+        from connectors.label_studio_accounts import open_account
+    reader, ohif_token = add_reader(settings, email, tier)
+    try:
+        ls_token = open_account(settings, reader.ls_user_id)
+    except RadlabelError as exc:  # the OHIF token just issued is never shown: a rerun issues both again
+        raise RadlabelError(f"{reader.pseudonym} is registered, but their Label Studio account could not be opened: "
+                            f"{exc} Run `radlabel readers add` again: it issues new credentials for both doors.") from None
+    audit_log(settings).append("reader_label_studio_account_opened", "admin", None, reader=reader.pseudonym)
+    return {"reader": reader.pseudonym, "tier": reader.tier, "ohif_token": ohif_token,
+            "label_studio": {"url": settings.url("label_studio"), "email": reader.email, "token": ls_token}}
+
+
+def revoke_reader(settings: Settings, email: str, close_account=None) -> Reader:
+    """Close both doors: the OHIF token at once, then the Label Studio account (repeatable if that step failed)."""
+    from radlabel.audit import audit_log
+
+    if close_account is None:
+        from connectors.label_studio_accounts import close_account
+    email = check_email(email)
+    registry = ReaderRegistry.from_settings(settings)
+    known = {r.email: r for r in registry.readers()}
+    if email not in known:
+        raise RadlabelError(f"{email} is not a registered reader: `radlabel readers list` shows the readers.")
+    if registry.revoke(email):
+        audit_log(settings).append("reader_token_revoked", "admin", None, reader=known[email].pseudonym)
+    try:
+        close_account(settings, known[email].ls_user_id)
+    except RadlabelError as exc:
+        raise RadlabelError(f"the OHIF token of {known[email].pseudonym} is revoked, but its Label Studio account is "
+                            f"still open: {exc} Run `radlabel readers revoke` again.") from None
+    audit_log(settings).append("reader_label_studio_account_closed", "admin", None, reader=known[email].pseudonym)
+    return known[email]
+
+
+def write_credentials(settings: Settings, credentials: dict) -> Path:
+    """The credentials in a file only the administrator can read (0600, created so: never readable by others)."""
+    folder = settings.home / "credentials"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = folder / f"{credentials['reader']}.json"
+    path.unlink(missing_ok=True)  # an older file may have looser permissions
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(credentials, handle, indent=2)
+    return path
+
+
+def _fail(args, exc: RadlabelError) -> int:
+    """--json prints JSON whatever happens; otherwise the CLI's one-line error."""
+    if not getattr(args, "json", False):
+        raise exc
+    print(json.dumps({"error": str(exc)}, indent=2))
+    return 2
+
+
+def cmd_readers(args) -> int:
     from radlabel.settings import load_settings
 
-    settings = load_settings()
-    if args.readers_command == "add":
-        reader, token = add_reader(settings, args.email, args.tier)
-        print(f"reader {reader.email} ({reader.tier}, Label Studio user {reader.ls_user_id}); token, shown only once:",
-              file=__import__("sys").stderr)
-        print(token)
+    try:
+        settings = load_settings()
+        if args.readers_command == "add":
+            return _add(settings, args)
+        if args.readers_command == "list":
+            return _list(settings, args)
+        reader = revoke_reader(settings, args.email)
+    except RadlabelError as exc:
+        return _fail(args, exc)
+    if args.json:
+        print(json.dumps({"reader": reader.pseudonym, "ohif_token": "revoked", "label_studio": "deactivated"}, indent=2))
+    else:
+        print(f"revoked {reader.pseudonym} ({reader.email}): OHIF token revoked, Label Studio account deactivated")
+    return 0
+
+
+def _add(settings: Settings, args) -> int:
+    credentials = issue_credentials(settings, args.email, args.tier)
+    if args.json:
+        print(json.dumps(credentials, indent=2))
         return 0
-    registry = ReaderRegistry.from_settings(settings)
-    if args.readers_command == "list":
-        readers = registry.readers()
-        if args.json:
-            print(json.dumps([r.as_dict() for r in readers], indent=2))
-        else:
-            for r in readers:
-                print(f"  {r.email:<40} {r.tier:<12} user {r.ls_user_id:<5} {'active' if r.active else 'revoked'}")
-            if not readers:
-                print("  (no readers: add one with `radlabel readers add EMAIL --tier radiologist`)")
+    path = write_credentials(settings, credentials)
+    print(f"{credentials['reader']} ({args.tier}): credentials for OHIF and Label Studio written to {path} "
+          "(readable by you only); hand them to the reader, then delete the file.")
+    return 0
+
+
+def _list(settings: Settings, args) -> int:
+    readers = ReaderRegistry.from_settings(settings).readers()
+    if args.json:
+        print(json.dumps([{"reader": r.pseudonym} | r.as_dict() for r in readers], indent=2))
         return 0
-    email = check_email(args.email)
-    if not registry.revoke(email):
-        raise RadlabelError(f"{email} has no active token: `radlabel readers list` shows the readers.")
-    known = {r.email: r for r in registry.readers()}
-    audit_log(settings).append("reader_token_revoked", "admin", None, reader=known[email].pseudonym)
-    print(f"revoked the token of {email}")
+    for r in readers:
+        print(f"  {r.pseudonym:<12} {r.email:<40} {r.tier:<12} {'active' if r.active else 'revoked'}")
+    if not readers:
+        print("  (no readers: add one with `radlabel readers add EMAIL --tier radiologist`)")
     return 0
 
 
 def add_cli(sub) -> None:
     readers = sub.add_parser("readers", help="OHIF readers and their tokens").add_subparsers(
         dest="readers_command", required=True, metavar="ACTION")
-    add = readers.add_parser("add", help="register a reader (Label Studio user) and print a new token once")
+    add = readers.add_parser("add", help="register a reader; their OHIF and Label Studio credentials, once "
+                             "(--json prints them; else a 0600 file)")
     add.add_argument("email")
-    add.add_argument("--tier", required=True, choices=TIERS)
+    add.add_argument("--tier", required=True, help=f"one of {', '.join(TIERS)}")  # checked by us: --json answers JSON
+    add.add_argument("--json", action="store_true")
     add.set_defaults(func=cmd_readers)
     listing = readers.add_parser("list", help="registered readers (no tokens)")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_readers)
-    revoke = readers.add_parser("revoke", help="revoke a reader's token")
+    revoke = readers.add_parser("revoke", help="close both doors: revoke the OHIF token, deactivate the Label Studio account")
     revoke.add_argument("email")
+    revoke.add_argument("--json", action="store_true")
     revoke.set_defaults(func=cmd_readers)

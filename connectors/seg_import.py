@@ -177,11 +177,13 @@ class SegImporter:
             result.outcome = "no segment of this protocol"
             return result
         user_id = self._reader_user(result.reader)
-        with label_studio_errors(f"store the imported SEG in task {task.id}"):
-            annotation = self.ls.annotations.create(id=task.id, result=regions, completed_by=user_id)
-        result.annotation_id = annotation.id
+        from connectors.authorship import post_read
+
+        with label_studio_errors(f"store the imported SEG in task {task.id}"):  # vouched: the admin named the reader
+            annotation_id = post_read(self.syncer.settings, self.ls, task.id, user_id, regions, "seg-import")
+        result.annotation_id = annotation_id
         audit_log(self.syncer.settings).append("seg_import", result.reader, f"{self.protocol.id} {self.protocol.version}",
-                                               task=task.id, annotation=annotation.id, seg=seg_key, regions=result.regions)
+                                               task=task.id, annotation=annotation_id, seg=seg_key, regions=result.regions)
         with self.database.connect() as db:
-            db.execute("INSERT INTO imported_segs VALUES (?,?,?)", (seg_key, task.id, annotation.id))
+            db.execute("INSERT INTO imported_segs VALUES (?,?,?)", (seg_key, task.id, annotation_id))
         return result

@@ -828,6 +828,8 @@ def build_parser() -> argparse.ArgumentParser:
     from connectors.readers import add_cli as add_readers_cli
     add_readers_cli(sub)
     # -- end readers --
+    from connectors.authorship import add_cli as add_reads_cli  # issue 17: reads whose author is not verified
+    add_reads_cli(sub)
     return parser
 
 

@@ -181,6 +181,7 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
     from scipy import ndimage
 
     from connectors.adjudicate import Adjudicator
+    from connectors.authorship import post_read
     from connectors.label_studio import client
     from radlabel.brush_rle import mask_regions
 
@@ -211,7 +212,7 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
     for (name, user), masks in zip(users.items(), (first, second)):
         if user not in existing:
             progress(f"{name} submits a read of task {task.id} …")
-            ls.annotations.create(id=task.id, result=mask_regions(masks), completed_by=user)
+            post_read(settings, ls, task.id, user, mask_regions(masks), "simulated")  # vouched: radlabel simulates it
     outcome = Adjudicator(settings, progress).reconcile()  # the webhook worker may have done it already
     mine = next((o for o in outcome if o.task_id == task.id), None)
     from radlabel.adjudication.metrics import mask_agreement

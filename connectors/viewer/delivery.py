@@ -52,14 +52,16 @@ def import_into_task(settings: Settings, submission: Submission, path: Path) -> 
         if segment.label in mask_classes:
             masks[segment.label] = masks[segment.label] | segment.mask if segment.label in masks else segment.mask
     regions = mask_regions(masks)
-    with label_studio_errors(f"store the reader's SEG in task {submission.task_id}"):
-        annotation = ls.annotations.create(id=submission.task_id, result=regions, completed_by=submission.reader)
+    from connectors.authorship import post_read
+
+    with label_studio_errors(f"store the reader's SEG in task {submission.task_id}"):  # vouched: the API checked the reader
+        annotation_id = post_read(settings, ls, submission.task_id, submission.reader, regions, "ohif")
     with database.connect() as db:
         db.execute("INSERT INTO imported_segs VALUES (?,?,?) ON CONFLICT DO NOTHING",
-                   (submission.seg_key, submission.task_id, annotation.id))
+                   (submission.seg_key, submission.task_id, annotation_id))
     audit_log(settings).append("seg_import", f"reader-{submission.reader}", submission.protocol, task=submission.task_id,
-                               annotation=annotation.id, seg=submission.seg_key, regions=len(regions), source="ohif")
-    return annotation.id
+                               annotation=annotation_id, seg=submission.seg_key, regions=len(regions), source="ohif")
+    return annotation_id
 
 
 def default_outbox(settings: Settings) -> Outbox:

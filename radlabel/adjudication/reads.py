@@ -81,3 +81,65 @@ def read_from_annotation(annotation: dict, protocol: Protocol, shape: tuple[int,
             elif region.get("from_name") == ESCALATION and "escalate" in chosen:
                 read.escalated = True
     return read
+
+
+# -- authorship: whose read an annotation is -----------------------------------------------------------
+# Label Studio Community lets any member post an annotation with any ``completed_by``; it records the
+# authenticated user who saved it in ``updated_by`` (set from the request on create and on update).
+# A read counts only when radlabel's own records agree with both.
+
+
+@dataclass(frozen=True)
+class Vouched:
+    """radlabel's own record of an annotation it saved with its service token on a reader's behalf."""
+    task_id: int
+    reader: int
+    fingerprint: str | None = None  # of the result as radlabel saved it; None for records that predate it
+
+
+@dataclass
+class AuthorshipRecords:
+    service_users: set[int]  # Label Studio users whose token radlabel itself holds
+    readers: set[int]  # registered readers' Label Studio user ids
+    vouched: dict[int, Vouched] = field(default_factory=dict)  # annotation id -> record
+    eligible: set[int] | None = None  # readers who may read this task; None: any registered reader
+
+
+def saver(annotation: dict) -> int | None:
+    """The Label Studio user who saved the annotation, as Label Studio recorded it."""
+    value = annotation.get("updated_by")
+    if isinstance(value, dict):
+        value = value.get("id")
+    return int(value) if value else None
+
+
+def result_fingerprint(result) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(result, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def authorship_problem(annotation: dict, task_id: int, records: AuthorshipRecords) -> str | None:
+    """None when the annotation is a verified read of ``task_id``; else why it is not (one sentence, no secret)."""
+    claimed, by = annotator(annotation), saver(annotation)
+    if annotation.get("result") is None:
+        return "saved without a result (Label Studio then records no saver)"
+    if by is None:
+        return "Label Studio recorded no user who saved it"
+    if by in records.service_users:
+        vouched = records.vouched.get(int(annotation["id"]))
+        if vouched is None:
+            return f"saved with radlabel's service account in the name of reader-{claimed}, but radlabel has no record of saving it"
+        if vouched.task_id != task_id or vouched.reader != claimed:
+            return f"radlabel saved it for reader-{vouched.reader} in task {vouched.task_id}, not for reader-{claimed} here"
+        if vouched.fingerprint and vouched.fingerprint != result_fingerprint(annotation["result"]):
+            return "its labels changed after radlabel saved it"
+        return None  # radlabel checked the reader's right to this task when it saved the read
+    if by != claimed:
+        return f"saved by reader-{by} in the name of reader-{claimed}"
+    if claimed not in records.readers:
+        return f"reader-{claimed} is not an active registered reader"
+    if records.eligible is not None and claimed not in records.eligible:
+        return f"reader-{claimed} is not eligible to read this task"
+    return None

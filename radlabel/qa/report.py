@@ -25,7 +25,8 @@ plt.rcParams["font.size"] = 9
 
 
 def build_figures(protocol, *, scores: list[dict], certifications: list[dict], tiers: dict[str, str],
-                  decisions: list[dict], profiles: list[dict], reviews: list[dict], counts: dict) -> dict:
+                  decisions: list[dict], profiles: list[dict], reviews: list[dict], counts: dict,
+                  unverified: list[dict] | None = None) -> dict:
     """The report's figures from what the pipeline stored: scored reads (time order), certifications,
     readers' tiers, adjudication decisions, acquisition profiles of the labelled series, QA reviews."""
     from radlabel.adjudication.analytics import disagreement_report
@@ -71,16 +72,21 @@ def build_figures(protocol, *, scores: list[dict], certifications: list[dict], t
     arbitration_rate = disagreement["arbitrated"] / len(decisions) if decisions else 0.0
     representation = representativeness(profiles) if profiles else {"cases": 0, "factors": {}, "warnings": []}
     alerts += representation["warnings"]
+    unverified = unverified or []
+    if unverified:
+        alerts.append(f"{len(unverified)} read(s) not counted: their author is not verified "
+                      "(`radlabel reads unverified` lists them)")
     return {"protocol": {"id": protocol.id, "version": protocol.version, "name": protocol.name},
             "generated": datetime.now().astimezone().isoformat(timespec="seconds"),
-            "counts": counts | {"adjudicated": len(decisions), "arbitrated": disagreement["arbitrated"]},
+            "counts": counts | {"adjudicated": len(decisions), "arbitrated": disagreement["arbitrated"],
+                                "unverified_reads": len(unverified)},
             "alerts": alerts, "certifications": certifications, "readers": readers,
             "agreement": agreement, "disagreement": disagreement, "time_per_task": time_per_task(production),
             "fatigue": fatigue_figures,
             "cost": {"per_geometry": geometry_cost(protocol, arbitration_rate),
                      "measured": measured_cost(production, tiers, protocol),
                      "arbitration_rate": round(arbitration_rate, 4)},
-            "representativeness": representation, "reviews": reviews}
+            "representativeness": representation, "reviews": reviews, "unverified_reads": unverified}
 
 
 def _svg(figure) -> str:
@@ -228,6 +234,8 @@ def render_html(figures: dict) -> str:
         "".join(f"<p class=alert>{html.escape(w)}</p>" for w in rep["warnings"]) or "<p class=ok>No thin strata.</p>",
         "<h2>QA review of final labels</h2>",
         _table(figures["reviews"], ["final_task", "reviewer", "verdict", "mean_dice"]),
+        "<h2>Reads not counted (author not verified)</h2>",
+        _table(figures.get("unverified_reads") or [], ["task", "annotation", "claimed_author", "saved_by", "reason", "at"]),
     ]
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>radlabel QA — {html.escape(p['id'])}"
             f"</title><style>{_STYLE}</style></head><body>{''.join(parts)}{_CHECK}</body></html>")

@@ -26,7 +26,9 @@ from connectors.hooks.app import SECRET_HEADER
 from connectors.label_studio import client
 from connectors.sync import Syncer
 from radlabel.brush_rle import mask_regions
+from connectors.authorship import post_read
 from radlabel.errors import RadlabelError
+from radlabel.settings import load_settings
 from radlabel.phantom import FakePatient, make_ct_study
 from tests.integration.conftest import protocol_variant, restart, state_rows
 
@@ -111,7 +113,7 @@ def reader(ls, name):
 def annotate_both(ls, task_id, study):
     masks = {"lung_field": study.labelmap == 3, "solid_nodule": study.labelmap == 7}
     for name in ("reader-a", "reader-b"):  # two readers who agree: consensus, one final SEG
-        ls.annotations.create(id=task_id, result=mask_regions(masks), completed_by=reader(ls, name))
+        post_read(load_settings(), ls, task_id, reader(ls, name), mask_regions(masks), "simulated")  # vouched
 
 
 def ground_truths(ls, task_id):

@@ -25,6 +25,7 @@ from connectors.readers import add_reader, pseudonym_from_name
 from connectors.sync import Syncer
 from radlabel import seg as seg_codec
 from radlabel.brush_rle import mask_regions
+from connectors.authorship import post_read
 from radlabel.phantom import make_ct_study
 from tests.integration.conftest import protocol_variant, state_rows
 from tests.integration.test_ohif_e2e import CHROMIUM, EXTENSION, _require_browser_tools, api, dciodvfy_errors
@@ -90,7 +91,7 @@ def test_a_senior_arbitrates_in_ohif_and_the_accepted_read_becomes_final(setting
     reads = {"a": {"lung_field": lungs, "solid_nodule": nodule},
              "b": {"lung_field": lungs & ~misplaced, "solid_nodule": misplaced}}
     for name, reader in (("a", a), ("b", b)):
-        ls.annotations.create(id=task_id, result=mask_regions(reads[name]), completed_by=reader.ls_user_id)
+        post_read(settings, ls, task_id, reader.ls_user_id, mask_regions(reads[name]), "simulated")  # vouched
     status, _, arbitration_id = adjudication(settings, task_id, {"arbitration", "final"})
     assert status == "arbitration" and arbitration_id, "the disagreement did not go to arbitration"
 

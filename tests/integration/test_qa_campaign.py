@@ -22,6 +22,7 @@ from connectors.label_studio import client
 from connectors.qa import QualityDesk, report_figures
 from radlabel.adjudication.metrics import mask_agreement
 from radlabel.adjudication.reads import annotator, read_from_annotation, task_shape, task_spacing
+from connectors.authorship import post_read
 from radlabel.qa.report import render_html
 from tests.chromium import dump_dom, screenshot
 from tests.integration.conftest import state_rows
@@ -143,6 +144,6 @@ def test_final_labels_sampled_into_qa_review(campaign):
     prediction = task.predictions[0]
     result = prediction["result"] if isinstance(prediction, dict) else prediction.result
     reviewer = desk.reader_id("reviewer@readers.radlabel.local")
-    ls.annotations.create(id=review_task, result=result, completed_by=reviewer)  # confirmed unchanged
+    post_read(settings, ls, review_task, reviewer, result, "simulated")  # confirmed unchanged (a vouched simulated read)
     outcome = desk.score_review(campaign["protocol"], review_task)
     assert outcome["verdict"] == "confirmed" and outcome["final_task"] == final_task

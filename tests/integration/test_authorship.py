@@ -1,0 +1,148 @@
+"""Issue 17 on the real stack: a reader's own Label Studio token forging another author is not counted.
+
+Label Studio 1.23 Community accepts an annotation posted with any ``completed_by``; radlabel counts it
+only when Label Studio's record of who saved it (``updated_by``) and radlabel's own records agree.
+The reader's credentials come from ``radlabel readers add --json``; ``readers revoke`` closes both doors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from connectors.adjudicate import Adjudicator
+from connectors.dicomweb import OrthancDicomWeb
+from connectors.readers import ReaderRegistry
+from connectors.sync import Syncer
+from radlabel.brush_rle import mask_regions
+from radlabel.phantom import make_ct_study
+from tests.integration.conftest import protocol_variant
+
+
+def radlabel(*args):
+    done = subprocess.run([sys.executable, "-m", "radlabel.cli", *args], capture_output=True, text=True,
+                          env=os.environ.copy(), timeout=300)
+    return done
+
+
+@pytest.fixture(scope="module")
+def protocol(settings):
+    return protocol_variant(settings, "ct-lung-nodules.yaml", "authorship_test", "^authorship test$")
+
+
+@pytest.fixture(scope="module")
+def case(settings, protocol):
+    study = make_ct_study(seed=1717, slices=24, size=128, pixel_spacing=3.0, lung_nodules=1)
+    for ds in study.datasets:
+        ds.SeriesDescription = "authorship test"
+    assert not OrthancDicomWeb.pacs_loader(settings).store(study.datasets).failed
+    summary = Syncer(settings, protocol).run()
+    done = [s for s in summary.series if s["status"] == "done"]
+    assert len(done) == 1, summary.as_dict()
+    return done[0]["task_id"], study
+
+
+@pytest.fixture(scope="module")
+def people(settings):
+    out = {}
+    for name in ("a", "b"):
+        done = radlabel("readers", "add", f"authorship.{name}@hospital.org", "--tier", "radiologist", "--json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        out[name] = json.loads(done.stdout)
+    return out
+
+
+def ls_as(settings, token, method, path, **kwargs):
+    return requests.request(method, f"{settings.url('label_studio')}{path}", timeout=60,
+                            headers={"Authorization": f"Token {token}"} if token else {}, **kwargs)
+
+
+def user_id(credentials) -> int:
+    return int(credentials["reader"].removeprefix("reader-"))
+
+
+def test_readers_add_prints_both_doors_credentials(settings, people):
+    a = people["a"]
+    assert set(a) == {"reader", "tier", "ohif_token", "label_studio"} and a["reader"].startswith("reader-")
+    assert a["label_studio"]["url"] == settings.url("label_studio") and a["label_studio"]["email"] == "authorship.a@hospital.org"
+    me = ls_as(settings, a["label_studio"]["token"], "GET", "/api/current-user/whoami")
+    assert me.status_code == 200 and me.json()["id"] == user_id(a)  # the reader's own account, not the admin's
+    assert ReaderRegistry.from_settings(settings).authenticate(a["ohif_token"]).pseudonym == a["reader"]
+    assert ls_as(settings, None, "GET", "/api/projects").status_code == 401  # an outsider
+    assert ls_as(settings, "0" * 40, "GET", "/api/projects").status_code == 401  # a made-up token
+    listed = radlabel("readers", "list", "--json")
+    assert a["reader"] in {r["reader"] for r in json.loads(listed.stdout)}
+    assert a["label_studio"]["token"] not in listed.stdout + listed.stderr and a["ohif_token"] not in listed.stdout
+
+
+def test_a_read_forged_with_another_readers_completed_by_is_not_counted(settings, protocol, case, people):
+    task_id, study = case
+    a, b = people["a"], people["b"]
+    consensus = Adjudicator(settings).consensus_user()
+    regions = mask_regions({"lung_field": study.labelmap == 3, "solid_nodule": study.labelmap == 7})
+    forged_ids = []
+    for victim in (user_id(a), consensus):  # b writes in a's name, then in radlabel's consensus user's name
+        reply = ls_as(settings, b["label_studio"]["token"], "POST", f"/api/tasks/{task_id}/annotations/",
+                      json={"result": regions, "completed_by": victim, "ground_truth": victim == consensus})
+        assert reply.status_code == 201, reply.text  # Label Studio Community takes it: the hole radlabel closes
+        assert reply.json()["completed_by"] == victim and reply.json()["updated_by"] == user_id(b)
+        forged_ids.append(reply.json()["id"])
+    own = ls_as(settings, a["label_studio"]["token"], "POST", f"/api/tasks/{task_id}/annotations/",
+                json={"result": regions})  # a's own read, saved with a's own token
+    assert own.status_code == 201 and own.json()["completed_by"] == user_id(a)
+
+    adjudicator = Adjudicator(settings)
+    with adjudicator._lock("reads", task_id):
+        outcome = adjudicator.adjudicate_task(protocol, task_id)
+    assert outcome.status == "waiting" and outcome.detail == "1 of 2 counted reads"  # a's own read only
+
+    shown = radlabel("reads", "unverified", "--json", "--protocol", protocol.id)
+    assert shown.returncode == 0, shown.stderr
+    rows = {r["annotation"]: r for r in json.loads(shown.stdout)["unverified_reads"]}
+    assert set(rows) == set(forged_ids)
+    assert rows[forged_ids[0]]["reason"] == f"saved by {b['reader']} in the name of {a['reader']}"
+    assert rows[forged_ids[1]]["claimed_author"] == f"reader-{consensus}" and rows[forged_ids[1]]["task"] == task_id
+    assert "2 unverified read(s)" in radlabel("reads", "unverified", "--protocol", protocol.id).stdout
+
+
+def test_a_read_radlabel_saved_and_another_reader_rewrote_is_not_counted(settings, protocol, case, people):
+    from connectors.authorship import post_read, unverified_reads
+    from connectors.label_studio import client
+
+    task_id, study = case
+    a, b = people["a"], people["b"]
+    adjudicator = Adjudicator(settings)
+    [service] = adjudicator.authorship.service_users()
+    regions = mask_regions({"lung_field": study.labelmap == 3, "solid_nodule": study.labelmap == 7})
+    saved = post_read(settings, client(settings), task_id, user_id(a), regions, "simulated")
+    # b rewrites it, and claims in the body that radlabel's service account saved it
+    reply = ls_as(settings, b["label_studio"]["token"], "PATCH", f"/api/annotations/{saved}/",
+                  json={"result": [], "updated_by": service})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["updated_by"] == user_id(b)  # Label Studio records the real saver, whatever the body says
+    with adjudicator._lock("reads", task_id):
+        adjudicator.adjudicate_task(protocol, task_id)
+    [row] = [r for r in unverified_reads(settings) if r["annotation"] == saved]
+    assert row["reason"] == f"saved by {b['reader']} in the name of {a['reader']}"
+
+
+def test_revoke_closes_both_doors_and_only_that_readers(settings, people):
+    a, b = people["a"], people["b"]
+    done = radlabel("readers", "revoke", "authorship.b@hospital.org", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout) == {"reader": b["reader"], "ohif_token": "revoked", "label_studio": "deactivated"}
+    assert ls_as(settings, b["label_studio"]["token"], "GET", "/api/projects").status_code == 401
+    assert ReaderRegistry.from_settings(settings).authenticate(b["ohif_token"]) is None
+    viewer = requests.get(f"{settings.url('viewer')}/radlabel/api/me", timeout=30,
+                          headers={"Authorization": f"Bearer {b['ohif_token']}"})
+    assert viewer.status_code == 401
+    assert ls_as(settings, a["label_studio"]["token"], "GET", "/api/current-user/whoami").status_code == 200
+    again = radlabel("readers", "add", "authorship.b@hospital.org", "--tier", "radiologist", "--json")
+    fresh = json.loads(again.stdout)  # registered again: a new token works, the revoked one stays dead
+    assert ls_as(settings, fresh["label_studio"]["token"], "GET", "/api/current-user/whoami").status_code == 200
+    assert ls_as(settings, b["label_studio"]["token"], "GET", "/api/projects").status_code == 401
