@@ -94,47 +94,19 @@ def security_headers(index_html: Path) -> dict[str, str]:
             "Referrer-Policy": "no-referrer"}
 
 
-def create_app() -> Flask:
-    settings = load_settings()
-    secrets = settings.secrets()
-    dist = settings.ohif_dist
-    image_key = secrets["image_url_key"]
-    label_studio_origin = settings.url("label_studio")
-    app = Flask(__name__, static_folder=None)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # werkzeug also holds it for chunked bodies
-    headers = security_headers(dist / "index.html")
+def _unauthorised() -> Response:
+    return Response(json.dumps({"error": "sign in with your reader token: it is missing, invalid, expired or "
+                                         "revoked (ask the administrator: `radlabel readers add`)."}),
+                    status=401, mimetype="application/json", headers={"WWW-Authenticate": "Bearer"})
 
-    # -- OHIF extension and its connector API (issue #8) --
-    from connectors.readers import ReaderRegistry
-    from connectors.viewer.api import LabelStudioTasks, Workspace, create_api
 
-    tasks = LabelStudioTasks(settings)
-    registry = ReaderRegistry.from_settings(settings)
-    app.register_blueprint(create_api(settings, tasks=tasks), url_prefix="/radlabel/api")
-    gateway = DicomWebGateway(settings.url("orthanc"), (settings.gateway_user, secrets["gateway_password"]),
-                              ReaderScope(lambda reader: Workspace(settings, tasks).accessible_series(reader)))
-
-    def signed_in_reader():
-        header = request.headers.get("Authorization", "")
-        return registry.authenticate(header[7:].strip() if header[:7].lower() == "bearer " else "")
-
-    def unauthorised() -> Response:
-        return Response(json.dumps({"error": "sign in with your reader token: it is missing, invalid, expired or "
-                                             "revoked (ask the administrator: `radlabel readers add`)."}),
-                        status=401, mimetype="application/json", headers={"WWW-Authenticate": "Bearer"})
-
-    @app.after_request
-    def protect(reply: Response) -> Response:
-        for name, value in headers.items():
-            reply.headers.setdefault(name, value)
-        return reply
-
+def _public_routes(app: Flask, dist: Path) -> None:
+    """What anyone may fetch: OHIF, the extension, its config and health (no data, no secret)."""
     @app.get("/radlabel/extension/<path:name>")
     def extension_file(name: str):
         """The radlabel OHIF extension (plain ES modules, loaded by OHIF through window.config.extensions)."""
         return send_from_directory(EXTENSION_DIR, name, max_age=0, mimetype="text/javascript"
                                    if name.endswith(".js") else None)
-    # -- end OHIF extension --
 
     @app.get("/health")
     def health():
@@ -145,15 +117,18 @@ def create_app() -> Flask:
         body = "window.config = " + json.dumps(ohif_config([EXTENSION_URL]), indent=2) + ";\n"
         return Response(body, mimetype="application/javascript", headers={"Cache-Control": "no-store"})
 
-    @app.get("/radlabel/protocols/<protocol_id>.json")
-    def protocol_config(protocol_id: str):
-        """OHIF-side configuration of a provisioned protocol (presets, segments, codes): readers only."""
-        if signed_in_reader() is None:
-            return unauthorised()
-        if not protocol_id.replace("_", "").isalnum():
+    @app.get("/", defaults={"path": "index.html"})
+    @app.get("/<path:path>")
+    def static_or_index(path: str):
+        if path.startswith(("dicom-web", "radlabel/")):
             abort(404)
-        return send_from_directory(settings.home / "protocols", f"{protocol_id}.json", max_age=0)
+        target = (dist / path).resolve()
+        if dist.resolve() in target.parents and target.is_file():
+            return send_from_directory(dist, path)
+        return send_from_directory(dist, "index.html")  # SPA fallback
 
+
+def _slice_route(app: Flask, settings, image_key: str) -> None:
     @app.get("/radlabel/images/<key>/<preset>/<name>")
     def rendered_slice(key: str, preset: str, name: str):
         """A rendered slice for Label Studio: an expiring capability URL signed with a key of ours; no PHI in it."""
@@ -166,25 +141,55 @@ def create_app() -> Flask:
         reply = send_from_directory(settings.home / "images" / key / preset, name, max_age=3600)
         # A capability URL: no shared cache may keep it. Label Studio's canvas tools read the pixels: allow its origin.
         reply.headers["Cache-Control"] = "private, max-age=3600"
-        reply.headers["Access-Control-Allow-Origin"] = label_studio_origin
+        reply.headers["Access-Control-Allow-Origin"] = settings.url("label_studio")
         return reply
+
+
+def _reader_routes(app: Flask, settings, gateway: DicomWebGateway, registry) -> None:
+    """What only a signed-in reader may fetch: protocol configurations and DICOMweb through the gateway."""
+    def signed_in_reader():
+        header = request.headers.get("Authorization", "")
+        return registry.authenticate(header[7:].strip() if header[:7].lower() == "bearer " else "")
+
+    @app.get("/radlabel/protocols/<protocol_id>.json")
+    def protocol_config(protocol_id: str):
+        """OHIF-side configuration of a provisioned protocol (presets, segments, codes): readers only."""
+        if signed_in_reader() is None:
+            return _unauthorised()
+        if not protocol_id.replace("_", "").isalnum():
+            abort(404)
+        return send_from_directory(settings.home / "protocols", f"{protocol_id}.json", max_age=0)
 
     @app.route("/dicom-web", defaults={"path": ""}, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
     @app.route("/dicom-web/<path:path>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
     def dicomweb(path: str):
         reader = signed_in_reader()
         if reader is None:
-            return unauthorised()
+            return _unauthorised()
         return gateway.answer(reader, reader.ls_user_id)
 
-    @app.get("/", defaults={"path": "index.html"})
-    @app.get("/<path:path>")
-    def static_or_index(path: str):
-        if path.startswith(("dicom-web", "radlabel/")):
-            abort(404)
-        target = (dist / path).resolve()
-        if dist.resolve() in target.parents and target.is_file():
-            return send_from_directory(dist, path)
-        return send_from_directory(dist, "index.html")  # SPA fallback
 
+def create_app() -> Flask:
+    from connectors.readers import ReaderRegistry
+    from connectors.viewer.api import LabelStudioTasks, Workspace, create_api
+
+    settings = load_settings()
+    secrets = settings.secrets()
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # werkzeug also holds it for chunked bodies
+    headers = security_headers(settings.ohif_dist / "index.html")
+
+    @app.after_request
+    def protect(reply: Response) -> Response:
+        for name, value in headers.items():
+            reply.headers.setdefault(name, value)
+        return reply
+
+    tasks = LabelStudioTasks(settings)  # one Label Studio view shared by the readers' API and the gateway
+    app.register_blueprint(create_api(settings, tasks=tasks), url_prefix="/radlabel/api")
+    gateway = DicomWebGateway(settings.url("orthanc"), (settings.gateway_user, secrets["gateway_password"]),
+                              ReaderScope(lambda reader: Workspace(settings, tasks).accessible_series(reader)))
+    _reader_routes(app, settings, gateway, ReaderRegistry.from_settings(settings))
+    _slice_route(app, settings, secrets["image_url_key"])
+    _public_routes(app, settings.ohif_dist)  # last: its catch-all must not shadow the routes above
     return app
