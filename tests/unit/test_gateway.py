@@ -163,3 +163,16 @@ def test_only_get_on_the_readers_series_reaches_the_archive(gateway_client):
     url, params, headers, _ = archive.asked[-1]
     assert params == [("limit", "1")] and not any(k.lower() in ("x-http-method-override", "cookie") for k in headers)
     assert len(archive.asked) == 2  # the refused requests never reached the archive
+
+
+def test_a_seg_series_is_never_listed_even_if_a_scope_named_it():
+    from flask import Flask
+
+    from connectors.viewer.gateway import DicomWebGateway
+
+    gateway = DicomWebGateway("http://archive", ("radlabel-gateway", "pw"),
+                              ReaderScope(lambda reader: {"1.1.1": "1.1", "1.1.2": "1.1"}), session=FakeArchive())
+    app = Flask(__name__)
+    app.add_url_rule("/dicom-web/<path:path>", view_func=lambda path: gateway.answer("reader-a", 1))
+    series = app.test_client().get("/dicom-web/studies/1.1/series").json
+    assert [s["0020000E"]["Value"] for s in series] == [["1.1.1"]]  # 1.1.2 is the archive's SEG series
