@@ -20,7 +20,6 @@ from datetime import date
 from typing import Callable
 
 from tqdm import tqdm
-from pydicom import Dataset
 
 from connectors.database import state_database
 from connectors.dicomweb import OrthancDicomWeb

@@ -77,3 +77,20 @@ def restart(service, timeout=90.0):
             if time.monotonic() > deadline:
                 raise
             time.sleep(1)
+
+
+def synced_lung_case(settings, protocol, seed: int, description: str):
+    """A 24-slice synthetic chest CT with one nodule, stored in the PACS and synced by ``protocol`` (whose
+    series-description rule matches ``description``): (its task id, the study). Seeds are unique per test file."""
+    from connectors.dicomweb import OrthancDicomWeb
+    from connectors.sync import Syncer
+    from radlabel.phantom import make_ct_study
+
+    study = make_ct_study(seed=seed, slices=24, size=128, pixel_spacing=3.0, lung_nodules=1)
+    for ds in study.datasets:
+        ds.SeriesDescription = description
+    assert not OrthancDicomWeb.pacs_loader(settings).store(study.datasets).failed
+    summary = Syncer(settings, protocol).run()
+    done = [s for s in summary.series if s["status"] == "done"]
+    assert len(done) == 1, summary.as_dict()
+    return done[0]["task_id"], study

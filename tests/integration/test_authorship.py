@@ -16,12 +16,9 @@ import pytest
 import requests
 
 from connectors.adjudicate import Adjudicator
-from connectors.dicomweb import OrthancDicomWeb
 from connectors.readers import ReaderRegistry
-from connectors.sync import Syncer
 from radlabel.brush_rle import mask_regions
-from radlabel.phantom import make_ct_study
-from tests.integration.conftest import protocol_variant
+from tests.integration.conftest import protocol_variant, synced_lung_case
 
 
 def radlabel(*args):
@@ -37,14 +34,7 @@ def protocol(settings):
 
 @pytest.fixture(scope="module")
 def case(settings, protocol):
-    study = make_ct_study(seed=1717, slices=24, size=128, pixel_spacing=3.0, lung_nodules=1)
-    for ds in study.datasets:
-        ds.SeriesDescription = "authorship test"
-    assert not OrthancDicomWeb.pacs_loader(settings).store(study.datasets).failed
-    summary = Syncer(settings, protocol).run()
-    done = [s for s in summary.series if s["status"] == "done"]
-    assert len(done) == 1, summary.as_dict()
-    return done[0]["task_id"], study
+    return synced_lung_case(settings, protocol, 1717, "authorship test")
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,7 @@ from connectors.sync import Syncer
 from radlabel import seg as seg_codec
 from radlabel.brush_rle import mask_regions
 from connectors.authorship import post_read
-from radlabel.phantom import make_ct_study
-from tests.integration.conftest import protocol_variant, state_rows
+from tests.integration.conftest import protocol_variant, state_rows, synced_lung_case
 from tests.integration.test_ohif_e2e import CHROMIUM, EXTENSION, _require_browser_tools, api, dciodvfy_errors
 
 DRIVER = Path(__file__).resolve().parent / "ohif" / "arbitrate_task.mjs"
@@ -44,13 +43,7 @@ def protocol(settings):
 
 @pytest.fixture(scope="module")
 def case(settings, protocol):
-    study = make_ct_study(seed=93, slices=24, size=128, pixel_spacing=3.0, lung_nodules=1)
-    for ds in study.datasets:
-        ds.SeriesDescription = "ohif arbitration test"
-    assert not OrthancDicomWeb.pacs_loader(settings).store(study.datasets).failed
-    summary = Syncer(settings, protocol).run()
-    [record] = [s for s in summary.series if s["status"] == "done"]
-    return record["task_id"], study
+    return synced_lung_case(settings, protocol, 93, "ohif arbitration test")
 
 
 @pytest.fixture(scope="module")

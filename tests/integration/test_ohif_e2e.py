@@ -26,8 +26,7 @@ from connectors.label_studio import client
 from connectors.readers import add_reader, pseudonym_from_name
 from connectors.sync import Syncer
 from radlabel import seg as seg_codec
-from radlabel.phantom import make_ct_study
-from tests.integration.conftest import protocol_variant, restart, state_rows
+from tests.integration.conftest import protocol_variant, restart, state_rows, synced_lung_case
 
 REPO = Path(__file__).resolve().parents[2]
 EXTENSION = REPO / "ohif_extension"
@@ -54,13 +53,7 @@ def protocol(settings):
 
 @pytest.fixture(scope="module")
 def task_id(settings, protocol):
-    study = make_ct_study(seed=92, slices=24, size=128, pixel_spacing=3.0, lung_nodules=1)  # seeds are unique per test file
-    for ds in study.datasets:
-        ds.SeriesDescription = "ohif e2e test"
-    assert not OrthancDicomWeb.pacs_loader(settings).store(study.datasets).failed
-    summary = Syncer(settings, protocol).run()
-    [record] = [s for s in summary.series if s["status"] == "done"]
-    return record["task_id"]
+    return synced_lung_case(settings, protocol, 92, "ohif e2e test")[0]
 
 
 @pytest.fixture(scope="module")
