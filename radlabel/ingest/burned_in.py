@@ -5,7 +5,8 @@ header says so (BurnedInAnnotation, secondary capture SOP classes, screen-captur
 image types, modalities that usually carry overlays: ultrasound, XA, SC...).
 Every frame of an image at risk is read by Tesseract (offline) in views that
 show text (bright and dark strokes whatever lies behind them, log-stretched,
-enlarged), not a reading window; every box
+enlarged), not a reading window, and only inside the regions where burned-in
+text can be (``pixel_regions``: borders, text bars, flat ground, never anatomy); every box
 found is masked on the frame where it was found; a second, stricter pass on the
 masked frames must read nothing. Anything still readable, or any image that
 cannot be checked (no OCR, a photometric interpretation we cannot decode), is
@@ -193,11 +194,18 @@ def clean_pixels(ds: Dataset, file: str, ocr: bool | None = None, mask: bool = T
 
 
 def _read(ds: Dataset, frame: np.ndarray, min_confidence: float, min_chars: int) -> list[TextBox]:
-    """Words read in any of the frame's text views (full range; bright strokes)."""
+    """Words read in any of the frame's text views (full range; bright strokes), only inside the regions where
+    burned-in text can be (``pixel_regions.text_regions``): anatomy is neither read nor masked, and a frame
+    with no such region costs no OCR at all."""
+    from radlabel.ingest.pixel_regions import keep_only, text_regions
     from radlabel.ingest.render import text_views
 
-    return [box for view in text_views(text_view(ds, frame))
-            for box in find_text(view, min_confidence, min_chars, OCR_SCALE)]
+    grey = text_view(ds, frame)
+    regions = text_regions(grey)
+    if not regions:
+        return []
+    return [box for view in text_views(grey)
+            for box in find_text(keep_only(view, regions), min_confidence, min_chars, OCR_SCALE)]
 
 
 def _on_flat_ground(grey: np.ndarray, box: TextBox) -> bool:
