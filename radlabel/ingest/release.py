@@ -8,6 +8,7 @@ to the input folder (never by a header value: those are PHI).
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -105,11 +106,19 @@ def kept_quasi_identifiers(copy: Dataset) -> list[str]:
     return [name for name in tables.QUASI_IDENTIFIERS if str(copy.get(name, "") or "").strip()]
 
 
-def _signature(release: SeriesRelease) -> tuple:
-    first = release.copies[0][1]
-    values = tuple(str(first.get(name, "") or "") for name in release.quasi_identifiers)
-    shape = tuple(str(first.get(name, "") or "") for name in tables.SHAPE)
-    return tuple(release.quasi_identifiers), values, shape, len(release.copies)
+def linkage_signature(copies: list[Dataset]) -> str:
+    """What an output series shows an outsider who knows the source: its kept quasi-identifiers with their
+    (de-identified) values, its shape and its instance count, as canonical JSON. Series with equal signatures
+    form one class of size k; the CLI batch and sync's register (connectors/linkage_register.py) both use it."""
+    first = copies[0]
+    names = kept_quasi_identifiers(first)
+    values = [str(first.get(name, "") or "") for name in names]
+    shape = [str(first.get(name, "") or "") for name in tables.SHAPE]
+    return json.dumps([names, values, shape, len(copies)], separators=(",", ":"))
+
+
+def _signature(release: SeriesRelease) -> str:
+    return linkage_signature([copy for _, copy in release.copies])
 
 
 def linkage(releases: list[SeriesRelease], max_risk: float | None = None) -> dict:
