@@ -34,6 +34,7 @@ MIN_TEXT_PX = 6  # a "word" lower than this is speckle: nobody reads 5-pixel tex
 MASK_ROUNDS = 3
 FLAT_GROUND_SHARE = 0.4  # overlay text: most of its box is one background value
 OCR_SCALE = 2  # Tesseract reads 10-12 px ultrasound fonts only when enlarged
+REGION_MARGIN = 6  # ground left around a text region for OCR
 KNOWN_PHOTOMETRIC = {"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "HSV", "ARGB", "CMYK", "YBR_FULL",
                      "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "XYB"}
 SUPPORTED_PHOTOMETRIC = {"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "PALETTE COLOR"}
@@ -195,17 +196,23 @@ def clean_pixels(ds: Dataset, file: str, ocr: bool | None = None, mask: bool = T
 
 def _read(ds: Dataset, frame: np.ndarray, min_confidence: float, min_chars: int) -> list[TextBox]:
     """Words read in any of the frame's text views (full range; bright strokes), only inside the regions where
-    burned-in text can be (``pixel_regions.text_regions``): anatomy is neither read nor masked, and a frame
-    with no such region costs no OCR at all."""
-    from radlabel.ingest.pixel_regions import keep_only, text_regions
+    burned-in text can be (``pixel_regions.text_regions``): anatomy is neither read nor masked, a frame with
+    no such region costs no OCR at all, and one with some costs one OCR call on a mosaic of them."""
+    from radlabel.ingest.pixel_regions import merged, mosaic, text_regions
     from radlabel.ingest.render import text_views
 
     grey = text_view(ds, frame)
-    regions = text_regions(grey)
+    regions = merged(text_regions(grey), REGION_MARGIN, grey.shape)
     if not regions:
         return []
-    return [box for view in text_views(grey)
-            for box in find_text(keep_only(view, regions), min_confidence, min_chars, OCR_SCALE)]
+    cut = mosaic([(view, region) for view in text_views(grey) for region in regions])  # one OCR call
+    boxes = []
+    for box in find_text(cut.image, min_confidence, min_chars, OCR_SCALE):
+        where = cut.to_frame(box.top, box.left, box.height)
+        if where is not None:
+            box.top, box.left = where
+            boxes.append(box)
+    return boxes
 
 
 def _on_flat_ground(grey: np.ndarray, box: TextBox) -> bool:
