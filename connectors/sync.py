@@ -150,16 +150,20 @@ class Syncer:
                 self._tally(summary, self.sync_series(study_uid, series_uid, force=force), number, len(targets))
                 bar.update(1)
         else:  # one job per series on the workers; the run waits for all of them
-            nonce = f":{time.time()}" if force else ""
+            nonce = f":{time.time()}"
+            retried = set()  # held for linkage: a new job (RQ hands back a finished job's result for its key)
             if not force:  # what the state store already has done is reported, not queued
                 finished = ("done", "quarantined", "held")
                 for study_uid, series_uid in list(targets):
                     record = self.state.get(self.series_key(series_uid), self.protocol.id)
-                    if record and record.status in finished and not _held_for_linkage(record.as_dict()):
+                    if record and _held_for_linkage(record.as_dict()):
+                        retried.add(series_uid)
+                    elif record and record.status in finished:
                         self._tally(summary, record.as_dict() | {"outcome": "already done"}, 0, len(targets))
                         targets.remove((study_uid, series_uid))
             submitted = [queue.submit("sync_series", f"sync_series:{self.protocol.id}:{self.protocol.version}:"
-                                      f"{self.series_key(series_uid)}{nonce}", protocol_id=self.protocol.id,
+                                      f"{self.series_key(series_uid)}"
+                                      f"{nonce if force or series_uid in retried else ''}", protocol_id=self.protocol.id,
                                       study_uid=study_uid, series_uid=series_uid, force=force)
                          for study_uid, series_uid in targets]
             failures = []
