@@ -170,7 +170,7 @@ class Deidentification(Part):
     options: list[DeidentificationOption] = Field(default_factory=list)
     burned_in_text: str = Field(default="mask", pattern=r"^(mask|hold)$")
     face_risk: str = Field(default="flag", pattern=r"^(flag|hold|deface)$", description="a head CT/MR that may "
-                           "show a face: flag it (defaced when the options clean recognizable visual features), hold "
+                           "show a face: flag it (defaced when the options include clean_recognizable_visual_features), hold "
                            "it for review, or deface it and release it to readers")
     max_linkage_risk: Optional[float] = Field(
         default=None, gt=0, le=1, description="hold output series whose re-identification risk 1/k is above this "
