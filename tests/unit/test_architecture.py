@@ -51,7 +51,6 @@ MAY_IMPORT = {"entry": {"entry", "stages", "ml", "adapters", "domain"},
 
 # Imports that close a cycle today (importer, imported), and the step that removes each.
 KNOWN_CYCLE_EDGES = {
-    ("connectors.database", "connectors.state"): "2: the generic file lock leaves the series table's module",
     ("connectors.provision", "connectors.hooks.app"): "2: SECRET_HEADER moves to a small module",
     ("connectors.jobs", "connectors.sync"): "2: the handler registry leaves the queue mechanism",
     ("connectors.jobs", "connectors.adjudicate"): "2: the handler registry leaves the queue mechanism",
