@@ -23,9 +23,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from connectors.hooks.app import SECRET_HEADER
 from connectors.label_studio import client, label_studio_errors
-from ml_backend.app import ML_USER
+from connectors.service_auth import ML_USER, SECRET_HEADER
 from radlabel.audit import audit_log
 from radlabel.errors import RadlabelError
 from radlabel.protocol.instructions import instructions_html

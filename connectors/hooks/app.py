@@ -17,10 +17,10 @@ import time
 from flask import Flask, request
 
 from connectors.database import Database, state_database
+from connectors.service_auth import SECRET_HEADER
 from radlabel.http_guard import json_body, limit_body_size
 from radlabel.settings import load_settings
 
-SECRET_HEADER = "X-Radlabel-Secret"
 # Label Studio sends a task's data and its annotation; brush masks of a few hundred slices stay far below.
 MAX_WEBHOOK_BYTES = 64 * 2**20
 MAX_ATTEMPTS = 8  # tries of one event before only `radlabel reconcile` (or the next start's catch-up) takes it

@@ -42,7 +42,8 @@ MAX_FUNCTION_LINES = 60
 ENTRY = {"radlabel.cli", "radlabel.demo", "connectors.hooks.app", "connectors.viewer.app", "ml_backend.app"}
 ADAPTERS = {"connectors.database", "connectors.state", "connectors.dicomweb", "connectors.label_studio",
             "connectors.label_studio_accounts", "connectors.jobs", "connectors.stack", "connectors.stack.install",
-            "connectors.stack.process", "connectors.stack.services", "connectors.stack.orthanc_access"}
+            "connectors.stack.process", "connectors.stack.services", "connectors.stack.orthanc_access",
+            "connectors.service_auth"}
 MAY_IMPORT = {"entry": {"entry", "stages", "ml", "adapters", "domain"},
               "stages": {"stages", "adapters", "domain"},
               "ml": {"ml", "adapters", "domain"},
@@ -51,17 +52,11 @@ MAY_IMPORT = {"entry": {"entry", "stages", "ml", "adapters", "domain"},
 
 # Imports that close a cycle today (importer, imported), and the step that removes each.
 KNOWN_CYCLE_EDGES = {
-    ("connectors.provision", "connectors.hooks.app"): "2: SECRET_HEADER moves to a small module",
     ("connectors.jobs", "connectors.sync"): "2: the handler registry leaves the queue mechanism",
-    ("connectors.jobs", "connectors.adjudicate"): "2: the handler registry leaves the queue mechanism",
-    ("connectors.jobs", "connectors.provision"): "2: the handler registry leaves the queue mechanism",
     ("connectors.jobs", "connectors.seg_import"): "2: the handler registry leaves the queue mechanism",
     ("connectors.jobs", "ml_backend.app"): "2: the handler registry leaves the queue mechanism",
-    ("connectors.jobs", "ml_backend.prelabel"): "2: the handler registry leaves the queue mechanism",
     ("connectors.adjudicate", "connectors.qa"): "2: QualityDesk dispatch leaves adjudicate",
     ("connectors.seg_import", "connectors.sync"): "2: SegImporter takes its collaborators, not a Syncer",
-    ("ml_backend.prelabel", "connectors.provision"): "2: ml_backend stops importing connectors.provision",
-    ("ml_backend.trainer", "connectors.provision"): "2: ml_backend stops importing connectors.provision",
 }
 # Imports across the layers the wrong way today (importer, imported), and the step that removes each.
 KNOWN_WRONG_WAY = {
@@ -71,8 +66,6 @@ KNOWN_WRONG_WAY = {
     ("connectors.jobs", "connectors.seg_import"): "2: the handler registry leaves the queue mechanism",
     ("connectors.jobs", "ml_backend.app"): "2: the handler registry leaves the queue mechanism",
     ("connectors.jobs", "ml_backend.prelabel"): "2: the handler registry leaves the queue mechanism",
-    ("connectors.provision", "connectors.hooks.app"): "2: SECRET_HEADER moves to a small module",
-    ("connectors.provision", "ml_backend.app"): "2: ML_USER moves to a small module",
     ("ml_backend.prelabel", "connectors.provision"): "2: ml_backend stops importing connectors.provision",
     ("ml_backend.trainer", "connectors.provision"): "2: ml_backend stops importing connectors.provision",
 }
