@@ -18,7 +18,8 @@ from connectors.authorship import Authorship, post_read
 from connectors.database import state_database, state_lock
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.label_studio import client as label_studio_client, label_studio_errors
-from connectors.provision import ARBITRATION_MARKER, Provisioner, load_provisioned, project_kind
+from connectors.projects import ARBITRATION_MARKER, load_provisioned, project_kind
+from connectors.provision import Provisioner
 from radlabel import seg as seg_codec
 from radlabel.audit import audit_log
 from radlabel.adjudication.decision import Decision, decide

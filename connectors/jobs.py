@@ -31,7 +31,7 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (
 
 # -- the jobs ------------------------------------------------------------------------------------------
 def _sync_series(settings: Settings, protocol_id: str, study_uid: str, series_uid: str, force: bool = False):
-    from connectors.provision import load_provisioned
+    from connectors.projects import load_provisioned
     from connectors.sync import Syncer
 
     return Syncer(settings, load_provisioned(settings, protocol_id)).sync_series(study_uid, series_uid, force=force)

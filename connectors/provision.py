@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
 from connectors.label_studio import client, label_studio_errors
+from connectors.projects import find_protocol_project
 from connectors.service_auth import ML_USER, SECRET_HEADER
 from radlabel.audit import audit_log
 from radlabel.errors import RadlabelError
@@ -33,35 +33,6 @@ from radlabel.protocol.ohif import ohif_config
 from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
 
-MARKER = re.compile(r"^radlabel-protocol: (?P<id>[a-z][a-z0-9_]*) (?P<version>\d+\.\d+\.\d+) (?P<fingerprint>[0-9a-f]+)$",
-                    re.MULTILINE)
-# The other projects radlabel makes say what they are on a line of their description.
-ARBITRATION_MARKER = "radlabel-arbitration:"  # + protocol id, version
-CALIBRATION_MARKER = "radlabel-calibration:"  # + protocol id, version, the reader's Label Studio user id
-REVIEW_MARKER = "radlabel-qa-review:"  # + protocol id, version
-_VERSIONED = r" (?P<id>[a-z][a-z0-9_]*) (?P<version>\d+\.\d+\.\d+)"
-_OTHER_MARKERS = (("arbitration", re.compile(rf"^{ARBITRATION_MARKER}{_VERSIONED}\s*$", re.MULTILINE)),
-                  ("calibration", re.compile(rf"^{CALIBRATION_MARKER}{_VERSIONED} (?P<user>\d+)\s*$", re.MULTILINE)),
-                  ("review", re.compile(rf"^{REVIEW_MARKER}{_VERSIONED}\s*$", re.MULTILINE)))
-
-
-@dataclass(frozen=True)
-class ProjectKind:
-    kind: str  # reads / arbitration / calibration / review
-    protocol_id: str
-    version: str
-    reader: int | None = None  # calibration: the one reader it is for
-
-
-def project_kind(description: str | None) -> ProjectKind | None:
-    """Which radlabel project a Label Studio project is, from the marker line of its description."""
-    text = description or ""
-    if (m := MARKER.search(text)):
-        return ProjectKind("reads", m["id"], m["version"])
-    for kind, pattern in _OTHER_MARKERS:
-        if (m := pattern.search(text)):
-            return ProjectKind(kind, m["id"], m["version"], int(m["user"]) if kind == "calibration" else None)
-    return None
 # Result value keys that hold class names, per Label Studio result type.
 _LABEL_KEYS = ("brushlabels", "rectanglelabels", "polygonlabels", "keypointlabels", "labels", "choices")
 WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "TASKS_CREATED"]
@@ -99,14 +70,6 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
 
 
-def load_provisioned(settings: Settings, protocol_id: str) -> Protocol:
-    """The protocol as last provisioned from this state directory."""
-    path = settings.home / "protocols" / f"{protocol_id}.protocol.json"
-    if not path.exists():
-        raise RadlabelError(f"protocol {protocol_id} was never provisioned from this state directory: run `radlabel provision`.")
-    return Protocol.model_validate_json(path.read_text())
-
-
 def parse_migrations(items: list[str]) -> dict[str, str | None]:
     """``OLD=NEW`` renames a class's labels; ``OLD=`` deletes them."""
     migrations: dict[str, str | None] = {}
@@ -126,12 +89,7 @@ class Provisioner:
 
     # -- lookup -----------------------------------------------------------
     def find_project(self, protocol_id: str):
-        with label_studio_errors("list projects"):
-            for project in self.ls.projects.list(page_size=100):
-                marker = MARKER.search(project.description or "")
-                if marker and marker["id"] == protocol_id:
-                    return project, marker
-        return None, None
+        return find_protocol_project(self.ls, protocol_id)
 
     def labels_in_use(self, project_id: int) -> Counter:
         """How many regions/choices of each class the project's annotations hold."""

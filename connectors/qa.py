@@ -27,7 +27,8 @@ import numpy as np
 from connectors.authorship import Authorship, unverified_reads
 from connectors.database import state_database, state_lock
 from connectors.label_studio import client as label_studio_client, label_studio_errors
-from connectors.provision import CALIBRATION_MARKER, REVIEW_MARKER, Provisioner
+from connectors.projects import CALIBRATION_MARKER, REVIEW_MARKER, find_protocol_project
+from connectors.provision import Provisioner
 from radlabel.adjudication.reads import Read, annotator, read_from_annotation, task_shape, task_spacing
 from radlabel.audit import audit_log
 from radlabel.brush_rle import mask_regions
@@ -370,7 +371,7 @@ def report_figures(settings: Settings, protocol: Protocol) -> dict:
     desk = adjudicator.quality_desk()
     final = {r[0] for r in desk._query("SELECT task_id FROM adjudications WHERE protocol_id=? AND status='final'",
                                        protocol.id)}
-    project, _ = Provisioner(settings).find_project(protocol.id)
+    project, _ = find_protocol_project(desk.ls, protocol.id)
     profiles = []
     if project is not None and final:
         with label_studio_errors("list the tasks of the protocol's project"):

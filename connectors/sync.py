@@ -25,7 +25,7 @@ from connectors.database import state_database
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.jobs import InProcessQueue, job_queue
 from connectors.label_studio import client as label_studio_client, label_studio_errors
-from connectors.provision import Provisioner
+from connectors.projects import find_protocol_project
 from connectors.state import SeriesRecord, StateStore
 from connectors.viewer import image_urls
 from radlabel.audit import audit_log
@@ -123,7 +123,7 @@ class Syncer:
 
     def project_id(self) -> int:
         if self._project_id is None:
-            project, marker = Provisioner(self.settings).find_project(self.protocol.id)
+            project, marker = find_protocol_project(self.ls, self.protocol.id)
             if project is None:
                 raise RadlabelError(f"protocol {self.protocol.id} has no Label Studio project: "
                                     f"run `radlabel provision` on its template first.")

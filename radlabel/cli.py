@@ -589,7 +589,7 @@ def cmd_export(args) -> int:
 
 def _protocol(name: str):
     """A template file, or the id of a protocol provisioned from this state directory."""
-    from connectors.provision import load_provisioned
+    from connectors.projects import load_provisioned
     from radlabel.protocol import load_template
     from radlabel.settings import load_settings
 

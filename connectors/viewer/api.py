@@ -34,7 +34,7 @@ from pydicom.errors import InvalidDicomError
 
 from connectors.adjudicate import CONSENSUS_USER, SCHEMA as ADJUDICATIONS_SCHEMA
 from connectors.database import state_database
-from connectors.provision import ProjectKind, load_provisioned, project_kind
+from connectors.projects import ProjectKind, load_provisioned, project_kind
 from connectors.readers import Reader, ReaderRegistry, pseudonym_from_name
 from connectors.viewer.outbox import Outbox, Submission
 from radlabel.dicom_files import READ_ERRORS, check_read

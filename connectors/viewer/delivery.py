@@ -28,7 +28,7 @@ def stow(settings: Settings, path: Path) -> None:
 def import_into_task(settings: Settings, submission: Submission, path: Path) -> int:
     """The SEG as the reader's annotation of the task; the annotation id."""
     from connectors.label_studio import client, label_studio_errors
-    from connectors.provision import load_provisioned
+    from connectors.projects import load_provisioned
     from radlabel import seg as seg_codec
     from radlabel.audit import audit_log
     from radlabel.brush_rle import mask_regions
