@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 from typing import Callable
 
+from connectors.adjudications import CONSENSUS_CREATOR, CONSENSUS_USER, Adjudications
 from connectors.authorship import Authorship, post_read
 from connectors.database import state_database, state_lock
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.label_studio import client as label_studio_client, label_studio_errors
 from connectors.projects import ARBITRATION_MARKER, load_provisioned, project_kind
 from connectors.provision import Provisioner
+from connectors.qa import QualityDesk
 from radlabel import seg as seg_codec
 from radlabel.audit import audit_log
 from radlabel.adjudication.decision import Decision, decide
@@ -31,12 +32,6 @@ from radlabel.protocol.labelconfig import FINDINGS, IMAGE, label_config
 from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
 
-CONSENSUS_USER = "radlabel-consensus@readers.radlabel.local"
-CONSENSUS_CREATOR = "RADLABEL^CONSENSUS"  # ContentCreatorName of final SEGs
-
-SCHEMA = """CREATE TABLE IF NOT EXISTS adjudications (
-    task_id INTEGER PRIMARY KEY, protocol_id TEXT NOT NULL, status TEXT NOT NULL,
-    arbitration_task_id INTEGER, seg_sop_uid TEXT, decision TEXT, updated DOUBLE PRECISION NOT NULL)"""
 
 
 @dataclass
@@ -59,7 +54,7 @@ class Adjudicator:
         self.progress = progress
         self.database = state_database(settings)
         self.key = bytes.fromhex(settings.secrets()["pseudonym_key"])
-        self.database.ensure(SCHEMA)
+        self.adjudications = Adjudications(self.database)
         self._consensus_user: int | None = None
         self._quality_desk = None
         self.authorship = Authorship(settings, self.ls, self.database)
@@ -71,19 +66,6 @@ class Adjudicator:
         Reads of different tasks run in parallel; arbitration, calibration and review (which touch
         other tasks) and the creation of shared projects and users take the one global lock."""
         return state_lock(self.settings, f"task-{task_id}" if kind == "reads" else "adjudication")
-
-    def _row(self, task_id: int):
-        with self.database.connect() as db:
-            return db.execute("SELECT status, arbitration_task_id, seg_sop_uid FROM adjudications WHERE task_id=?",
-                              (task_id,)).fetchone()
-
-    def _save(self, task_id: int, protocol_id: str, status: str, arbitration: int | None, seg_uid: str | None,
-              decision: dict) -> None:
-        with self.database.connect() as db:
-            db.execute("INSERT INTO adjudications VALUES (?,?,?,?,?,?,?) ON CONFLICT(task_id) DO UPDATE SET "
-                       "status=excluded.status, arbitration_task_id=excluded.arbitration_task_id, "
-                       "seg_sop_uid=excluded.seg_sop_uid, decision=excluded.decision, updated=excluded.updated",
-                       (task_id, protocol_id, status, arbitration, seg_uid, json.dumps(decision), time.time()))
 
     def uid(self, *parts) -> str:
         """A repeatable UID for what radlabel writes about a task (its final SEG series and instance)."""
@@ -148,9 +130,7 @@ class Adjudicator:
         return Outcome(task_id, "certified" if certification.certified else "not certified",
                        certification.feedback().splitlines()[0])
 
-    def quality_desk(self):
-        from connectors.qa import QualityDesk
-
+    def quality_desk(self) -> QualityDesk:
         if self._quality_desk is None:
             self._quality_desk = QualityDesk(self.settings, self.ls)
         return self._quality_desk
@@ -176,7 +156,7 @@ class Adjudicator:
                 for a in self._latest_annotations(task, protocol).values()]
 
     def adjudicate_task(self, protocol: Protocol, task_id: int) -> Outcome:
-        row = self._row(task_id)
+        row = self.adjudications.row(task_id)
         if row and row[0] == "final":
             return Outcome(task_id, "already final", seg_sop_uid=row[2])
         if row and row[0] == "arbitration":
@@ -201,7 +181,7 @@ class Adjudicator:
             self.progress(f"task {task_id}: consensus accepted, SEG stored")
             return Outcome(task_id, "final", "consensus accepted", seg_uid)
         arbitration = self._open_arbitration(protocol, task, reads, decision)
-        self._save(task_id, protocol.id, "arbitration", arbitration, None, decision.summary())
+        self.adjudications.save(task_id, protocol.id, "arbitration", arbitration, None, decision.summary())
         audit_log(self.settings).append("adjudication", "radlabel-adjudicator", f"{protocol.id} {protocol.version}",
                                         task=task_id, decision="arbitration", arbitration_task=arbitration,
                                         readers=[r.reader for r in reads], reasons=decision.reasons[:10])
@@ -226,7 +206,7 @@ class Adjudicator:
         with label_studio_errors(f"read arbitration task {arbitration_task_id}"):
             arbitration = self.ls.tasks.get(id=arbitration_task_id)
         source_id = int(arbitration.data["source_task"])
-        row = self._row(source_id)
+        row = self.adjudications.row(source_id)
         if row and row[0] == "final":
             return Outcome(source_id, "already final", seg_sop_uid=row[2])
         annotations = [a if isinstance(a, dict) else a.dict() for a in (arbitration.annotations or [])]
@@ -237,7 +217,7 @@ class Adjudicator:
         final = read_from_annotation(sorted(annotations, key=lambda a: a["id"])[-1], protocol, task_shape(arbitration.data))
         with label_studio_errors(f"read task {source_id}"):
             source = self.ls.tasks.get(id=source_id)
-        summary = json.loads(self._decision_json(source_id) or "{}") | {"arbitrated_by": final.reader}
+        summary = (self.adjudications.decision(source_id) or {}) | {"arbitrated_by": final.reader}
         readers = [r.reader for r in self._reads(source, protocol)]
         seg_uid = self._finalise(protocol, source, final.masks, final.findings, summary,
                                  method=f"{protocol.adjudication.method.value}+senior_arbitration", readers=readers)
@@ -249,11 +229,6 @@ class Adjudicator:
         from connectors.readers import ReaderRegistry
 
         return {r.ls_user_id for r in ReaderRegistry(self.database).readers() if r.active and r.tier == "senior"}
-
-    def _decision_json(self, task_id: int) -> str | None:
-        with self.database.connect() as db:
-            row = db.execute("SELECT decision FROM adjudications WHERE task_id=?", (task_id,)).fetchone()
-        return row[0] if row else None
 
     def _finalise(self, protocol: Protocol, task, masks: dict, findings: set, summary: dict, *, method: str,
                   readers: list[int]) -> str:
@@ -283,7 +258,7 @@ class Adjudicator:
             stored = self.orthanc.store([seg])
             if stored.failed:
                 raise RadlabelError(f"Orthanc refused the final SEG of task {task.id}: see the Orthanc log.")
-        self._save(task.id, protocol.id, "final", self._row(task.id)[1] if self._row(task.id) else None, seg_uid, summary)
+        self.adjudications.save(task.id, protocol.id, "final", self.adjudications.row(task.id)[1] if self.adjudications.row(task.id) else None, seg_uid, summary)
         self.quality_desk().maybe_review(protocol, task, masks, findings)
         audit_log(self.settings).append("adjudication", "radlabel-adjudicator", f"{protocol.id} {protocol.version}",
                                         task=task.id, decision="final", method=method, readers=readers,
@@ -299,10 +274,7 @@ class Adjudicator:
         return [by_uid[uid] for uid in task.data["sop_instance_uids"]]
 
     def decisions(self, protocol_id: str) -> list[dict]:
-        with self.database.connect() as db:
-            rows = db.execute("SELECT decision FROM adjudications WHERE protocol_id=? AND decision IS NOT NULL",
-                              (protocol_id,)).fetchall()
-        return [json.loads(row[0]) for row in rows if row[0]]
+        return self.adjudications.decisions(protocol_id)
 
     # -- catching up ---------------------------------------------------------------------------------
     def reconcile(self, protocol_id: str | None = None) -> list[Outcome]:

@@ -68,10 +68,8 @@ def export_dataset(settings: Settings, protocol: Protocol, out: Path, fmt: str =
     if out.exists() and any(out.iterdir()):
         raise RadlabelError(f"{out} is not empty: give a new or empty folder (nothing is overwritten).")
     adjudicator = Adjudicator(settings)
-    with adjudicator.database.connect() as db:
-        rows = db.execute("SELECT task_id, decision FROM adjudications WHERE protocol_id=? AND status='final'"
-                          " ORDER BY task_id", (protocol.id,)).fetchall()
-    if not rows:
+    final = adjudicator.adjudications.final(protocol.id)
+    if not final:
         raise RadlabelError(f"protocol {protocol.id} has no final labels yet: adjudicate first (`radlabel reconcile`).")
     ls = client(settings)
     orthanc = OrthancDicomWeb.from_settings(settings)
@@ -80,8 +78,7 @@ def export_dataset(settings: Settings, protocol: Protocol, out: Path, fmt: str =
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     cases = []
-    for task_id, decision_json in rows:
-        decision = json.loads(decision_json or "{}")
+    for task_id, decision in final.items():
         with label_studio_errors(f"read task {task_id}"):
             task = ls.tasks.get(id=task_id)
         source = adjudicator.research_copy(task)

@@ -24,6 +24,7 @@ from datetime import datetime
 
 import numpy as np
 
+from connectors.adjudications import CONSENSUS_USER, Adjudications
 from connectors.authorship import Authorship, unverified_reads
 from connectors.database import state_database, state_lock
 from connectors.label_studio import client as label_studio_client, label_studio_errors
@@ -82,9 +83,8 @@ class QualityDesk:
         self.ls = ls or label_studio_client(settings)
         self.database = state_database(settings)
         self.key = bytes.fromhex(settings.secrets()["pseudonym_key"])
-        from connectors.adjudicate import SCHEMA as ADJUDICATIONS_SCHEMA  # read here before any adjudication ran
-
-        self.database.ensure(*SCHEMA, ADJUDICATIONS_SCHEMA)
+        self.database.ensure(*SCHEMA)
+        self.adjudications = Adjudications(self.database)  # read here before any adjudication ran
         self.authorship = Authorship(settings, self.ls, self.database)
 
     def _query(self, sql: str, *args) -> list:
@@ -93,8 +93,7 @@ class QualityDesk:
 
     # -- gold standard -------------------------------------------------------------------
     def add_gold(self, protocol: Protocol, task_ids: list[int]) -> list[int]:
-        final = {row[0] for row in self._query(
-            "SELECT task_id FROM adjudications WHERE protocol_id=? AND status='final'", protocol.id)}
+        final = self.adjudications.final(protocol.id)
         for task_id in task_ids:
             if task_id not in final:
                 raise RadlabelError(f"task {task_id} has no final labels in protocol {protocol.id}: only adjudicated "
@@ -128,8 +127,6 @@ class QualityDesk:
 
     def reference(self, protocol: Protocol, task_id: int) -> tuple[Read, object]:
         """The final labels of a gold (or final) task as a read, and the task."""
-        from connectors.adjudicate import CONSENSUS_USER
-
         with label_studio_errors(f"read gold task {task_id}"):
             task = self.ls.tasks.get(id=task_id)
             consensus = [u.id for u in self.ls.users.list() if u.email == CONSENSUS_USER]
@@ -138,9 +135,8 @@ class QualityDesk:
         if not finals:
             raise RadlabelError(f"gold task {task_id} has no final labels in Label Studio: run `radlabel reconcile`.")
         reference = read_from_annotation(finals[-1], protocol, task_shape(task.data))
-        decision = self._query("SELECT decision FROM adjudications WHERE task_id=?", task_id)
         votes: dict[str, int] = {}
-        readers = json.loads(decision[0][0] or "{}").get("edge_cases", {}) if decision else {}
+        readers = (self.adjudications.decision(task_id) or {}).get("edge_cases", {})
         for rules in readers.values():
             for rule in rules:
                 votes[rule] = votes.get(rule, 0) + 1
@@ -364,13 +360,10 @@ class QualityDesk:
 
 def report_figures(settings: Settings, protocol: Protocol) -> dict:
     """Every figure of the QA report of one protocol, from the state store and Label Studio (no PHI)."""
-    from connectors.adjudicate import Adjudicator
     from radlabel.qa.report import build_figures
 
-    adjudicator = Adjudicator(settings)
-    desk = adjudicator.quality_desk()
-    final = {r[0] for r in desk._query("SELECT task_id FROM adjudications WHERE protocol_id=? AND status='final'",
-                                       protocol.id)}
+    desk = QualityDesk(settings)
+    final = set(desk.adjudications.final(protocol.id))
     project, _ = find_protocol_project(desk.ls, protocol.id)
     profiles = []
     if project is not None and final:
@@ -383,6 +376,6 @@ def report_figures(settings: Settings, protocol: Protocol) -> dict:
     counts = desk.qa_counts(protocol.id) | {"final": len(final),
                                             "certification_enforced": desk.certification_enforced(protocol)}
     return build_figures(protocol, scores=desk.scores(protocol.id), certifications=desk.certifications(protocol.id),
-                         tiers=tiers, decisions=adjudicator.decisions(protocol.id), profiles=profiles,
+                         tiers=tiers, decisions=desk.adjudications.decisions(protocol.id), profiles=profiles,
                          reviews=desk.reviews(protocol.id), counts=counts,
                          unverified=unverified_reads(desk.database, protocol.id))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from connectors.adjudicate import CONSENSUS_CREATOR
+from connectors.adjudications import CONSENSUS_CREATOR
 from connectors.database import state_database
 from connectors.label_studio import label_studio_errors
 from connectors.sync import Syncer

@@ -32,7 +32,7 @@ from flask import Blueprint, g, jsonify, request
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
-from connectors.adjudicate import CONSENSUS_USER, SCHEMA as ADJUDICATIONS_SCHEMA
+from connectors.adjudications import CONSENSUS_USER, Adjudications
 from connectors.database import state_database
 from connectors.projects import ProjectKind, load_provisioned, project_kind
 from connectors.readers import Reader, ReaderRegistry, pseudonym_from_name
@@ -266,13 +266,7 @@ class Workspace:
 
     def arbitration(self, task: dict) -> dict:
         source = task["data"].get("source_task")
-        decision = {}
-        database = state_database(self.settings)
-        database.ensure(ADJUDICATIONS_SCHEMA)
-        with database.connect() as db:
-            row = db.execute("SELECT decision FROM adjudications WHERE task_id=?", (source,)).fetchone()
-        if row and row[0]:
-            decision = json.loads(row[0])
+        decision = Adjudications(state_database(self.settings)).decision(source) or {}
         reads = [{"read": n, "reader": p.get("model_version"), "score": p.get("score")}
                  for n, p in enumerate(task["predictions"])]
         return {"source_task": source, "reads": reads, "reasons": decision.get("reasons", []),

@@ -43,7 +43,7 @@ ENTRY = {"radlabel.cli", "radlabel.demo", "connectors.hooks.app", "connectors.vi
 ADAPTERS = {"connectors.database", "connectors.state", "connectors.dicomweb", "connectors.label_studio",
             "connectors.label_studio_accounts", "connectors.jobs", "connectors.stack", "connectors.stack.install",
             "connectors.stack.process", "connectors.stack.services", "connectors.stack.orthanc_access",
-            "connectors.service_auth", "connectors.projects"}
+            "connectors.service_auth", "connectors.projects", "connectors.adjudications"}
 MAY_IMPORT = {"entry": {"entry", "stages", "ml", "adapters", "domain"},
               "stages": {"stages", "adapters", "domain"},
               "ml": {"ml", "adapters", "domain"},
@@ -55,7 +55,6 @@ KNOWN_CYCLE_EDGES = {
     ("connectors.jobs", "connectors.sync"): "2: the handler registry leaves the queue mechanism",
     ("connectors.jobs", "connectors.seg_import"): "2: the handler registry leaves the queue mechanism",
     ("connectors.jobs", "ml_backend.app"): "2: the handler registry leaves the queue mechanism",
-    ("connectors.adjudicate", "connectors.qa"): "2: QualityDesk dispatch leaves adjudicate",
     ("connectors.seg_import", "connectors.sync"): "2: SegImporter takes its collaborators, not a Syncer",
 }
 # Imports across the layers the wrong way today (importer, imported), and the step that removes each.
