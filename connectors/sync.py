@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from connectors.database import state_database
 from connectors.dicomweb import OrthancDicomWeb
-from connectors.jobs import InProcessQueue, job_queue
+from connectors.jobs import JobQueue, RQQueue
 from connectors.label_studio import client as label_studio_client, label_studio_errors
 from connectors.projects import find_protocol_project
 from connectors.state import SeriesRecord, StateStore
@@ -69,8 +69,10 @@ class SyncSummary:
 
 
 class Syncer:
-    def __init__(self, settings: Settings, protocol: Protocol, progress: Callable[[str], None] = lambda m: None):
+    def __init__(self, settings: Settings, protocol: Protocol, progress: Callable[[str], None] = lambda m: None,
+                 queue: JobQueue | None = None):
         self.settings = settings
+        self._queue = queue
         self.protocol = protocol
         self.progress = progress
         secrets = settings.secrets()
@@ -141,8 +143,9 @@ class Syncer:
         summary.selected = len(targets)
         # A progress bar where a person watches; plain lines in logs and CI.
         bar = tqdm(total=len(targets), unit="series", disable=not sys.stderr.isatty(), file=sys.stderr)
-        queue = job_queue(self.settings)
-        if isinstance(queue, InProcessQueue):  # one after another, reported as they finish
+        # Series go to the workers as jobs in the scale profile; without a queue they are synced here, in turn.
+        queue = self._queue or (RQQueue(self.settings) if self.settings.profile == "scale" else None)
+        if queue is None:  # one after another, reported as they finish
             for number, (study_uid, series_uid) in enumerate(targets, 1):
                 self._tally(summary, self.sync_series(study_uid, series_uid, force=force), number, len(targets))
                 bar.update(1)
@@ -177,7 +180,7 @@ class Syncer:
         summary.refreshed_image_urls = self.refresh_image_urls()
         from connectors.seg_import import SegImporter  # the reverse path: readers' SEGs into the tasks
 
-        summary.segs = [result.as_dict() for result in SegImporter(self).run()]
+        summary.segs = [result.as_dict() for result in SegImporter.for_syncer(self).run()]
         for result in summary.segs:
             self.progress(f"SEG {result['seg_key']}: {result['outcome']} into task {result['task_id']}")
         return summary
