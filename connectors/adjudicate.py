@@ -17,7 +17,7 @@ from connectors.adjudications import CONSENSUS_CREATOR, CONSENSUS_USER, Adjudica
 from connectors.authorship import Authorship, post_read
 from connectors.database import state_database, state_lock
 from connectors.dicomweb import OrthancDicomWeb
-from connectors.label_studio import client as label_studio_client, label_studio_errors
+from connectors.label_studio import as_dict, client as label_studio_client, label_studio_errors, user_id
 from connectors.projects import ARBITRATION_MARKER, load_provisioned, project_kind
 from connectors.provision import Provisioner
 from connectors.qa import QualityDesk
@@ -74,10 +74,8 @@ class Adjudicator:
 
     def consensus_user(self) -> int:
         if self._consensus_user is None:
-            with state_lock(self.settings, "projects"), label_studio_errors("find the consensus user"):
-                found = [u.id for u in self.ls.users.list() if u.email == CONSENSUS_USER]
-                self._consensus_user = found[0] if found else self.ls.users.create(
-                    email=CONSENSUS_USER, username="radlabel-consensus").id
+            with state_lock(self.settings, "projects"):
+                self._consensus_user = user_id(self.ls, CONSENSUS_USER, create_as="radlabel-consensus")
         return self._consensus_user
 
     # -- projects ---------------------------------------------------------------------
@@ -139,7 +137,7 @@ class Adjudicator:
         """reader -> their latest read of the task, for readers whose reads count (certified, once enforced)."""
         consensus = self.consensus_user()
         qa = self.quality_desk()
-        annotations = [a if isinstance(a, dict) else a.dict() for a in (task.annotations or [])]
+        annotations = [as_dict(a) for a in (task.annotations or [])]
         annotations = self.authorship.verified(task.id, [a for a in annotations if not a.get("was_cancelled")],
                                                protocol.id)  # a forged author is set aside, never counted
         latest = {}
@@ -209,7 +207,7 @@ class Adjudicator:
         row = self.adjudications.row(source_id)
         if row and row[0] == "final":
             return Outcome(source_id, "already final", seg_sop_uid=row[2])
-        annotations = [a if isinstance(a, dict) else a.dict() for a in (arbitration.annotations or [])]
+        annotations = [as_dict(a) for a in (arbitration.annotations or [])]
         annotations = self.authorship.verified(arbitration_task_id, [a for a in annotations if not a.get("was_cancelled")],
                                                protocol.id, eligible=self.seniors())
         if not annotations:

@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from connectors.label_studio import client, label_studio_errors
+from connectors.label_studio import as_dict, client, label_studio_errors
 from connectors.projects import find_protocol_project
 from connectors.service_auth import ML_USER, SECRET_HEADER
 from radlabel.audit import audit_log
@@ -105,7 +105,7 @@ class Provisioner:
         with label_studio_errors(f"read the annotations of project {project_id}"):
             annotations = []
             for task in self.ls.tasks.list(project=project_id, fields="all", page_size=100):
-                annotations += [a if isinstance(a, dict) else a.dict() for a in (task.annotations or [])]
+                annotations += [as_dict(a) for a in (task.annotations or [])]
             return annotations
 
     # -- the job ----------------------------------------------------------

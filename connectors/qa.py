@@ -27,7 +27,7 @@ import numpy as np
 from connectors.adjudications import CONSENSUS_USER, Adjudications
 from connectors.authorship import Authorship, unverified_reads
 from connectors.database import state_database, state_lock
-from connectors.label_studio import client as label_studio_client, label_studio_errors
+from connectors.label_studio import as_dict, client as label_studio_client, label_studio_errors, user_id
 from connectors.projects import CALIBRATION_MARKER, REVIEW_MARKER, find_protocol_project
 from connectors.provision import Provisioner
 from radlabel.adjudication.reads import Read, annotator, read_from_annotation, task_shape, task_spacing
@@ -71,10 +71,6 @@ def _epoch(value) -> float:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return time.time()
-
-
-def _as_dict(annotation) -> dict:
-    return annotation if isinstance(annotation, dict) else annotation.dict()
 
 
 class QualityDesk:
@@ -129,8 +125,8 @@ class QualityDesk:
         """The final labels of a gold (or final) task as a read, and the task."""
         with label_studio_errors(f"read gold task {task_id}"):
             task = self.ls.tasks.get(id=task_id)
-            consensus = [u.id for u in self.ls.users.list() if u.email == CONSENSUS_USER]
-        finals = [_as_dict(a) for a in task.annotations or [] if annotator(_as_dict(a)) in consensus]
+            consensus = {user_id(self.ls, CONSENSUS_USER)} - {None}
+        finals = [as_dict(a) for a in task.annotations or [] if annotator(as_dict(a)) in consensus]
         finals = self.authorship.verified(task_id, finals, protocol.id)  # only the final labels radlabel saved
         if not finals:
             raise RadlabelError(f"gold task {task_id} has no final labels in Label Studio: run `radlabel reconcile`.")
@@ -179,9 +175,7 @@ class QualityDesk:
 
     # -- calibration -------------------------------------------------------------------------------
     def reader_id(self, email: str) -> int:
-        with label_studio_errors(f"find reader {email}"):
-            found = [u.id for u in self.ls.users.list() if u.email == email]
-            return found[0] if found else self.ls.users.create(email=email, username=email.split("@")[0][:30]).id
+        return user_id(self.ls, email, create_as=email.split("@")[0][:30])
 
     def calibration_project(self, protocol: Protocol, reader: int) -> int:
         marker = f"{CALIBRATION_MARKER} {protocol.id} {protocol.version} {reader}"
@@ -243,8 +237,8 @@ class QualityDesk:
                         case: str, classes: list[str] | None = None) -> ReadScore | None:
         with label_studio_errors(f"read task {task_id}"):
             task = self.ls.tasks.get(id=task_id)
-        own = [_as_dict(a) for a in task.annotations or []
-               if annotator(_as_dict(a)) == reader and not _as_dict(a).get("was_cancelled")]
+        own = [as_dict(a) for a in task.annotations or []
+               if annotator(as_dict(a)) == reader and not as_dict(a).get("was_cancelled")]
         kind = self.qa_task(task_id)  # a calibration case is its one reader's alone
         eligible = {kind[3]} if kind and kind[0] == "calibration" else None
         own = self.authorship.verified(task_id, own, protocol.id, eligible)
@@ -309,7 +303,7 @@ class QualityDesk:
         reference, _ = self.reference(protocol, kind[2])
         with label_studio_errors(f"read task {task_id}"):
             task = self.ls.tasks.get(id=task_id)
-        done = [_as_dict(a) for a in task.annotations or [] if not _as_dict(a).get("was_cancelled")]
+        done = [as_dict(a) for a in task.annotations or [] if not as_dict(a).get("was_cancelled")]
         readers = {annotator(a) for a in self.authorship.verified(task_id, done, protocol.id)}
         return [s for reader in sorted(readers)
                 if (s := self._score_own_read(protocol, task_id, reader, reference, "gold", f"task {task_id}"))]
@@ -334,7 +328,7 @@ class QualityDesk:
         reference, _ = self.reference(protocol, kind[2])
         with label_studio_errors(f"read review task {review_task_id}"):
             task = self.ls.tasks.get(id=review_task_id)
-        done = [_as_dict(a) for a in task.annotations or [] if not _as_dict(a).get("was_cancelled")]
+        done = [as_dict(a) for a in task.annotations or [] if not as_dict(a).get("was_cancelled")]
         done = self.authorship.verified(review_task_id, done, protocol.id)
         if not done:
             return None

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from connectors.label_studio import client, label_studio_errors
+from connectors.label_studio import as_dict, client, label_studio_errors
 from connectors.projects import find_protocol_project
 from ml_backend import network
 from ml_backend.volumes import VolumeSource
@@ -61,7 +61,7 @@ class Trainer:
         volumes, labels, tasks = [], [], []
         with label_studio_errors("collect the final labels"):
             for task in ls.tasks.list(project=project.id, fields="all", page_size=100):
-                final = [a if isinstance(a, dict) else a.dict() for a in (task.annotations or [])]
+                final = [as_dict(a) for a in (task.annotations or [])]
                 final = [a for a in final if a.get("ground_truth") and not a.get("was_cancelled")]
                 if not final:
                     continue

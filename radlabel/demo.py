@@ -182,7 +182,7 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
 
     from connectors.adjudicate import Adjudicator
     from connectors.authorship import post_read
-    from connectors.label_studio import client
+    from connectors.label_studio import client, user_id
     from radlabel.brush_rle import mask_regions
 
     syncer = Syncer(settings, load_template(TEMPLATES / "ct-lung-nodules.yaml"))
@@ -206,8 +206,7 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
     users = {}
     for name in ("demo-reader-1", "demo-reader-2"):
         email = f"{name}@readers.radlabel.local"
-        found = [u.id for u in ls.users.list() if u.email == email]
-        users[name] = found[0] if found else ls.users.create(email=email, username=name).id
+        users[name] = user_id(ls, email, create_as=name)
     existing = {a.completed_by for a in ls.annotations.list(id=task.id)}
     for (name, user), masks in zip(users.items(), (first, second)):
         if user not in existing:

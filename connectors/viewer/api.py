@@ -77,9 +77,9 @@ def _annotator(annotation: dict) -> int:
 
 
 def _plain(obj) -> dict:
-    if isinstance(obj, dict):
-        return obj
-    return obj.model_dump() if hasattr(obj, "model_dump") else obj.dict()
+    from connectors.label_studio import as_dict
+
+    return as_dict(obj)
 
 
 class LabelStudioTasks:
@@ -168,8 +168,9 @@ class LabelStudioTasks:
 
     def consensus_user(self) -> int | None:
         if self._consensus is None:
-            found = [u.id for u in self.ls.users.list() if u.email == CONSENSUS_USER]
-            self._consensus = found[0] if found else -1
+            from connectors.label_studio import user_id
+
+            self._consensus = user_id(self.ls, CONSENSUS_USER) or -1
         return self._consensus
 
 
