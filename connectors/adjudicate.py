@@ -27,8 +27,7 @@ from radlabel.adjudication.decision import Decision, decide
 from radlabel.adjudication.reads import annotator, read_from_annotation, task_shape, task_spacing
 from radlabel.brush_rle import mask_regions
 from radlabel.errors import RadlabelError
-from radlabel.protocol.instructions import instructions_html
-from radlabel.protocol.labelconfig import FINDINGS, IMAGE, label_config
+from radlabel.protocol.labelconfig import FINDINGS, IMAGE
 from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
 
@@ -86,19 +85,10 @@ class Adjudicator:
         return (kind.protocol_id, kind.kind) if kind else None
 
     def arbitration_project(self, protocol: Protocol) -> int:
-        wanted = f"{ARBITRATION_MARKER} {protocol.id} {protocol.version}"
-        with state_lock(self.settings, "projects"), label_studio_errors("find the arbitration project"):
-            for project in self.ls.projects.list(page_size=100):
-                if wanted in (project.description or ""):
-                    return project.id
-            project = self.ls.projects.create(
-                title=f"{protocol.name[:36]} — arbitration",
-                description=f"Senior arbitration of {protocol.id} {protocol.version}: every reader's labels are shown "
-                            f"as predictions; your annotation is final.\n{wanted}",
-                label_config=label_config(protocol), expert_instruction=instructions_html(protocol),
-                show_instruction=True, maximum_annotations=1, show_skip_button=False)
-        Provisioner(self.settings).connect(project.id)  # its annotations must reach us too
-        return project.id
+        return Provisioner(self.settings).side_project(
+            protocol, f"{ARBITRATION_MARKER} {protocol.id} {protocol.version}", f"{protocol.name[:36]} — arbitration",
+            f"Senior arbitration of {protocol.id} {protocol.version}: every reader's labels are shown as predictions; "
+            "your annotation is final.", ml_backend=True)
 
     # -- the work --------------------------------------------------------------------------
     def handle(self, project_id: int, task_id: int) -> Outcome | None:

@@ -17,7 +17,7 @@ from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
 
 __all__ = ["ARBITRATION_MARKER", "CALIBRATION_MARKER", "MARKER", "REVIEW_MARKER", "ProjectKind",
-           "find_protocol_project", "load_provisioned", "project_kind"]
+           "find_protocol_project", "load_provisioned", "marked_project", "project_kind"]
 
 MARKER = re.compile(r"^radlabel-protocol: (?P<id>[a-z][a-z0-9_]*) (?P<version>\d+\.\d+\.\d+) (?P<fingerprint>[0-9a-f]+)$",
                     re.MULTILINE)
@@ -58,6 +58,15 @@ def find_protocol_project(ls, protocol_id: str):
             if marker and marker["id"] == protocol_id:
                 return project, marker
     return None, None
+
+
+def marked_project(ls, marker_line: str) -> int | None:
+    """The id of the project whose description has this marker line (arbitration, calibration, QA review), or None."""
+    with label_studio_errors("list projects"):
+        for project in ls.projects.list(page_size=100):
+            if marker_line in (project.description or "").splitlines():
+                return project.id
+    return None
 
 
 def load_provisioned(settings: Settings, protocol_id: str) -> Protocol:

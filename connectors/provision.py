@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from connectors.label_studio import as_dict, client, label_studio_errors
-from connectors.projects import find_protocol_project
+from connectors.database import state_lock
+from connectors.projects import find_protocol_project, marked_project
 from connectors.service_auth import ML_USER, SECRET_HEADER
 from radlabel.audit import audit_log
 from radlabel.errors import RadlabelError
@@ -235,6 +236,22 @@ class Provisioner:
                 with label_studio_errors(f"migrate annotation {annotation['id']}"):
                     self.ls.annotations.update(id=annotation["id"], result=result)
         return [f"migrated {count} label(s) {old} -> {new or '(deleted)'}" for (old, new), count in sorted(renamed.items(), key=str)]
+
+    def side_project(self, protocol: Protocol, marker_line: str, title: str, description: str,
+                     ml_backend: bool) -> int:
+        """The project of ours beside a protocol's own (arbitration, calibration, QA review) that carries this
+        marker line, created once (one reader at a time, with the protocol's labels) and connected."""
+        with state_lock(self.settings, "projects"):
+            found = marked_project(self.ls, marker_line)
+            if found is not None:
+                return found
+            with label_studio_errors(f"create the project {title!r}"):
+                project = self.ls.projects.create(
+                    title=title[:50], description=f"{description}\n{marker_line}", label_config=label_config(protocol),
+                    expert_instruction=instructions_html(protocol), show_instruction=True, maximum_annotations=1,
+                    show_skip_button=False)
+        self.connect(project.id, ml_backend=ml_backend)  # its annotations must reach us too
+        return project.id
 
     def connect(self, project_id: int, ml_backend: bool = True) -> list[str]:
         """Make sure the hooks webhook and (unless told not to) the ML backend are attached (once)."""

@@ -26,7 +26,7 @@ import numpy as np
 
 from connectors.adjudications import CONSENSUS_USER, Adjudications
 from connectors.authorship import Authorship, unverified_reads
-from connectors.database import state_database, state_lock
+from connectors.database import state_database
 from connectors.label_studio import as_dict, client as label_studio_client, label_studio_errors, user_id
 from connectors.projects import CALIBRATION_MARKER, REVIEW_MARKER, find_protocol_project
 from connectors.provision import Provisioner
@@ -35,8 +35,6 @@ from radlabel.audit import audit_log
 from radlabel.brush_rle import mask_regions
 from radlabel.errors import RadlabelError
 from radlabel.protocol.enum import ReaderTier
-from radlabel.protocol.instructions import instructions_html
-from radlabel.protocol.labelconfig import label_config
 from radlabel.protocol.template import Protocol
 from radlabel.qa.certification import Certification, certify, tier_classes
 from radlabel.qa.sampling import gold_copies_due, sampled_for_review
@@ -141,16 +139,8 @@ class QualityDesk:
 
     # -- projects of ours besides production ---------------------------------------------------
     def _project(self, marker_line: str, title: str, description: str, protocol: Protocol) -> int:
-        with state_lock(self.settings, "projects"), label_studio_errors("find a QA project"):
-            for project in self.ls.projects.list(page_size=100):
-                if marker_line in (project.description or "").splitlines():
-                    return project.id
-            project = self.ls.projects.create(
-                title=title[:50], description=f"{description}\n{marker_line}", label_config=label_config(protocol),
-                expert_instruction=instructions_html(protocol), show_instruction=True, maximum_annotations=1,
-                show_skip_button=False)
-        Provisioner(self.settings).connect(project.id, ml_backend=False)  # webhooks, no pre-labels
-        return project.id
+        return Provisioner(self.settings).side_project(protocol, marker_line, title, description,
+                                                       ml_backend=False)  # webhooks, no pre-labels
 
     def _copy_task(self, project_id: int, source, kind: str, protocol: Protocol, reader: int | None,
                    prediction: list | None = None) -> int:
