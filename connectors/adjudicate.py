@@ -13,14 +13,14 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from connectors.adjudications import CONSENSUS_CREATOR, CONSENSUS_USER, Adjudications
+from connectors.adjudications import CONSENSUS_CREATOR, CONSENSUS_USER
 from connectors.authorship import Authorship, post_read
-from connectors.database import state_database, state_lock
-from connectors.dicomweb import OrthancDicomWeb
-from connectors.label_studio import as_dict, client as label_studio_client, label_studio_errors, user_id
+from connectors.database import state_lock
+from connectors.label_studio import as_dict, label_studio_errors, user_id
 from connectors.projects import ARBITRATION_MARKER, load_provisioned, project_kind
 from connectors.provision import Provisioner
 from connectors.qa import QualityDesk
+from connectors.wiring import Adapters
 from radlabel import seg as seg_codec
 from radlabel.audit import audit_log
 from radlabel.adjudication.decision import Decision, decide
@@ -46,14 +46,16 @@ class Outcome:
 
 
 class Adjudicator:
-    def __init__(self, settings: Settings, progress: Callable[[str], None] = lambda m: None):
+    def __init__(self, settings: Settings, progress: Callable[[str], None] = lambda m: None,
+                 adapters: Adapters | None = None):
+        adapters = adapters or Adapters(settings)
         self.settings = settings
-        self.ls = label_studio_client(settings)
-        self.orthanc = OrthancDicomWeb.from_settings(settings)
+        self.ls = adapters.label_studio
+        self.orthanc = adapters.research_archive
         self.progress = progress
-        self.database = state_database(settings)
+        self.database = adapters.database
         self.key = bytes.fromhex(settings.secrets()["pseudonym_key"])
-        self.adjudications = Adjudications(self.database)
+        self.adjudications = adapters.adjudications
         self._consensus_user: int | None = None
         self._quality_desk = None
         self.authorship = Authorship(settings, self.ls, self.database)
@@ -120,7 +122,7 @@ class Adjudicator:
 
     def quality_desk(self) -> QualityDesk:
         if self._quality_desk is None:
-            self._quality_desk = QualityDesk(self.settings, self.ls)
+            self._quality_desk = QualityDesk(self.settings, self.ls, self.database)
         return self._quality_desk
 
     def _latest_annotations(self, task, protocol: Protocol) -> dict[int, dict]:

@@ -83,9 +83,9 @@ def parse_migrations(items: list[str]) -> dict[str, str | None]:
 
 
 class Provisioner:
-    def __init__(self, settings: Settings, progress: Callable[[str], None] = lambda message: None):
+    def __init__(self, settings: Settings, progress: Callable[[str], None] = lambda message: None, ls=None):
         self.settings = settings
-        self.ls = client(settings)
+        self.ls = ls or client(settings)  # the annotation platform (a fake of it in unit tests)
         self.progress = progress
 
     # -- lookup -----------------------------------------------------------

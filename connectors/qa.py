@@ -26,7 +26,7 @@ import numpy as np
 
 from connectors.adjudications import CONSENSUS_USER, Adjudications
 from connectors.authorship import Authorship, unverified_reads
-from connectors.database import state_database
+from connectors.database import Database, state_database
 from connectors.label_studio import as_dict, client as label_studio_client, label_studio_errors, user_id
 from connectors.projects import CALIBRATION_MARKER, REVIEW_MARKER, find_protocol_project
 from connectors.provision import Provisioner
@@ -72,10 +72,10 @@ def _epoch(value) -> float:
 
 
 class QualityDesk:
-    def __init__(self, settings: Settings, ls=None):
+    def __init__(self, settings: Settings, ls=None, database: Database | None = None):
         self.settings = settings
         self.ls = ls or label_studio_client(settings)
-        self.database = state_database(settings)
+        self.database = database or state_database(settings)
         self.key = bytes.fromhex(settings.secrets()["pseudonym_key"])
         self.database.ensure(*SCHEMA)
         self.adjudications = Adjudications(self.database)  # read here before any adjudication ran

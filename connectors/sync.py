@@ -21,13 +21,12 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from connectors.database import state_database
-from connectors.dicomweb import OrthancDicomWeb
 from connectors.jobs import JobQueue, RQQueue
-from connectors.label_studio import client as label_studio_client, label_studio_errors
+from connectors.label_studio import label_studio_errors
 from connectors.projects import find_protocol_project
-from connectors.state import SeriesRecord, StateStore
+from connectors.state import SeriesRecord
 from connectors.viewer import image_urls
+from connectors.wiring import Adapters
 from radlabel.audit import audit_log
 from radlabel.dicom_files import repair_missing_uids
 from radlabel.errors import RadlabelError
@@ -70,7 +69,8 @@ class SyncSummary:
 
 class Syncer:
     def __init__(self, settings: Settings, protocol: Protocol, progress: Callable[[str], None] = lambda m: None,
-                 queue: JobQueue | None = None):
+                 queue: JobQueue | None = None, adapters: Adapters | None = None):
+        adapters = adapters or Adapters(settings)
         self.settings = settings
         self._queue = queue
         self.protocol = protocol
@@ -80,10 +80,10 @@ class Syncer:
         method = "options: " + ",".join(sorted(o.value for o in protocol.deidentification.options)) \
             if protocol.deidentification.options else ""
         self.deid = Deidentifier(bytes.fromhex(secrets["pseudonym_key"]), protocol.deidentification.options, method)
-        self.client = OrthancDicomWeb.from_settings(settings)  # the research archive: copies go here
-        self.pacs = OrthancDicomWeb.source_pacs(settings)  # the source studies: read only
-        self.state = StateStore(state_database(settings))
-        self.ls = label_studio_client(settings)
+        self.client = adapters.research_archive  # copies go here
+        self.pacs = adapters.source_pacs  # the source studies: read only
+        self.state = adapters.series_state
+        self.ls = adapters.label_studio
         self._project_id: int | None = None
 
     # -- selection ---------------------------------------------------------

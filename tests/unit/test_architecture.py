@@ -44,7 +44,8 @@ ENTRY = {"radlabel.cli", "radlabel.demo", "connectors.hooks.app", "connectors.vi
 ADAPTERS = {"connectors.database", "connectors.state", "connectors.dicomweb", "connectors.label_studio",
             "connectors.label_studio_accounts", "connectors.jobs", "connectors.stack", "connectors.stack.install",
             "connectors.stack.process", "connectors.stack.services", "connectors.stack.orthanc_access",
-            "connectors.service_auth", "connectors.projects", "connectors.adjudications", "connectors.task_index"}
+            "connectors.service_auth", "connectors.projects", "connectors.adjudications", "connectors.task_index",
+            "connectors.ports", "connectors.wiring"}
 MAY_IMPORT = {"entry": {"entry", "stages", "ml", "adapters", "domain"},
               "stages": {"stages", "adapters", "domain"},
               "ml": {"ml", "adapters", "domain"},

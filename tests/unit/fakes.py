@@ -1,0 +1,153 @@
+"""In-memory fakes of the ports, for unit tests of the pipeline's stages (no server, runs in milliseconds).
+
+``FakeLabelStudio`` keeps the part of the Label Studio SDK client that radlabel uses (see
+``connectors.ports.AnnotationPlatform``), with the behaviour the stages rely on: ids from 1, a
+project's tasks and annotations, webhooks per project, and the webhook Label Studio itself adds when
+an ML backend is connected. ``FakeArchive`` is a DICOMweb archive (``connectors.ports.DicomArchive``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from types import SimpleNamespace
+
+
+class _Resource:
+    def __init__(self, ids):
+        self.items: dict[int, SimpleNamespace] = {}
+        self._ids = ids
+        self.writes: list[tuple[str, dict]] = []  # (call, arguments) of every create/update
+
+    def _add(self, **fields) -> SimpleNamespace:
+        item = SimpleNamespace(id=next(self._ids), **fields)
+        self.items[item.id] = item
+        self.writes.append(("create", fields))
+        return item
+
+    def get(self, id):
+        return self.items[id]
+
+    def update(self, id, **fields):
+        self.writes.append(("update", {"id": id} | fields))
+        for key, value in fields.items():
+            setattr(self.items[id], key, value)
+        return self.items[id]
+
+
+class FakeProjects(_Resource):
+    def list(self, page_size=100, **_):
+        return list(self.items.values())
+
+    def create(self, **fields):
+        return self._add(**fields)
+
+
+class FakeTasks(_Resource):
+    def list(self, project, page_size=100, **_):
+        return [t for t in self.items.values() if t.project == project]
+
+    def create(self, project, data):
+        return self._add(project=project, data=data, annotations=[], predictions=[])
+
+
+class FakeAnnotations(_Resource):
+    def __init__(self, ids, tasks: FakeTasks):
+        super().__init__(ids)
+        self.tasks = tasks
+
+    def create(self, id, result, completed_by=None, **fields):
+        annotation = {"id": next(self._ids), "result": result, "completed_by": completed_by} | fields
+        self.tasks.get(id).annotations.append(annotation)
+        self.writes.append(("create", {"task": id, "result": result}))
+        return SimpleNamespace(**annotation)
+
+    def list(self, id):
+        return [SimpleNamespace(**a) for a in self.tasks.get(id).annotations]
+
+    def update(self, id, **fields):
+        self.writes.append(("update", {"id": id} | fields))
+        for task in self.tasks.items.values():
+            for annotation in task.annotations:
+                if annotation["id"] == id:
+                    annotation.update(fields)
+
+
+class FakeWebhooks(_Resource):
+    def list(self, project):
+        return [w for w in self.items.values() if str(w.project) == str(project)]
+
+    def create(self, project, url, headers=None, **fields):
+        return self._add(project=project, url=url, headers=headers or {}, **fields)
+
+
+class FakeMl(_Resource):
+    def __init__(self, ids, webhooks: FakeWebhooks):
+        super().__init__(ids)
+        self.webhooks = webhooks
+
+    def list(self, project):
+        return [m for m in self.items.values() if m.project == project]
+
+    def create(self, project, url, auth_method="NONE", basic_auth_user=None, basic_auth_pass=None, **fields):
+        self.webhooks.create(project=project, url=url + "/webhook")  # Label Studio adds it, without our header
+        return self._add(project=project, url=url, auth_method=auth_method, basic_auth_user=basic_auth_user,
+                         basic_auth_pass_is_set=bool(basic_auth_pass), **fields)
+
+
+class FakeUsers(_Resource):
+    def list(self):
+        return list(self.items.values())
+
+    def create(self, email, username):
+        return self._add(email=email, username=username)
+
+    def whoami(self):
+        return self.items[1]
+
+
+class FakeLabelStudio:
+    def __init__(self):
+        ids = itertools.count(1)
+        self.projects = FakeProjects(ids)
+        self.tasks = FakeTasks(ids)
+        self.annotations = FakeAnnotations(ids, self.tasks)
+        self.predictions = FakeProjects(ids)
+        self.webhooks = FakeWebhooks(ids)
+        self.ml = FakeMl(ids, self.webhooks)
+        self.users = FakeUsers(ids)
+        self.users.create(email="radlabel@service.local", username="radlabel")  # the token's own user
+
+    def writes(self) -> int:
+        return sum(len(r.writes) for r in (self.projects, self.tasks, self.annotations, self.webhooks, self.ml))
+
+
+class FakeArchive:
+    """A DICOMweb archive holding datasets by (study, series)."""
+
+    def __init__(self, datasets=()):
+        self.series: dict[tuple[str, str], list] = {}
+        self.store(datasets)
+
+    def store(self, datasets):
+        stored = []
+        for ds in datasets:
+            self.series.setdefault((str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)), []).append(ds)
+            stored.append(str(ds.SOPInstanceUID))
+        return SimpleNamespace(stored=stored, failed=[])
+
+    def search_series(self, study_uid=None, fields=None, **filters):
+        rows = []
+        for (study, series), items in self.series.items():
+            first = items[0]
+            if any(str(first.get(name, "")) != str(value) for name, value in filters.items()):
+                continue
+            rows.append({"0020000D": {"Value": [study]}, "0020000E": {"Value": [series]},
+                         "00080060": {"Value": [str(first.Modality)]},
+                         "0008103E": {"Value": [str(first.get("SeriesDescription", ""))]},
+                         "00180015": {"Value": [str(first.get("BodyPartExamined", ""))]},
+                         "00201209": {"Value": [len(items)]},
+                         "00180050": {"Value": [float(first.get("SliceThickness", 0) or 0)]}})
+        return rows
+
+    def retrieve_series(self, study_uid, series_uid, media_types=None):
+        return list(self.series.get((study_uid, series_uid), []))
