@@ -87,7 +87,7 @@ class Adjudicator:
         return (kind.protocol_id, kind.kind) if kind else None
 
     def arbitration_project(self, protocol: Protocol) -> int:
-        return Provisioner(self.settings).side_project(
+        return Provisioner(self.settings, ls=self.ls).side_project(
             protocol, f"{ARBITRATION_MARKER} {protocol.id} {protocol.version}", f"{protocol.name[:36]} — arbitration",
             f"Senior arbitration of {protocol.id} {protocol.version}: every reader's labels are shown as predictions; "
             "your annotation is final.", ml_backend=True)

@@ -139,7 +139,7 @@ class QualityDesk:
 
     # -- projects of ours besides production ---------------------------------------------------
     def _project(self, marker_line: str, title: str, description: str, protocol: Protocol) -> int:
-        return Provisioner(self.settings).side_project(protocol, marker_line, title, description,
+        return Provisioner(self.settings, ls=self.ls).side_project(protocol, marker_line, title, description,
                                                        ml_backend=False)  # webhooks, no pre-labels
 
     def _copy_task(self, project_id: int, source, kind: str, protocol: Protocol, reader: int | None,

@@ -9,7 +9,39 @@ an ML backend is connected. ``FakeArchive`` is a DICOMweb archive (``connectors.
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from types import SimpleNamespace
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "protocol_templates"
+
+
+def home_settings(tmp_path, monkeypatch):
+    """Settings of a fresh state directory on SQLite (the default profile)."""
+    from radlabel.settings import load_settings
+
+    monkeypatch.setenv("RADLABEL_HOME", str(tmp_path))
+    monkeypatch.delenv("RADLABEL_DATABASE_URL", raising=False)
+    monkeypatch.delenv("RADLABEL_PROFILE", raising=False)
+    return load_settings()
+
+
+def ct_study(seed: int, description: str = "abdomen"):
+    """A 4-slice 32x32 CT phantom whose series description the liver protocol selects (or not)."""
+    from radlabel.phantom import make_ct_study
+
+    study = make_ct_study(seed=seed, slices=4, size=32, pixel_spacing=10.0, slice_spacing=2.0)
+    for ds in study.datasets:
+        ds.SeriesDescription = description
+    return study
+
+
+def sync_ports(settings, pacs, ls):
+    """What ``Syncer`` takes from ``connectors.wiring.Adapters``, with fakes for the servers."""
+    from connectors.database import state_database
+    from connectors.state import StateStore
+
+    return SimpleNamespace(source_pacs=pacs, research_archive=FakeArchive(), label_studio=ls,
+                           series_state=StateStore(state_database(settings)))
 
 
 class _Resource:
@@ -56,7 +88,8 @@ class FakeAnnotations(_Resource):
         self.tasks = tasks
 
     def create(self, id, result, completed_by=None, **fields):
-        annotation = {"id": next(self._ids), "result": result, "completed_by": completed_by} | fields
+        # Label Studio records who saved it from the request's token: radlabel's service user (id 1) here.
+        annotation = {"id": next(self._ids), "result": result, "completed_by": completed_by, "updated_by": 1} | fields
         self.tasks.get(id).annotations.append(annotation)
         self.writes.append(("create", {"task": id, "result": result}))
         return SimpleNamespace(**annotation)

@@ -3,31 +3,23 @@ labels or go back a version (the integration test checks the same on the real se
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from connectors.provision import Provisioner, project_description
 from connectors.service_auth import ML_USER, SECRET_HEADER
 from radlabel.errors import RadlabelError
 from radlabel.protocol import load_template
-from radlabel.settings import load_settings
-from tests.unit.fakes import FakeLabelStudio
-
-TEMPLATE = Path(__file__).resolve().parents[2] / "protocol_templates" / "ct-liver-lesions.yaml"
+from tests.unit.fakes import TEMPLATES, FakeLabelStudio, home_settings
 
 
 @pytest.fixture
 def settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("RADLABEL_HOME", str(tmp_path))
-    monkeypatch.delenv("RADLABEL_DATABASE_URL", raising=False)
-    monkeypatch.delenv("RADLABEL_PROFILE", raising=False)
-    return load_settings()
+    return home_settings(tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def protocol():
-    return load_template(TEMPLATE)
+    return load_template(TEMPLATES / "ct-liver-lesions.yaml")
 
 
 def _version(protocol, version: str, **changes):
