@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import Callable
 
-from connectors.adjudications import CONSENSUS_CREATOR, CONSENSUS_USER
+from connectors.adjudications import CONSENSUS_CREATOR, CONSENSUS_USER, Outcome
 from connectors.authorship import Authorship, post_read
 from connectors.database import state_lock
 from connectors.label_studio import as_dict, label_studio_errors, user_id
@@ -31,18 +30,6 @@ from radlabel.protocol.labelconfig import FINDINGS, IMAGE
 from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
 
-
-
-@dataclass
-class Outcome:
-    task_id: int
-    status: str  # waiting / arbitration / final / already final
-    detail: str = ""
-    seg_sop_uid: str | None = None
-    arbitration_task_id: int | None = None
-
-    def as_dict(self) -> dict:
-        return self.__dict__.copy()
 
 
 class Adjudicator:
@@ -106,19 +93,7 @@ class Adjudicator:
             return self.adjudicate_task(protocol, task_id)
         if kind == "arbitration":
             return self.finish_arbitration(protocol, task_id)
-        qa = self.quality_desk()
-        if kind == "review":
-            outcome = qa.score_review(protocol, task_id)
-            return Outcome(task_id, "reviewed" if outcome else "waiting", (outcome or {}).get("verdict", ""))
-        case = qa.qa_task(task_id)  # a calibration case: re-score the reader, certify when all are read
-        if case is None or case[3] is None:
-            return None
-        tier = qa.calibration_tier(protocol.id, case[3])
-        certification, progress = qa.calibrate(protocol, case[3], tier)
-        if certification is None:
-            return Outcome(task_id, "calibrating", f"{progress['read']} of {progress['cases']} cases read")
-        return Outcome(task_id, "certified" if certification.certified else "not certified",
-                       certification.feedback().splitlines()[0])
+        return self.quality_desk().handle_event(protocol, kind, task_id)  # a calibration case or a QA review
 
     def quality_desk(self) -> QualityDesk:
         if self._quality_desk is None:

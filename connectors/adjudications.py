@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from connectors.database import Database
 
-__all__ = ["CONSENSUS_CREATOR", "CONSENSUS_USER", "SCHEMA", "AdjudicationRow", "Adjudications"]
+__all__ = ["CONSENSUS_CREATOR", "CONSENSUS_USER", "SCHEMA", "AdjudicationRow", "Adjudications", "Outcome"]
 
 CONSENSUS_USER = "radlabel-consensus@readers.radlabel.local"  # the Label Studio user of final labels
 CONSENSUS_CREATOR = "RADLABEL^CONSENSUS"  # ContentCreatorName of final SEGs
@@ -20,6 +21,18 @@ CONSENSUS_CREATOR = "RADLABEL^CONSENSUS"  # ContentCreatorName of final SEGs
 SCHEMA = """CREATE TABLE IF NOT EXISTS adjudications (
     task_id INTEGER PRIMARY KEY, protocol_id TEXT NOT NULL, status TEXT NOT NULL,
     arbitration_task_id INTEGER, seg_sop_uid TEXT, decision TEXT, updated DOUBLE PRECISION NOT NULL)"""
+
+
+@dataclass
+class Outcome:
+    task_id: int
+    status: str  # waiting / arbitration / final / already final; QA: reviewed / calibrating / certified / not certified
+    detail: str = ""
+    seg_sop_uid: str | None = None
+    arbitration_task_id: int | None = None
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
 
 
 class AdjudicationRow(NamedTuple):

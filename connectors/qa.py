@@ -24,7 +24,7 @@ from datetime import datetime
 
 import numpy as np
 
-from connectors.adjudications import CONSENSUS_USER, Adjudications
+from connectors.adjudications import CONSENSUS_USER, Adjudications, Outcome
 from connectors.authorship import Authorship, unverified_reads
 from connectors.database import Database, state_database
 from connectors.label_studio import as_dict, client as label_studio_client, label_studio_errors, user_id
@@ -162,6 +162,22 @@ class QualityDesk:
         """(kind, protocol id, reference task, reader) of a calibration case, gold copy or review task."""
         rows = self._query("SELECT kind, protocol_id, reference_task_id, reader FROM qa_tasks WHERE task_id=?", task_id)
         return rows[0] if rows else None
+
+    # -- events ---------------------------------------------------------------------------------------
+    def handle_event(self, protocol: Protocol, kind: str, task_id: int) -> Outcome | None:
+        """A read saved in a QA review task (scored against the final labels) or a calibration case (the
+        reader re-scored, and certified once every case is read)."""
+        if kind == "review":
+            outcome = self.score_review(protocol, task_id)
+            return Outcome(task_id, "reviewed" if outcome else "waiting", (outcome or {}).get("verdict", ""))
+        case = self.qa_task(task_id)
+        if case is None or case[3] is None:
+            return None
+        certification, progress = self.calibrate(protocol, case[3], self.calibration_tier(protocol.id, case[3]))
+        if certification is None:
+            return Outcome(task_id, "calibrating", f"{progress['read']} of {progress['cases']} cases read")
+        return Outcome(task_id, "certified" if certification.certified else "not certified",
+                       certification.feedback().splitlines()[0])
 
     # -- calibration -------------------------------------------------------------------------------
     def reader_id(self, email: str) -> int:
