@@ -63,9 +63,6 @@ KNOWN_LONG_FUNCTIONS = {
     "connectors.viewer.api:create_api": "6",
     "radlabel.cli:build_parser": "6",
     "radlabel.demo:run_demo": "6",
-    "radlabel.phantom:make_ct_study": "6",
-    "radlabel.phantom:make_mr_study": "6",
-    "radlabel.qa.report:build_figures": "6",
 }
 
 
