@@ -97,7 +97,7 @@ class Adjudicator:
 
     def quality_desk(self) -> QualityDesk:
         if self._quality_desk is None:
-            self._quality_desk = QualityDesk(self.settings, self.ls, self.database)
+            self._quality_desk = QualityDesk(self.settings, self.ls, self.database, self.orthanc)
         return self._quality_desk
 
     def _latest_annotations(self, task, protocol: Protocol) -> dict[int, dict]:

@@ -72,8 +72,9 @@ def _epoch(value) -> float:
 
 
 class QualityDesk:
-    def __init__(self, settings: Settings, ls=None, database: Database | None = None):
+    def __init__(self, settings: Settings, ls=None, database: Database | None = None, archive=None):
         self.settings = settings
+        self.archive = archive  # the research archive, for disguised copies (built from settings when None)
         self.ls = ls or label_studio_client(settings)
         self.database = database or state_database(settings)
         self.key = bytes.fromhex(settings.secrets()["pseudonym_key"])
@@ -148,7 +149,7 @@ class QualityDesk:
         if kind in ("calibration", "gold_copy"):  # nothing in the copy may match its source task
             from connectors.copies import disguised_copy
 
-            data = disguised_copy(self.settings, data)
+            data = disguised_copy(self.settings, data, self.archive)
         with label_studio_errors(f"create a {kind} task"):
             created = self.ls.tasks.create(project=project_id, data=data)
             if prediction is not None:

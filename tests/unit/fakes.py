@@ -8,6 +8,7 @@ an ML backend is connected. ``FakeArchive`` is a DICOMweb archive (``connectors.
 
 from __future__ import annotations
 
+import copy
 import itertools
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,6 +34,40 @@ def ct_study(seed: int, description: str = "abdomen"):
     for ds in study.datasets:
         ds.SeriesDescription = description
     return study
+
+
+def liver_protocol(**changes):
+    """The CT liver protocol for 4-slice phantoms, two readers a study, no QA review sampling, and ``changes``."""
+    from radlabel.protocol import load_template
+
+    protocol = load_template(TEMPLATES / "ct-liver-lesions.yaml")
+    selection = protocol.selection.model_copy(update={"min_slices": 2})
+    readers = protocol.readers.model_copy(update={"per_study": 2})
+    qa = protocol.qa.model_copy(update={"sampling_rate": 0.0})
+    return protocol.model_copy(update={"version": "1.0.1", "readers": readers, "qa": qa, "selection": selection}
+                               | changes)
+
+
+def synced_case(settings, protocol, seed: int = 7):
+    """A provisioned protocol with one synced series, on fakes: the Label Studio, the task, the research
+    archive and an Adjudicator wired to them."""
+    from connectors.adjudicate import Adjudicator
+    from connectors.adjudications import Adjudications
+    from connectors.database import state_database
+    from connectors.provision import Provisioner
+    from connectors.sync import Syncer
+
+    ls = FakeLabelStudio()
+    project_id = Provisioner(settings, ls=ls).provision(protocol).project_id
+    ports = sync_ports(settings, FakeArchive(ct_study(seed).datasets), ls)
+    Syncer(settings, protocol, adapters=ports).run()
+    (task,) = ls.tasks.list(project=project_id)
+    database = state_database(settings)
+    adjudicator = Adjudicator(settings, adapters=SimpleNamespace(
+        label_studio=ls, research_archive=ports.research_archive, database=database,
+        adjudications=Adjudications(database)))
+    return SimpleNamespace(ls=ls, project_id=project_id, task=task, adjudicator=adjudicator,
+                           archive=ports.research_archive)
 
 
 def sync_ports(settings, pacs, ls):
@@ -164,7 +199,7 @@ class FakeArchive:
     def store(self, datasets):
         stored = []
         for ds in datasets:
-            self.series.setdefault((str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)), []).append(ds)
+            self.series.setdefault((str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)), []).append(copy.deepcopy(ds))
             stored.append(str(ds.SOPInstanceUID))
         return SimpleNamespace(stored=stored, failed=[])
 
@@ -183,4 +218,4 @@ class FakeArchive:
         return rows
 
     def retrieve_series(self, study_uid, series_uid, media_types=None):
-        return list(self.series.get((study_uid, series_uid), []))
+        return [copy.deepcopy(ds) for ds in self.series.get((study_uid, series_uid), [])]  # as a server: new objects

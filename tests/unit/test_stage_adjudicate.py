@@ -3,20 +3,14 @@ a read saved in another reader's name is never counted (the integration tests ch
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 
-from connectors.adjudicate import Adjudicator
-from connectors.adjudications import CONSENSUS_CREATOR, CONSENSUS_USER, Adjudications
+from connectors.adjudications import CONSENSUS_CREATOR, CONSENSUS_USER
 from connectors.authorship import post_read
-from connectors.database import state_database
 from connectors.label_studio import user_id
-from connectors.sync import Syncer
 from radlabel.brush_rle import mask_regions
-from radlabel.protocol import load_template
-from tests.unit.fakes import TEMPLATES, FakeArchive, FakeLabelStudio, ct_study, home_settings, sync_ports
+from tests.unit.fakes import home_settings, liver_protocol, synced_case
 
 
 @pytest.fixture
@@ -25,29 +19,8 @@ def settings(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def two_readers():
-    protocol = load_template(TEMPLATES / "ct-liver-lesions.yaml")
-    selection = protocol.selection.model_copy(update={"min_slices": 2})
-    readers = protocol.readers.model_copy(update={"per_study": 2})
-    qa = protocol.qa.model_copy(update={"sampling_rate": 0.0})
-    return protocol.model_copy(update={"version": "1.0.1", "readers": readers, "qa": qa, "selection": selection})
-
-
-@pytest.fixture
-def synced(settings, two_readers):
-    from connectors.provision import Provisioner
-
-    ls = FakeLabelStudio()
-    project_id = Provisioner(settings, ls=ls).provision(two_readers).project_id
-    ports = sync_ports(settings, FakeArchive(ct_study(7).datasets), ls)
-    Syncer(settings, two_readers, adapters=ports).run()
-    (task,) = ls.tasks.list(project=project_id)
-    database = state_database(settings)
-    adjudicator = Adjudicator(settings, adapters=SimpleNamespace(
-        label_studio=ls, research_archive=ports.research_archive, database=database,
-        adjudications=Adjudications(database)))
-    return SimpleNamespace(ls=ls, project_id=project_id, task=task, adjudicator=adjudicator,
-                           archive=ports.research_archive)
+def synced(settings):
+    return synced_case(settings, liver_protocol())
 
 
 def _liver(task) -> dict:
