@@ -18,7 +18,6 @@ Which task is a gold copy or a calibration case lives only in the state store, n
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 
@@ -26,6 +25,7 @@ import numpy as np
 
 from connectors.adjudications import CONSENSUS_USER, Adjudications, Outcome
 from connectors.authorship import Authorship, unverified_reads
+from connectors.qa_records import QaRecords
 from connectors.database import Database, state_database
 from connectors.label_studio import as_dict, client as label_studio_client, label_studio_errors, user_id
 from connectors.projects import CALIBRATION_MARKER, REVIEW_MARKER, find_protocol_project
@@ -44,20 +44,6 @@ from radlabel.settings import Settings
 # Task data that would tell a reader where a copy came from.
 _HIDDEN_KEYS = ("source_task", "disagreement")
 
-SCHEMA = [
-    "CREATE TABLE IF NOT EXISTS gold (protocol_id TEXT NOT NULL, task_id INTEGER NOT NULL, added DOUBLE PRECISION NOT NULL,"
-    " PRIMARY KEY (protocol_id, task_id))",
-    "CREATE TABLE IF NOT EXISTS qa_tasks (task_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, protocol_id TEXT NOT NULL,"
-    " reference_task_id INTEGER NOT NULL, reader INTEGER, outcome TEXT, created DOUBLE PRECISION NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS certifications (protocol_id TEXT NOT NULL, reader INTEGER NOT NULL, tier TEXT NOT NULL,"
-    " certified INTEGER NOT NULL, report TEXT NOT NULL, updated DOUBLE PRECISION NOT NULL, PRIMARY KEY (protocol_id, reader, tier))",
-    "CREATE TABLE IF NOT EXISTS reader_scores (protocol_id TEXT NOT NULL, reader INTEGER NOT NULL,"
-    " task_id INTEGER NOT NULL, source TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, lead_time_s DOUBLE PRECISION, mean_dice DOUBLE PRECISION,"
-    " detail TEXT NOT NULL, PRIMARY KEY (protocol_id, reader, task_id, source))",
-    "CREATE TABLE IF NOT EXISTS calibration_tiers (protocol_id TEXT NOT NULL, reader INTEGER NOT NULL, tier TEXT NOT NULL,"
-    " PRIMARY KEY (protocol_id, reader))",
-    "CREATE TABLE IF NOT EXISTS qa_counters (protocol_id TEXT PRIMARY KEY, gold_inserted INTEGER NOT NULL)",
-]
 
 
 def _epoch(value) -> float:
@@ -78,13 +64,9 @@ class QualityDesk:
         self.ls = ls or label_studio_client(settings)
         self.database = database or state_database(settings)
         self.key = bytes.fromhex(settings.secrets()["pseudonym_key"])
-        self.database.ensure(*SCHEMA)
+        self.records = QaRecords(self.database)
         self.adjudications = Adjudications(self.database)  # read here before any adjudication ran
         self.authorship = Authorship(settings, self.ls, self.database)
-
-    def _query(self, sql: str, *args) -> list:
-        with self.database.connect() as db:
-            return db.execute(sql, args).fetchall()
 
     # -- gold standard -------------------------------------------------------------------
     def add_gold(self, protocol: Protocol, task_ids: list[int]) -> list[int]:
@@ -93,18 +75,13 @@ class QualityDesk:
             if task_id not in final:
                 raise RadlabelError(f"task {task_id} has no final labels in protocol {protocol.id}: only adjudicated "
                                     "tasks can be gold standard (see `radlabel reconcile`).")
-        added = []
-        with self.database.connect() as db:
-            for task_id in task_ids:
-                if db.execute("INSERT INTO gold VALUES (?,?,?) ON CONFLICT DO NOTHING", (protocol.id, task_id, time.time())).rowcount:
-                    added.append(task_id)
+        added = self.records.add_gold(protocol.id, task_ids)
         if added:
             audit_log(self.settings).append("gold", "admin", f"{protocol.id} {protocol.version}", added=added)
         return added
 
     def gold(self, protocol_id: str) -> list[int]:
-        return [r[0] for r in self._query("SELECT task_id FROM gold WHERE protocol_id=? ORDER BY added, task_id",
-                                          protocol_id)]
+        return self.records.gold(protocol_id)
 
     def calibration_set(self, protocol: Protocol) -> list[int]:
         return self.gold(protocol.id)[:protocol.qa.calibration.cases]
@@ -114,8 +91,7 @@ class QualityDesk:
         return len(self.gold(protocol.id)) >= protocol.qa.calibration.cases
 
     def certified_readers(self, protocol_id: str) -> set[int]:
-        return {r[0] for r in self._query("SELECT reader FROM certifications WHERE protocol_id=? AND certified=1",
-                                          protocol_id)}
+        return self.records.certified_readers(protocol_id)
 
     def counts(self, protocol: Protocol, reader: int) -> bool:
         return not self.certification_enforced(protocol) or reader in self.certified_readers(protocol.id)
@@ -154,15 +130,12 @@ class QualityDesk:
             created = self.ls.tasks.create(project=project_id, data=data)
             if prediction is not None:
                 self.ls.predictions.create(task=created.id, result=prediction, score=1.0, model_version="final-labels")
-        with self.database.connect() as db:
-            db.execute("INSERT INTO qa_tasks VALUES (?,?,?,?,?,?,?)",
-                       (created.id, kind, protocol.id, source.id, reader, None, time.time()))
+        self.records.add_task(created.id, kind, protocol.id, source.id, reader)
         return created.id
 
     def qa_task(self, task_id: int) -> tuple[str, str, int, int | None] | None:
         """(kind, protocol id, reference task, reader) of a calibration case, gold copy or review task."""
-        rows = self._query("SELECT kind, protocol_id, reference_task_id, reader FROM qa_tasks WHERE task_id=?", task_id)
-        return rows[0] if rows else None
+        return self.records.task(task_id)
 
     # -- events ---------------------------------------------------------------------------------------
     def handle_event(self, protocol: Protocol, kind: str, task_id: int) -> Outcome | None:
@@ -198,11 +171,8 @@ class QualityDesk:
                                 f"{protocol.qa.calibration.cases} (qa.calibration.cases): add final tasks with "
                                 "`radlabel gold add`.")
         project = self.calibration_project(protocol, reader)
-        with self.database.connect() as db:
-            db.execute("INSERT INTO calibration_tiers VALUES (?,?,?) ON CONFLICT (protocol_id, reader) DO UPDATE SET tier=excluded.tier", (protocol.id, reader, tier.value))
-        opened = {r[0]: r[1] for r in self._query(
-            "SELECT reference_task_id, task_id FROM qa_tasks WHERE kind='calibration' AND protocol_id=? AND reader=?",
-            protocol.id, reader)}
+        self.records.set_tier(protocol.id, reader, tier.value)
+        opened = self.records.calibration_cases(protocol.id, reader)
         for gold_task in cases:
             if gold_task not in opened:
                 _, source = self.reference(protocol, gold_task)
@@ -219,26 +189,20 @@ class QualityDesk:
         if len(scores) < len(cases):
             return None, progress
         result = certify(scores, protocol, tier, reader, findings)
-        with self.database.connect() as db:
-            db.execute("INSERT INTO certifications VALUES (?,?,?,?,?,?) ON CONFLICT (protocol_id, reader, tier) DO UPDATE SET"
-                       " certified=excluded.certified, report=excluded.report, updated=excluded.updated",
-                       (protocol.id, reader, tier.value, int(result.certified), json.dumps(result.as_dict()), time.time()))
+        self.records.save_certification(protocol.id, reader, tier.value, result.certified, result.as_dict())
         audit_log(self.settings).append("certification", "radlabel-qa", f"{protocol.id} {protocol.version}",
                                         reader=f"reader-{reader}", tier=tier.value, certified=result.certified,
                                         failed_classes=result.failed_classes, calibration_project=project)
         return result, progress
 
     def calibration_tasks(self, protocol_id: str, reader: int) -> list[int]:
-        return [r[0] for r in self._query("SELECT task_id FROM qa_tasks WHERE kind='calibration' AND protocol_id=? "
-                                          "AND reader=? ORDER BY task_id", protocol_id, reader)]
+        return self.records.calibration_tasks(protocol_id, reader)
 
     def calibration_tier(self, protocol_id: str, reader: int) -> ReaderTier:
-        rows = self._query("SELECT tier FROM calibration_tiers WHERE protocol_id=? AND reader=?", protocol_id, reader)
-        return ReaderTier(rows[0][0]) if rows else ReaderTier.RADIOLOGIST
+        return ReaderTier(self.records.tier(protocol_id, reader) or ReaderTier.RADIOLOGIST.value)
 
     def certifications(self, protocol_id: str) -> list[dict]:
-        return [json.loads(r[0]) for r in self._query(
-            "SELECT report FROM certifications WHERE protocol_id=? ORDER BY reader, tier", protocol_id)]
+        return self.records.certifications(protocol_id)
 
     def _score_own_read(self, protocol: Protocol, task_id: int, reader: int, reference: Read, source: str,
                         case: str, classes: list[str] | None = None) -> ReadScore | None:
@@ -260,18 +224,11 @@ class QualityDesk:
     # -- scores --------------------------------------------------------------------------------------
     def record_score(self, protocol_id: str, reader: int, task_id: int, source: str, annotation: dict,
                      mean_dice: float | None, detail: dict) -> None:
-        with self.database.connect() as db:
-            db.execute("INSERT INTO reader_scores VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (protocol_id, reader, task_id, source)"
-                       " DO UPDATE SET at=excluded.at, lead_time_s=excluded.lead_time_s, mean_dice=excluded.mean_dice,"
-                       " detail=excluded.detail",
-                       (protocol_id, reader, task_id, source, _epoch(annotation.get("created_at") or time.time()),
-                        annotation.get("lead_time"), mean_dice, json.dumps(detail, default=str)))
+        self.records.record_score(protocol_id, reader, task_id, source, _epoch(annotation.get("created_at") or time.time()),
+                                  annotation.get("lead_time"), mean_dice, detail)
 
     def scores(self, protocol_id: str) -> list[dict]:
-        rows = self._query("SELECT reader, task_id, source, at, lead_time_s, mean_dice FROM reader_scores "
-                           "WHERE protocol_id=? ORDER BY at, task_id", protocol_id)
-        return [{"reader": f"reader-{r[0]}", "reader_id": r[0], "task": r[1], "source": r[2], "at": r[3],
-                 "lead_time_s": r[4], "mean_dice": r[5]} for r in rows]
+        return self.records.scores(protocol_id)
 
     def record_consensus_scores(self, protocol: Protocol, task, annotations: dict[int, dict], decision) -> None:
         """Each reader's production read against the consensus it helped make (the drift signal)."""
@@ -288,8 +245,7 @@ class QualityDesk:
         gold = self.gold(protocol.id)
         if not gold or protocol.qa.gold_insertion_rate <= 0:
             return []
-        inserted = self._query("SELECT gold_inserted FROM qa_counters WHERE protocol_id=?", protocol.id)
-        inserted = inserted[0][0] if inserted else 0
+        inserted = self.records.gold_inserted(protocol.id)
         due = gold_copies_due(produced, inserted, protocol.qa.gold_insertion_rate)
         # Cases beyond the calibration set first: readers have seen the calibration cases.
         pool = gold[protocol.qa.calibration.cases:] or gold
@@ -297,9 +253,7 @@ class QualityDesk:
         for number in range(inserted, inserted + due):
             _, source = self.reference(protocol, pool[number % len(pool)])
             created.append(self._copy_task(project_id, source, "gold_copy", protocol, None))
-            with self.database.connect() as db:
-                db.execute("INSERT INTO qa_counters VALUES (?,?) ON CONFLICT(protocol_id) DO UPDATE SET "
-                           "gold_inserted=excluded.gold_inserted", (protocol.id, number + 1))
+            self.records.set_gold_inserted(protocol.id, number + 1)
         if created:
             audit_log(self.settings).append("gold_insertion", "radlabel-qa", f"{protocol.id} {protocol.version}",
                                             tasks=created)
@@ -319,7 +273,7 @@ class QualityDesk:
     def maybe_review(self, protocol: Protocol, task, masks: dict, findings: set) -> int | None:
         if not sampled_for_review(self.key, task.id, protocol.qa.sampling_rate):
             return None
-        if self._query("SELECT task_id FROM qa_tasks WHERE kind='review' AND reference_task_id=?", task.id):
+        if self.records.reviewed(task.id):
             return None
         project = self._project(f"{REVIEW_MARKER} {protocol.id} {protocol.version}",
                                 f"QA review {protocol.id}",
@@ -344,18 +298,16 @@ class QualityDesk:
         outcome = {"reviewer": f"reader-{reviewer}", "final_task": kind[2], "mean_dice": score.mean_dice,
                    "verdict": "confirmed" if (score.mean_dice or 0) >= 0.99 and not score.findings_missed
                    and not score.findings_extra else "corrected"}
-        with self.database.connect() as db:
-            db.execute("UPDATE qa_tasks SET outcome=? WHERE task_id=?", (json.dumps(outcome), review_task_id))
+        self.records.set_outcome(review_task_id, outcome)
         audit_log(self.settings).append("qa_review", f"reader-{reviewer}", f"{protocol.id} {protocol.version}",
                                         task=kind[2], review_task=review_task_id, verdict=outcome["verdict"])
         return outcome
 
     def reviews(self, protocol_id: str) -> list[dict]:
-        return [json.loads(r[0]) for r in self._query(
-            "SELECT outcome FROM qa_tasks WHERE kind='review' AND protocol_id=? AND outcome IS NOT NULL", protocol_id)]
+        return self.records.reviews(protocol_id)
 
     def qa_counts(self, protocol_id: str) -> dict:
-        rows = self._query("SELECT kind, COUNT(*) FROM qa_tasks WHERE protocol_id=? GROUP BY kind", protocol_id)
+        rows = self.records.task_counts(protocol_id).items()
         return {"gold_studies": len(self.gold(protocol_id))} | {f"{kind}_tasks": n for kind, n in rows}
 
 
@@ -372,8 +324,7 @@ def report_figures(settings: Settings, protocol: Protocol) -> dict:
             for task in desk.ls.tasks.list(project=project.id, fields="all", page_size=100):
                 if task.id in final:
                     profiles.append((task.data or {}).get("acquisition") or {})
-    tiers = {f"reader-{r[0]}": r[1] for r in desk._query(
-        "SELECT reader, tier FROM calibration_tiers WHERE protocol_id=?", protocol.id)}
+    tiers = {f"reader-{reader}": tier for reader, tier in desk.records.tiers(protocol.id).items()}
     counts = desk.qa_counts(protocol.id) | {"final": len(final),
                                             "certification_enforced": desk.certification_enforced(protocol)}
     return build_figures(protocol, scores=desk.scores(protocol.id), certifications=desk.certifications(protocol.id),

@@ -45,7 +45,7 @@ ADAPTERS = {"connectors.database", "connectors.state", "connectors.dicomweb", "c
             "connectors.label_studio_accounts", "connectors.jobs", "connectors.stack", "connectors.stack.install",
             "connectors.stack.process", "connectors.stack.services", "connectors.stack.orthanc_access",
             "connectors.service_auth", "connectors.projects", "connectors.adjudications", "connectors.task_index",
-            "connectors.ports", "connectors.wiring"}
+            "connectors.ports", "connectors.wiring", "connectors.qa_records"}
 MAY_IMPORT = {"entry": {"entry", "stages", "ml", "adapters", "domain"},
               "stages": {"stages", "adapters", "domain"},
               "ml": {"ml", "adapters", "domain"},
