@@ -30,6 +30,8 @@ from radlabel.protocol.labelconfig import FINDINGS, IMAGE
 from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
 
+__all__ = ["Adjudicator"]
+
 
 
 class Adjudicator:

@@ -30,6 +30,8 @@ from radlabel.protocol.template import Protocol
 from radlabel.qa.representativeness import acquisition_profile
 from radlabel.settings import Settings
 
+__all__ = ["SPLITS", "ExportResult", "assign_splits", "export_dataset"]
+
 SPLITS = (("train", 0.7), ("validation", 0.15), ("test", 0.15))
 
 

@@ -34,6 +34,9 @@ from radlabel.protocol.ohif import ohif_config
 from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
 
+__all__ = ["WEBHOOK_ACTIONS", "ProvisionResult", "Provisioner", "classes_in_config", "parse_migrations",
+           "project_description"]
+
 # Result value keys that hold class names, per Label Studio result type.
 _LABEL_KEYS = ("brushlabels", "rectanglelabels", "polygonlabels", "keypointlabels", "labels", "choices")
 WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "TASKS_CREATED"]

@@ -41,6 +41,8 @@ from radlabel.qa.sampling import gold_copies_due, sampled_for_review
 from radlabel.qa.scoring import ReadScore, score_read
 from radlabel.settings import Settings
 
+__all__ = ["QualityDesk", "report_figures"]
+
 # Task data that would tell a reader where a copy came from.
 _HIDDEN_KEYS = ("source_task", "disagreement")
 

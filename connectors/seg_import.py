@@ -29,6 +29,9 @@ from radlabel.ingest.deid import Deidentifier
 from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
 
+__all__ = ["IMPORTED_SEGS_SCHEMA", "ImportedSegs", "SegImport", "SegImporter", "store_read"]
+
+
 @dataclass
 class SegImport:
     seg_key: str

@@ -40,6 +40,8 @@ from radlabel.qa.representativeness import acquisition_profile
 from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
 
+__all__ = ["SyncSummary", "Syncer"]
+
 # QIDO attributes asked for when selecting series.
 _FIELDS = ["0008103E", "00180015", "00080020", "00201209", "00080060", "00180050"]
 
