@@ -12,7 +12,6 @@ from label_studio_sdk.client import LabelStudio
 from radlabel.errors import RadlabelError
 from radlabel.settings import Settings
 
-
 __all__ = ["as_dict", "client", "every_item", "label_studio_errors", "user_id"]
 
 
@@ -40,14 +39,22 @@ def label_studio_errors(what: str) -> Iterator[None]:
 
 def every_item(pager, page_size: int) -> Iterator:
     """The items of an SDK listing, page by page, stopping at the first short page: the SDK's own
-    iteration asks for one page more than there is (answered 404), which doubled a filtered listing's time."""
+    iteration asks for one page more than there is, which doubled a filtered listing's time. A listing
+    that fills its last page exactly still ends with Label Studio's 404 "Invalid page"."""
+    from label_studio_sdk.core.api_error import ApiError
+
     page = pager
     while page is not None:
         items = page.items or []
         yield from items
         if len(items) < page_size or not page.has_next:
             return
-        page = page.next_page()
+        try:
+            page = page.next_page()
+        except ApiError as exc:
+            if exc.status_code != 404:
+                raise
+            return
 
 
 def as_dict(item) -> dict:
