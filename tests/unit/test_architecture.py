@@ -62,7 +62,6 @@ ENTRY_POINTS_IN_DOMAIN = {"radlabel.cli", "radlabel.demo"}
 KNOWN_LONG_FUNCTIONS = {
     "connectors.viewer.api:create_api": "6",
     "radlabel.cli:build_parser": "6",
-    "radlabel.demo:run_demo": "6",
 }
 
 
