@@ -21,14 +21,14 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from connectors.database import state_database
-from connectors.dicomweb import OrthancDicomWeb
-from connectors.jobs import InProcessQueue, job_queue
-from connectors.label_studio import client as label_studio_client, label_studio_errors
+from connectors.database import state_lock
+from connectors.jobs import JobQueue, RQQueue
+from connectors.label_studio import label_studio_errors
 from connectors.linkage_register import LinkageRegister
-from connectors.provision import Provisioner
-from connectors.state import SeriesRecord, StateStore, file_lock
+from connectors.projects import find_protocol_project
+from connectors.state import SeriesRecord
 from connectors.viewer import image_urls
+from connectors.wiring import Adapters
 from radlabel.audit import audit_log
 from radlabel.dicom_files import repair_missing_uids
 from radlabel.errors import RadlabelError
@@ -41,6 +41,8 @@ from radlabel.protocol.labelconfig import IMAGES_KEY
 from radlabel.qa.representativeness import acquisition_profile
 from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
+
+__all__ = ["SyncSummary", "Syncer"]
 
 # QIDO attributes asked for when selecting series.
 _FIELDS = ["0008103E", "00180015", "00080020", "00201209", "00080060", "00180050"]
@@ -71,8 +73,11 @@ class SyncSummary:
 
 
 class Syncer:
-    def __init__(self, settings: Settings, protocol: Protocol, progress: Callable[[str], None] = lambda m: None):
+    def __init__(self, settings: Settings, protocol: Protocol, progress: Callable[[str], None] = lambda m: None,
+                 queue: JobQueue | None = None, adapters: Adapters | None = None):
+        adapters = adapters or Adapters(settings)
         self.settings = settings
+        self._queue = queue
         self.protocol = protocol
         self.progress = progress
         secrets = settings.secrets()
@@ -80,11 +85,11 @@ class Syncer:
         method = "options: " + ",".join(sorted(o.value for o in protocol.deidentification.options)) \
             if protocol.deidentification.options else ""
         self.deid = Deidentifier(bytes.fromhex(secrets["pseudonym_key"]), protocol.deidentification.options, method)
-        self.client = OrthancDicomWeb.from_settings(settings)  # the research archive: copies go here
-        self.pacs = OrthancDicomWeb.source_pacs(settings)  # the source studies: read only
-        self.state = StateStore(state_database(settings))
-        self.linkage = LinkageRegister(state_database(settings))
-        self.ls = label_studio_client(settings)
+        self.client = adapters.research_archive  # copies go here
+        self.pacs = adapters.source_pacs  # the source studies: read only
+        self.state = adapters.series_state
+        self.linkage = LinkageRegister(adapters.database)
+        self.ls = adapters.label_studio
         self._project_id: int | None = None
 
     # -- selection ---------------------------------------------------------
@@ -126,7 +131,7 @@ class Syncer:
 
     def project_id(self) -> int:
         if self._project_id is None:
-            project, marker = Provisioner(self.settings).find_project(self.protocol.id)
+            project, marker = find_protocol_project(self.ls, self.protocol.id)
             if project is None:
                 raise RadlabelError(f"protocol {self.protocol.id} has no Label Studio project: "
                                     f"run `radlabel provision` on its template first.")
@@ -144,8 +149,9 @@ class Syncer:
         summary.selected = len(targets)
         # A progress bar where a person watches; plain lines in logs and CI.
         bar = tqdm(total=len(targets), unit="series", disable=not sys.stderr.isatty(), file=sys.stderr)
-        queue = job_queue(self.settings)
-        if isinstance(queue, InProcessQueue):  # one after another, reported as they finish
+        # Series go to the workers as jobs in the scale profile; without a queue they are synced here, in turn.
+        queue = self._queue or (RQQueue(self.settings) if self.settings.profile == "scale" else None)
+        if queue is None:  # one after another, reported as they finish
             for number, (study_uid, series_uid) in enumerate(targets, 1):
                 self._tally(summary, self.sync_series(study_uid, series_uid, force=force), number, len(targets))
                 bar.update(1)
@@ -186,7 +192,7 @@ class Syncer:
         summary.refreshed_image_urls = self.refresh_image_urls()
         from connectors.seg_import import SegImporter  # the reverse path: readers' SEGs into the tasks
 
-        summary.segs = [result.as_dict() for result in SegImporter(self).run()]
+        summary.segs = [result.as_dict() for result in SegImporter.for_syncer(self).run()]
         for result in summary.segs:
             self.progress(f"SEG {result['seg_key']}: {result['outcome']} into task {result['task_id']}")
         return summary
@@ -287,7 +293,7 @@ class Syncer:
         signature = self.deid.digest("linkage", linkage_signature(research)).hex()
         names = kept_quasi_identifiers(research[0])
         limit = self.protocol.deidentification.max_linkage_risk
-        with file_lock(self.settings.home, f"linkage-{self.protocol.id}"):  # workers decide one at a time
+        with state_lock(self.settings, f"linkage-{self.protocol.id}"):  # workers decide one at a time
             k = self.linkage.class_size(self.protocol.id, key, signature)
             hold = limit is not None and 1.0 / k > limit
             self.linkage.record(self.protocol.id, key, signature, names, released=not hold)
