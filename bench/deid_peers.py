@@ -76,7 +76,10 @@ def values_of(ds: pydicom.Dataset) -> set[str]:
     Exact values, not substrings: a StudyID of 1000 is not "found" inside a SOP class UID."""
     found = set()
     for element in ds.iterall():
-        if element.VR in ("SQ", "OB", "OW", "OF", "OD", "UN") or element.tag == 0x7FE00010:
+        # Binary numbers (US, SS, UL, SL, FL, FD, AT) cannot carry a copied name, ID, date or UID: mlut_18.dcm's
+        # LUTData holds the number 1200, which the string match took for its StudyTime "1200" (a false positive).
+        if element.VR in ("SQ", "OB", "OW", "OF", "OD", "UN", "US", "SS", "UL", "SL", "FL", "FD", "AT", "US or SS",
+                          "US or OW", "US or SS or OW", "OB or OW") or element.tag == 0x7FE00010:
             continue
         value = element.value
         for item in (value if isinstance(value, (list, pydicom.multival.MultiValue)) else [value]):

@@ -59,5 +59,13 @@ class LinkageRegister:
         sizes = Counter(signature for signature, _ in released)
         kept = Counter(name for _, names in released for name in names)
         return {"series": len(released), "unique_series": sum(1 for signature, _ in released if sizes[signature] == 1),
+                "unique_series_keys": sorted(key for key, signature in self._released_keys(protocol_id)
+                                             if sizes[signature] == 1),
                 "max_risk": max_risk, "quasi_identifiers_kept": dict(sorted(kept.items())),
                 "held_for_linkage": sum(1 for _, _, flag in rows if not flag)}
+
+    def _released_keys(self, protocol_id: str) -> list[tuple[str, str]]:
+        with self.database.connect() as db:
+            return [(key, signature) for key, signature in db.execute(
+                "SELECT series_key, signature FROM linkage_signatures WHERE protocol_id=? AND released=1",
+                (protocol_id,)).fetchall()]

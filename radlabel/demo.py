@@ -34,9 +34,11 @@ from radlabel.settings import load_settings
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "protocol_templates"
 DEMO_SYNC = ["ct-liver-lesions.yaml", "ct-lung-nodules.yaml", "mr-brain-tumour.yaml"]
+# Two synthetic studies of each kind: a protocol's research series then share their linkage class (k = 2).
+DEMO_SIZES = SampleSizes(ct_studies=2, mr_studies=2)
 
 
-def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, sizes: SampleSizes = SampleSizes()) -> int:
+def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, sizes: SampleSizes = DEMO_SIZES) -> int:
     settings = load_settings()
     summary: dict = {"state_directory": str(settings.home), "stages": []}
 
@@ -93,7 +95,10 @@ def _data_in_stages(settings, sizes: SampleSizes, progress, stage) -> dict:
     synced = {}
     for name in DEMO_SYNC:
         protocol = load_template(TEMPLATES / name)
-        synced[protocol.id] = Syncer(settings, protocol, progress).run().as_dict()
+        syncer = Syncer(settings, protocol, progress)
+        synced[protocol.id] = syncer.run().as_dict()
+        unique = set(synced[protocol.id]["linkage"].get("unique_series_keys", []))
+        synced[protocol.id]["unique_sources"] = [s.source for s in loaded if syncer.series_key(s.series_uid) in unique]
     stage("sync: PACS -> de-identified research copies -> Label Studio tasks", started, sync=synced)
     return {"loaded": loaded, "provisioned": provisioned, "synced": synced}
 
@@ -163,6 +168,10 @@ def _print_summary(summary: dict, ran: dict) -> None:
               f"{result['already_done']} already done, {result['quarantined']} quarantined, {result['held']} held; "
               f"{result['linkage']['unique_series']} of {result['linkage']['series']} released series unique on "
               f"their quasi-identifiers and shape")
+        for source in result.get("unique_sources", []):
+            print(f"      unique: {source} is the only released series of its scanner model, body part and shape; "
+                  "those are what readers need exactly, so it stays unique until a series like it is released "
+                  "(README: De-identification, linkage)")
         for series in result["series"]:
             flags = ", ".join(f["code"] for f in series["flags"] if f["code"] != "deidentified")
             print(f"      series {series['series_key']}: {series['status']}"

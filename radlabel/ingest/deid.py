@@ -18,6 +18,7 @@ import copy
 import datetime as dt
 import hashlib
 import hmac
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -43,6 +44,9 @@ _METHOD_MEANINGS = {
 _PSEUDONYM_ELEMENTS = {int(Tag("PatientID")), int(Tag("PatientName"))}
 _TEMPORAL_VRS = ("DA", "DT", "TM")
 _TEXT_VRS = ("LO", "SH", "ST", "LT", "UT", "CS", "UC")
+# Free text (not coded strings): an allow-listed one is kept only once the source's identifying strings are out
+# of it (a device an institution built itself names the institution in Manufacturer).
+_FREE_TEXT_VRS = ("LO", "SH", "ST", "LT", "UT", "UC")
 # Type 1 (or 1C) in the enhanced multi-frame, segmentation, SR and waveform IODs (Enhanced General
 # Equipment, Enhanced MR/CT Image, Content Identification, SR Document General, Waveform Identification):
 # there a conditional X/D, X/Z/D or Z/D action must dummy, not delete.
@@ -192,6 +196,8 @@ class Deidentifier:
                 return "K"
             if Option.RETAIN_LONGITUDINAL_MODIFIED_DATES in self.options:
                 return "S"
+        if option == "K" and name in tables.GENERALISED:
+            return "G"
         if option == "K":
             return "R" if element.VR == "SQ" else "K"
         if option == "C":
@@ -204,7 +210,7 @@ class Deidentifier:
                 return "R"  # a sequence is dummied by de-identifying its items
             return resolved
         if name in tables.SAFE:
-            return "R" if element.VR == "SQ" else "K"
+            return "R" if element.VR == "SQ" else ("C" if element.VR in _FREE_TEXT_VRS else "K")
         if name in tables.CLEANED:
             return "C"
         if name in tables.DUMMIED:
@@ -223,11 +229,17 @@ class Deidentifier:
                 items.append(item_copy)
             target.add(DataElement(element.tag, "SQ", Sequence(items)))
         elif action == "C":
-            if element.VR in _TEXT_VRS and element.value:
-                target.add(DataElement(element.tag, element.VR, self._scrub(str(element.value), ctx.phi)))
+            values = list(element.value) if element.VM > 1 else [element.value]
+            cleaned = [self._scrub(str(v), ctx.phi) if v else v for v in values]
+            if element.VR in _TEXT_VRS and cleaned != [" ".join(str(v).split()) if v else v for v in values]:
+                target.add(DataElement(element.tag, element.VR, cleaned if element.VM > 1 else cleaned[0]))
                 report.count("cleaned")
             else:
-                target.add(_own(element))
+                target.add(_own(element))  # nothing identifying in it: kept exactly as it was
+        elif action == "G":
+            target.add(DataElement(element.tag, element.VR, _generalised(tables.keyword(int(element.tag)),
+                                                                         element.value)))
+            report.count("generalised")
         elif action == "S":
             target.add(DataElement(element.tag, element.VR, self._shifted(element, ctx)))
             report.count("date_shifted")
@@ -298,6 +310,24 @@ def _pair_value(root: Dataset, name: str, vr: str) -> str:
     else:
         return ""
     return str(root.get(other, "") or "") if other in root else ""
+
+
+def _generalised(name: str, value):
+    """A retained patient characteristic in its band (``deid_tables.GENERALISED``): the lower bound of the band, so
+    an age of 72 years reads 070Y, a weight of 73.4 kg reads 70; an unreadable value becomes empty."""
+    band = tables.GENERALISED[name]
+    text = str(value or "").strip()
+    try:
+        if name == "PatientAge":
+            if not re.fullmatch(r"\d{3}[DWMY]", text):
+                return None
+            # an age in days, weeks or months is a young child's: the first band
+            years = int(text[:3]) if text[3] == "Y" else 0
+            return f"{min(years // band * band, 90):03d}Y"  # 90 and over in one band (as HIPAA's Safe Harbor)
+        number = float(text)
+    except (ValueError, IndexError):
+        return None
+    return f"{round(math.floor(number / band + 1e-9) * band, 3):g}"
 
 
 def _dummy(vr: str):

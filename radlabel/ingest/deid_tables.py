@@ -80,7 +80,8 @@ DEVICE_TEMPORAL = _words("""
 # Identifying in themselves whatever the longitudinal options say.
 NEVER_SHIFTED = _words("PatientBirthDate PatientBirthTime")
 
-# Attributes Table E.1-1 does not list that radlabel keeps (the allow-list). Free text is not here.
+# Attributes Table E.1-1 does not list that radlabel keeps (the allow-list). Free text is not here; the short
+# text kept here (Manufacturer, model, software, kernel names) is cleaned of the source's identifying strings.
 SAFE = _words("""
     SpecificCharacterSet ImageType SOPClassUID Modality Manufacturer ManufacturerModelName SoftwareVersions
     SeriesNumber InstanceNumber AcquisitionNumber
@@ -207,6 +208,11 @@ SAFE = _words("""
     PertinentOtherEvidenceSequence ReferencedBeamSequence ReferencedBeamNumber RTPlanRelationship
     """)
 
+# Patient characteristics kept under Retain Patient Characteristics only in bands (band width, in the attribute's
+# unit: years, kg, m): an exact age, weight or height singles a patient out among a protocol's series, a band does
+# not; the readers' and the models' use of them (a cohort's age and size) needs no more.
+GENERALISED: dict[str, float] = {"PatientAge": 5, "PatientWeight": 5, "PatientSize": 0.05}
+
 # Not listed by Table E.1-1 but free content inside structured content: a dummy value keeps the item valid.
 DUMMIED = _words("TextValue PersonName Date Time DateTime")
 
@@ -238,6 +244,9 @@ QUASI_IDENTIFIERS = (
     "PatientAge", "PatientSize", "PatientWeight", "EthnicGroup", "BodyPartExamined", "ProtocolName",
     "StudyDescription", "SeriesDescription",
 )
+# Under Modified Dates these are moved by the patient's secret offset (whole days plus 1-23 h): without the key
+# they match nothing in the source, so they link nothing and stay out of the linkage signature.
+SHIFTED_QUASI_IDENTIFIERS = frozenset(QUASI_IDENTIFIERS[:9])
 # The series shape (always kept: readers need it) joins them.
 SHAPE = ("Modality", "Rows", "Columns", "SliceThickness")
 

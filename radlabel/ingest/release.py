@@ -106,12 +106,22 @@ def kept_quasi_identifiers(copy: Dataset) -> list[str]:
     return [name for name in tables.QUASI_IDENTIFIERS if str(copy.get(name, "") or "").strip()]
 
 
+def linking_quasi_identifiers(copy: Dataset) -> list[str]:
+    """The kept quasi-identifiers whose output value can be matched to the source: all of them, except dates and
+    times moved by the patient's secret offset (Modified Dates), which match nothing without the key."""
+    shifted = str(copy.get("LongitudinalTemporalInformationModified", "") or "") == "MODIFIED"
+    return [name for name in kept_quasi_identifiers(copy)
+            if not (shifted and name in tables.SHIFTED_QUASI_IDENTIFIERS)]
+
+
 def linkage_signature(copies: list[Dataset]) -> str:
-    """What an output series shows an outsider who knows the source: its kept quasi-identifiers with their
-    (de-identified) values, its shape and its instance count, as canonical JSON. Series with equal signatures
-    form one class of size k; the CLI batch and sync's register (connectors/linkage_register.py) both use it."""
+    """What an output series shows an outsider who knows the source: its linking quasi-identifiers with their
+    (de-identified, generalised) values, its exact shape and its instance count, as canonical JSON. Series with
+    equal signatures form one class of size k; the CLI batch and sync's register (connectors/linkage_register.py)
+    both use it. The shape stays exact: readers need it exactly, so it is not generalised in the output and a
+    measure that bucketed it would understate what an attacker holding the source archive can match."""
     first = copies[0]
-    names = kept_quasi_identifiers(first)
+    names = linking_quasi_identifiers(first)
     values = [str(first.get(name, "") or "") for name in names]
     shape = [str(first.get(name, "") or "") for name in tables.SHAPE]
     return json.dumps([names, values, shape, len(copies)], separators=(",", ":"))

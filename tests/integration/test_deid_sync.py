@@ -48,7 +48,7 @@ def test_sync_holds_a_series_unique_on_its_quasi_identifiers_until_its_class_gro
     assert syncer.deid.uid(studies[63].series_uid) not in research  # nothing of it reached the archive
     assert {syncer.deid.uid(studies[s].series_uid) for s in (61, 62)} <= research
     assert {k: v for k, v in summary.linkage.items() if k != "quasi_identifiers_kept"} == \
-        {"series": 2, "unique_series": 0, "max_risk": 0.5, "held_for_linkage": 1}
+        {"series": 2, "unique_series": 0, "unique_series_keys": [], "max_risk": 0.5, "held_for_linkage": 1}
     # the register keeps keyed digests and attribute names only: no value, de-identified or not
     rows = state_rows(settings, "SELECT signature, quasi_identifiers FROM linkage_signatures WHERE protocol_id=?",
                       "linkage_test")

@@ -8,7 +8,8 @@ from radlabel.demo import run_demo
 
 def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
     # 26 MR slices of 4 mm: 104 mm of head, enough to show a face (and so to be defaced)
-    assert run_demo(as_json=True, progress=lambda message: None, sizes=SampleSizes(ct_slices=24, mr_slices=26)) == 0
+    assert run_demo(as_json=True, progress=lambda message: None, sizes=SampleSizes(ct_slices=24, mr_slices=26,
+                                                                                         ct_studies=2, mr_studies=2)) == 0
     summary = json.loads(capsys.readouterr().out)
     stages = [s["stage"] for s in summary["stages"]]
     assert stages == ["stack up", "samples into the PACS (STOW-RS)", "queried back over QIDO-RS",
@@ -29,6 +30,15 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
         done = sum(1 for s in result["series"] if s["status"] == "done")
         linkage = result["linkage"]
         assert linkage["series"] >= done and 0 <= linkage["unique_series"] <= linkage["series"]
+    # none of the demo's released series is unique on its linking values (shifted dates link nothing; two
+    # synthetic studies of a kind share a class), except the real CT in the liver protocol: the only one of its
+    # scanner, body part and shape, named with the reason (README). Alone on a stack: lung 0 of 2, brain 0 of 2.
+    for result in sync.values():
+        assert set(result["unique_sources"]) <= {"totalseg-ct-20"}
+    assert sync["ct_liver_lesions"]["unique_sources"] == ["totalseg-ct-20"]
+    for protocol_id in ("ct_lung_nodules", "mr_brain_tumour"):
+        assert sum(1 for s in sync[protocol_id]["series"] if s["status"] == "done") >= 2
+        assert sync[protocol_id]["unique_sources"] == []
     # the head MR is defaced and goes to readers (the brain protocol's face_risk: deface)
     brain = [s for s in sync["mr_brain_tumour"]["series"] if s["status"] == "done"]
     assert brain and any(f["code"] == "defaced" for s in brain for f in s["flags"]) and all(s["task_id"] for s in brain)

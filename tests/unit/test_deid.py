@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from pydicom.tag import Tag
 
 from radlabel.ingest.deid import Deidentifier
@@ -56,7 +57,9 @@ def test_modified_dates_shift_consistently_per_patient_and_birth_date_goes():
     assert out.StudyDate != study.datasets[0].StudyDate and len(out.StudyDate) == 8
     assert out.StudyDate == out.SeriesDate  # same shift for every date of the patient
     assert not out.PatientBirthDate
-    assert out.PatientSex == study.datasets[0].PatientSex and out.PatientAge == study.datasets[0].PatientAge
+    assert out.PatientSex == study.datasets[0].PatientSex
+    age = int(str(study.datasets[0].PatientAge)[:3])
+    assert out.PatientAge == f"{min(age // 5 * 5, 90):03d}Y"  # in its 5-year band
     assert out.LongitudinalTemporalInformationModified == "MODIFIED"
     full = Deidentifier(KEY, [Option.RETAIN_LONGITUDINAL_FULL_DATES]).deidentify(study.datasets[0])
     assert full.StudyDate == study.datasets[0].StudyDate
@@ -75,6 +78,29 @@ def test_descriptors_are_cleaned_of_identifying_words():
     source.SeriesDescription = f"AX CHEST for {source.PatientName.family_name}"
     out = Deidentifier(KEY, [Option.CLEAN_DESCRIPTORS]).deidentify(source)
     assert out.SeriesDescription == "AX CHEST for"
+
+
+def test_a_manufacturer_naming_the_institution_is_cleaned_and_other_kept_text_stays_exact():
+    # pydicom's mlut_18.dcm and vlut_04.dcm: Manufacturer and InstitutionName are both "OFFIS" (an institute's own
+    # software made them); the allow-listed Manufacturer carried the institution's name into the output.
+    source = make_ct_study(seed=36, slices=2, size=64).datasets[0]
+    source.InstitutionName = source.Manufacturer = "OFFIS"
+    source.ConvolutionKernel = ["B30f", "OFFIS sharp"]
+    out = Deidentifier(KEY).deidentify(source)
+    assert "OFFIS" not in dump(out) and not out.Manufacturer
+    assert list(out.ConvolutionKernel) == ["B30f", "sharp"]
+    plain = make_ct_study(seed=36, slices=2, size=64).datasets[0]
+    assert Deidentifier(KEY).deidentify(plain).ManufacturerModelName == plain.ManufacturerModelName
+
+
+@pytest.mark.parametrize("name, value, band", [("PatientAge", "072Y", "070Y"), ("PatientAge", "094Y", "090Y"),
+                                                ("PatientAge", "018M", "000Y"), ("PatientWeight", "73.4", "70"),
+                                                ("PatientSize", "1.78", "1.75")])
+def test_retained_patient_characteristics_are_kept_in_bands(name, value, band):
+    source = make_ct_study(seed=38, slices=2, size=64).datasets[0]
+    setattr(source, name, value)
+    out = Deidentifier(KEY, [Option.RETAIN_PATIENT_CHARACTERISTICS]).deidentify(source)
+    assert str(out[name].value) == band
 
 
 def test_burned_in_text_is_found_by_ocr_and_masked_on_a_phantom():

@@ -229,7 +229,7 @@ def test_every_option_column_entry_is_kept_or_cleaned_under_its_option(option):
     out = Deidentifier(KEY, [option]).deidentify(source)
     for name, (action, vr) in expected.items():
         assert name in out, name
-        if vr != "SQ" and action == "K":
+        if vr != "SQ" and action == "K" and name not in tables.GENERALISED:  # those: in bands (test_deid.py)
             assert out[name].value == source[name].value, name
         if vr != "SQ" and name not in tables.SAFE:  # without the option the value does not survive
             assert name not in plain or plain[name].value != source[name].value, name
