@@ -67,7 +67,7 @@ def synced_case(settings, protocol, seed: int = 7):
         label_studio=ls, research_archive=ports.research_archive, database=database,
         adjudications=Adjudications(database)))
     return SimpleNamespace(ls=ls, project_id=project_id, task=task, adjudicator=adjudicator,
-                           archive=ports.research_archive)
+                           archive=ports.research_archive, ports=ports, database=database)
 
 
 def sync_ports(settings, pacs, ls):
