@@ -21,8 +21,10 @@ from typing import Callable
 
 from tqdm import tqdm
 
+from connectors.database import state_lock
 from connectors.jobs import JobQueue, RQQueue
 from connectors.label_studio import label_studio_errors
+from connectors.linkage_register import LinkageRegister
 from connectors.projects import find_protocol_project
 from connectors.state import SeriesRecord
 from connectors.viewer import image_urls
@@ -31,7 +33,7 @@ from radlabel.audit import audit_log
 from radlabel.dicom_files import repair_missing_uids
 from radlabel.errors import RadlabelError
 from radlabel.ingest.deid import Deidentifier
-from radlabel.ingest.release import prepare_synced_series
+from radlabel.ingest.release import kept_quasi_identifiers, linkage_signature, prepare_synced_series
 from radlabel.ingest.render import png_bytes, window
 from radlabel.ingest.series import Frame, frame_pixels
 from radlabel.ingest.validate import validate_series
@@ -64,6 +66,7 @@ class SyncSummary:
     segs: list[dict] = field(default_factory=list)  # readers' SEGs imported into tasks
     gold_copies: list[int] = field(default_factory=list)  # hidden gold tasks inserted by this run
     refreshed_image_urls: int = 0  # tasks whose slice URLs were signed again before they expire
+    linkage: dict = field(default_factory=dict)  # the protocol's released series unique on their quasi-identifiers
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -85,6 +88,7 @@ class Syncer:
         self.client = adapters.research_archive  # copies go here
         self.pacs = adapters.source_pacs  # the source studies: read only
         self.state = adapters.series_state
+        self.linkage = LinkageRegister(adapters.database)
         self.ls = adapters.label_studio
         self._project_id: int | None = None
 
@@ -152,16 +156,20 @@ class Syncer:
                 self._tally(summary, self.sync_series(study_uid, series_uid, force=force), number, len(targets))
                 bar.update(1)
         else:  # one job per series on the workers; the run waits for all of them
-            nonce = f":{time.time()}" if force else ""
+            nonce = f":{time.time()}"
+            retried = set()  # held for linkage: a new job (RQ hands back a finished job's result for its key)
             if not force:  # what the state store already has done is reported, not queued
                 finished = ("done", "quarantined", "held")
                 for study_uid, series_uid in list(targets):
                     record = self.state.get(self.series_key(series_uid), self.protocol.id)
-                    if record and record.status in finished:
+                    if record and _held_for_linkage(record.as_dict()):
+                        retried.add(series_uid)
+                    elif record and record.status in finished:
                         self._tally(summary, record.as_dict() | {"outcome": "already done"}, 0, len(targets))
                         targets.remove((study_uid, series_uid))
             submitted = [queue.submit("sync_series", f"sync_series:{self.protocol.id}:{self.protocol.version}:"
-                                      f"{self.series_key(series_uid)}{nonce}", protocol_id=self.protocol.id,
+                                      f"{self.series_key(series_uid)}"
+                                      f"{nonce if force or series_uid in retried else ''}", protocol_id=self.protocol.id,
                                       study_uid=study_uid, series_uid=series_uid, force=force)
                          for study_uid, series_uid in targets]
             failures = []
@@ -175,6 +183,8 @@ class Syncer:
                 raise RadlabelError(f"{len(failures)} of {len(targets)} series failed to sync (first: {failures[0]}); "
                                     "the others are done: re-run sync to retry.")
         bar.close()
+        self._retry_linkage_holds(summary, targets)
+        summary.linkage = self.linkage.summary(self.protocol.id, self.protocol.deidentification.max_linkage_risk)
         from connectors.qa import QualityDesk  # hidden gold copies keep their rate in the growing queue
 
         produced = sum(1 for r in self.state.all(self.protocol.id) if r.status == "done")
@@ -230,7 +240,8 @@ class Syncer:
     def sync_series(self, study_uid: str, series_uid: str, force: bool = False) -> dict | None:
         key = self.series_key(series_uid)
         record = self.state.get(key, self.protocol.id)
-        if record and record.status in ("done", "quarantined", "held") and not force:
+        if record and record.status in ("done", "quarantined", "held") and not force \
+                and not _held_for_linkage(record.as_dict()):
             return record.as_dict() | {"outcome": "already done"}
         datasets = self.pacs.retrieve_series(study_uid, series_uid, media_types=(("application/dicom", "*"),))
         if datasets and all(str(ds.get("DeidentificationMethod", "")).startswith("radlabel") for ds in datasets):
@@ -258,7 +269,7 @@ class Syncer:
         with ThreadPoolExecutor(1) as background:
             research, hold = prepare_synced_series(self.deid, datasets, frames, values, self.protocol.deidentification,
                                                    key, flags)  # the same boundary as `radlabel deid`
-            if hold:
+            if hold or self._linkage_hold(key, research, flags):
                 record.pseudo_study_uid = record.pseudo_series_uid = None
                 return self._finish(record, "held", flags, "held for review")
             storing = background.submit(self.client.store, research)
@@ -275,6 +286,34 @@ class Syncer:
         record.task_id = self._ensure_task(record, frames, images, report.slice_spacing_mm, interrupted_at_task,
                                            self.acquisition(datasets[0]))
         return self._finish(record, "done", flags, "synced")
+
+    # -- linkage ---------------------------------------------------------------
+    def _linkage_hold(self, key: str, research: list, flags: list[dict]) -> bool:
+        """Record the series' linkage signature; hold it (flag ``linkage_risk``) when 1/k is above the protocol's
+        maximum, k counted over what the protocol released, what it holds for linkage, and this series."""
+        signature = self.deid.digest("linkage", linkage_signature(research)).hex()
+        names = kept_quasi_identifiers(research[0])
+        limit = self.protocol.deidentification.max_linkage_risk
+        with state_lock(self.settings, f"linkage-{self.protocol.id}"):  # workers decide one at a time
+            k = self.linkage.class_size(self.protocol.id, key, signature)
+            hold = limit is not None and 1.0 / k > limit
+            self.linkage.record(self.protocol.id, key, signature, names, released=not hold)
+        if hold:
+            flags.append({"code": "linkage_risk", "message": f"linkage risk 1/{k} is above the protocol's maximum "
+                          f"{limit} on {len(names)} quasi-identifier(s) and shape: held until enough series share them"})
+        return hold
+
+    def _retry_linkage_holds(self, summary: SyncSummary, targets: list[tuple[str, str]]) -> None:
+        """Series held as too unique are tried again once this run released others: their class may have grown."""
+        if not summary.synced:
+            return
+        sources = {self.series_key(series_uid): (study_uid, series_uid) for study_uid, series_uid in targets}
+        for entry in [s for s in summary.series if _held_for_linkage(s) and s["series_key"] in sources]:
+            record = self.sync_series(*sources[entry["series_key"]])
+            if record is not None and record["status"] != "held":
+                summary.series.remove(entry)
+                summary.held -= 1
+                self._tally(summary, record, 0, len(targets))
 
     def _finish(self, record: SeriesRecord, status: str, items: list[dict], outcome: str) -> dict:
         audit_log(self.settings).append("sync", "radlabel-sync", f"{self.protocol.id} {self.protocol.version}",
@@ -364,3 +403,7 @@ class Syncer:
                     return task.id
         return None
 
+
+def _held_for_linkage(record: dict) -> bool:
+    """Held only because its linkage class was too small: tried again on every run."""
+    return record.get("status") == "held" and "linkage_risk" in (record.get("reasons") or [])

@@ -330,7 +330,8 @@ def _prepare_releases(deid, groups: dict, in_dir: Path, report, policy) -> tuple
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # pydicom's warnings quote header values
-                releases.append(prepare_series(deid, datasets, names, report, policy.burned_in_text == "mask"))
+                releases.append(prepare_series(deid, datasets, names, report, policy.burned_in_text == "mask",
+                                              policy.face_risk))
         except RadlabelError:
             raise
         except Exception as exc:  # a header we read but cannot de-identify: name the series' first file

@@ -160,7 +160,9 @@ def _print_summary(summary: dict, ran: dict) -> None:
     print("\nSync (validate, de-identify, render, task):")
     for protocol_id, result in ran["synced"].items():
         print(f"  - {protocol_id}: {result['selected']} series selected, {result['synced']} synced, "
-              f"{result['already_done']} already done, {result['quarantined']} quarantined, {result['held']} held")
+              f"{result['already_done']} already done, {result['quarantined']} quarantined, {result['held']} held; "
+              f"{result['linkage']['unique_series']} of {result['linkage']['series']} released series unique on "
+              f"their quasi-identifiers and shape")
         for series in result["series"]:
             flags = ", ".join(f["code"] for f in series["flags"] if f["code"] != "deidentified")
             print(f"      series {series['series_key']}: {series['status']}"
