@@ -75,8 +75,9 @@ def sync_ports(settings, pacs, ls):
     from connectors.database import state_database
     from connectors.state import StateStore
 
-    return SimpleNamespace(source_pacs=pacs, research_archive=FakeArchive(), label_studio=ls,
-                           series_state=StateStore(state_database(settings)))
+    database = state_database(settings)
+    return SimpleNamespace(source_pacs=pacs, research_archive=FakeArchive(), label_studio=ls, database=database,
+                           series_state=StateStore(database))
 
 
 class _Resource:
