@@ -63,12 +63,14 @@ class ExportResult:
     splits: dict[str, int]
 
 
-def export_dataset(settings: Settings, protocol: Protocol, out: Path, fmt: str = "nifti", seed: int = 0) -> ExportResult:
+def export_dataset(settings: Settings, protocol: Protocol, out: Path, fmt: str = "nifti", seed: int = 0,
+                   adapters=None) -> ExportResult:
+    """The protocol's final labels as a training set in ``out`` (``adapters``: ``wiring.Adapters``, or fakes)."""
     if fmt not in ("nifti", "dicom-seg"):
         raise RadlabelError(f"--format {fmt!r}: expected nifti or dicom-seg.")
     if out.exists() and any(out.iterdir()):
         raise RadlabelError(f"{out} is not empty: give a new or empty folder (nothing is overwritten).")
-    adjudicator = Adjudicator(settings)
+    adjudicator = Adjudicator(settings, adapters=adapters)
     final = adjudicator.adjudications.final(protocol.id)
     if not final:
         raise RadlabelError(f"protocol {protocol.id} has no final labels yet: adjudicate first (`radlabel reconcile`).")

@@ -41,7 +41,7 @@ from radlabel.qa.sampling import gold_copies_due, sampled_for_review
 from radlabel.qa.scoring import ReadScore, score_read
 from radlabel.settings import Settings
 
-__all__ = ["QualityDesk", "report_figures"]
+__all__ = ["QualityDesk", "counting_readers", "report_figures"]
 
 # Task data that would tell a reader where a copy came from.
 _HIDDEN_KEYS = ("source_task", "disagreement")
@@ -57,6 +57,15 @@ def _epoch(value) -> float:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return time.time()
+
+
+def counting_readers(database: Database, protocol: Protocol) -> set[int] | None:
+    """The readers whose reads count for this protocol: its certified readers from the moment the calibration set is
+    complete; None (everyone's) before."""
+    records = QaRecords(database)
+    if len(records.gold(protocol.id)) < protocol.qa.calibration.cases:
+        return None
+    return records.certified_readers(protocol.id)
 
 
 class QualityDesk:
@@ -96,7 +105,8 @@ class QualityDesk:
         return self.records.certified_readers(protocol_id)
 
     def counts(self, protocol: Protocol, reader: int) -> bool:
-        return not self.certification_enforced(protocol) or reader in self.certified_readers(protocol.id)
+        counting = counting_readers(self.database, protocol)
+        return counting is None or reader in counting
 
     def reference(self, protocol: Protocol, task_id: int) -> tuple[Read, object]:
         """The final labels of a gold (or final) task as a read, and the task."""

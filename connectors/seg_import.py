@@ -68,12 +68,14 @@ class ImportedSegs:
             db.execute("INSERT INTO imported_segs VALUES (?,?,?) ON CONFLICT DO NOTHING", (seg_key, task_id, annotation_id))
 
 
-def store_read(settings: Settings, ls, task_id: int, user_id: int, masks: dict[str, np.ndarray], source: str) -> int:
-    """A SEG's class masks as ``user_id``'s annotation of a task (vouched by radlabel); the annotation id."""
+def store_read(settings: Settings, ls, task_id: int, user_id: int, masks: dict[str, np.ndarray], source: str,
+               **extra) -> int:
+    """A SEG's class masks as ``user_id``'s annotation of a task (vouched by radlabel; ``extra``: more annotation
+    fields, e.g. ``lead_time``); the annotation id."""
     from connectors.authorship import post_read
 
     with label_studio_errors(f"store the SEG in task {task_id}"):
-        return post_read(settings, ls, task_id, user_id, mask_regions(masks), source)
+        return post_read(settings, ls, task_id, user_id, mask_regions(masks), source, **extra)
 
 
 class SegImporter:

@@ -10,7 +10,9 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from connectors.database import Database
+from connectors.database import Database, file_lock
+
+__all__ = ["SCHEMA", "SeriesRecord", "StateStore", "file_lock"]  # file_lock: now the database's, named here too
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (

@@ -188,7 +188,8 @@ class Syncer:
         from connectors.qa import QualityDesk  # hidden gold copies keep their rate in the growing queue
 
         produced = sum(1 for r in self.state.all(self.protocol.id) if r.status == "done")
-        summary.gold_copies = QualityDesk(self.settings, self.ls).insert_gold(self.protocol, self.project_id(), produced)
+        desk = QualityDesk(self.settings, self.ls, archive=self.client)
+        summary.gold_copies = desk.insert_gold(self.protocol, self.project_id(), produced)
         summary.refreshed_image_urls = self.refresh_image_urls()
         from connectors.seg_import import SegImporter  # the reverse path: readers' SEGs into the tasks
 

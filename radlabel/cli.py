@@ -666,6 +666,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"radlabel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _stack_commands(sub)
+    _data_commands(sub)
+    _label_map_commands(sub)
+    _adjudication_commands(sub)
+    _qa_commands(sub)
+
+    # -- readers (issue #8: OHIF extension; defined in connectors/readers.py) --
+    from connectors.readers import add_cli as add_readers_cli
+    add_readers_cli(sub)
+    # -- end readers --
+    from connectors.authorship import add_cli as add_reads_cli  # issue 17: reads whose author is not verified
+    add_reads_cli(sub)
+    return parser
+
+
+def _stack_commands(sub) -> None:
+    """install, up, status, worker, down."""
     sub.add_parser("install", help="install Label Studio and the OHIF viewer (apt parts: make install)").set_defaults(func=cmd_install)
     for name, func, text in (("up", cmd_up, "start the local stack (idempotent)"),
                              ("status", cmd_status, "report each service's health (exit 1 unless all healthy)")):
@@ -683,6 +700,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
     sub.add_parser("down", help="stop the processes this state directory started").set_defaults(func=cmd_down)
 
+
+def _data_commands(sub) -> None:
+    """samples, templates, provision, sync, validate, deid."""
     samples = sub.add_parser("samples", help="sample studies").add_subparsers(dest="samples_command", required=True, metavar="ACTION")
     load = samples.add_parser("load", help="store synthetic studies, the real CT and any PATHS in Orthanc")
     load.add_argument("paths", nargs="*", help="extra DICOM files or folders to store")
@@ -738,6 +758,9 @@ def build_parser() -> argparse.ArgumentParser:
     deid.add_argument("--json", action="store_true")
     deid.set_defaults(func=cmd_deid)
 
+
+def _label_map_commands(sub) -> None:
+    """agreement, consensus, seg (conversions and the administrator's import)."""
     agreement = sub.add_parser("agreement", help="agreement between label maps (NIfTI or DICOM-SEG)")
     agreement.add_argument("labelmaps", nargs="+")
     agreement.add_argument("--spacing", type=float, nargs=3, metavar=("A0", "A1", "A2"),
@@ -773,6 +796,9 @@ def build_parser() -> argparse.ArgumentParser:
     seg_in.add_argument("--json", action="store_true")
     seg_in.set_defaults(func=cmd_seg_import)
 
+
+def _adjudication_commands(sub) -> None:
+    """reconcile, disagreements, audit, export."""
     reconcile = sub.add_parser("reconcile", help="adjudicate every task whose reads are in (catches missed webhooks)")
     reconcile.add_argument("--json", action="store_true")
     reconcile.set_defaults(func=cmd_reconcile)
@@ -797,6 +823,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--seed", type=int, default=0, help="seed of the split assignment")
     export.set_defaults(func=cmd_export)
 
+
+def _qa_commands(sub) -> None:
+    """gold, calibrate, report, demo."""
     gold = sub.add_parser("gold", help="the gold-standard set of a protocol (final tasks as reference)"
                           ).add_subparsers(dest="gold_command", required=True, metavar="ACTION")
     gold_add = gold.add_parser("add", help="mark final tasks as gold standard")
@@ -824,14 +853,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--profile", choices=["default", "scale"],
                       help="scale: the same pipeline on PostgreSQL, Redis and RQ workers (use a new RADLABEL_HOME)")
     demo.set_defaults(func=cmd_demo)
-
-    # -- readers (issue #8: OHIF extension; defined in connectors/readers.py) --
-    from connectors.readers import add_cli as add_readers_cli
-    add_readers_cli(sub)
-    # -- end readers --
-    from connectors.authorship import add_cli as add_reads_cli  # issue 17: reads whose author is not verified
-    add_reads_cli(sub)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

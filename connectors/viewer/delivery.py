@@ -42,7 +42,8 @@ def import_into_task(settings: Settings, submission: Submission, path: Path) -> 
     ls = client(settings)
     with label_studio_errors(f"read task {submission.task_id}"):
         task = ls.tasks.get(id=submission.task_id)
-    segments = seg_codec.decode(dcmread(path), list(task.data["sop_instance_uids"]))
+    seg = dcmread(path)
+    segments = seg_codec.decode(seg, list(task.data["sop_instance_uids"]))
     masks, _ = seg_codec.class_masks(segments, protocol)  # the readers' API named every segment after a class
     # vouched: the API checked the reader
     annotation_id = store_read(settings, ls, submission.task_id, submission.reader, masks, "ohif")

@@ -67,7 +67,7 @@ def synced_case(settings, protocol, seed: int = 7):
         label_studio=ls, research_archive=ports.research_archive, database=database,
         adjudications=Adjudications(database)))
     return SimpleNamespace(ls=ls, project_id=project_id, task=task, adjudicator=adjudicator,
-                           archive=ports.research_archive)
+                           archive=ports.research_archive, ports=ports, database=database)
 
 
 def sync_ports(settings, pacs, ls):
@@ -75,8 +75,9 @@ def sync_ports(settings, pacs, ls):
     from connectors.database import state_database
     from connectors.state import StateStore
 
-    return SimpleNamespace(source_pacs=pacs, research_archive=FakeArchive(), label_studio=ls,
-                           series_state=StateStore(state_database(settings)))
+    database = state_database(settings)
+    return SimpleNamespace(source_pacs=pacs, research_archive=FakeArchive(), label_studio=ls, database=database,
+                           series_state=StateStore(database))
 
 
 class _Resource:
