@@ -18,7 +18,7 @@ from connectors.database import state_lock
 from connectors.label_studio import as_dict, label_studio_errors, user_id
 from connectors.projects import ARBITRATION_MARKER, load_provisioned, project_kind
 from connectors.provision import Provisioner
-from connectors.qa import QualityDesk
+from connectors.quality import QualityDesk
 from connectors.wiring import Adapters
 from radlabel import seg as seg_codec
 from radlabel.audit import audit_log
@@ -95,11 +95,11 @@ class Adjudicator:
             return self.adjudicate_task(protocol, task_id)
         if kind == "arbitration":
             return self.finish_arbitration(protocol, task_id)
-        return self.quality_desk().handle_event(protocol, kind, task_id)  # a calibration case or a QA review
+        return self.quality_desk().events.handle(protocol, kind, task_id)  # a calibration case or a QA review
 
     def quality_desk(self) -> QualityDesk:
         if self._quality_desk is None:
-            self._quality_desk = QualityDesk(self.settings, self.ls, self.database, self.orthanc)
+            self._quality_desk = QualityDesk.build(self.settings, self.ls, self.database, self.orthanc)
         return self._quality_desk
 
     def _latest_annotations(self, task, protocol: Protocol) -> dict[int, dict]:
@@ -113,7 +113,7 @@ class Adjudicator:
         for annotation in sorted(annotations, key=lambda a: a["id"]):
             if annotation.get("ground_truth") or annotator(annotation) == consensus:
                 continue
-            if not qa.counts(protocol, annotator(annotation)):
+            if not qa.calibration.counts(protocol, annotator(annotation)):
                 continue  # an uncertified reader's read: kept in Label Studio, not counted
             latest[annotator(annotation)] = annotation  # a reader's latest read counts
         return latest
@@ -129,9 +129,9 @@ class Adjudicator:
         if row and row[0] == "arbitration":
             return Outcome(task_id, "arbitration", "waiting for the arbiter", arbitration_task_id=row[1])
         qa = self.quality_desk()
-        case = qa.qa_task(task_id)
+        case = qa.qa_tasks.kind_of(task_id)
         if case and case[0] == "gold_copy":  # hidden gold: scored against its reference, never finalised
-            scores = qa.score_gold_copy(protocol, task_id)
+            scores = qa.hidden_gold.score_copy(protocol, task_id)
             return Outcome(task_id, "gold scored", ", ".join(f"reader {s.reader}: Dice {s.mean_dice:.2f}"
                                                               for s in scores if s.mean_dice is not None))
         with label_studio_errors(f"read task {task_id}"):
@@ -141,7 +141,7 @@ class Adjudicator:
         if len(reads) < protocol.readers.per_study:
             return Outcome(task_id, "waiting", f"{len(reads)} of {protocol.readers.per_study} counted reads")
         decision = decide(reads, protocol, task_spacing(task.data))
-        qa.record_consensus_scores(protocol, task, annotations, decision)
+        qa.scores.record_consensus(protocol, task, annotations, decision)
         if decision.accepted:
             seg_uid = self._finalise(protocol, task, decision.consensus, decision.findings, decision.summary(),
                                      method=protocol.adjudication.method.value, readers=[r.reader for r in reads])
@@ -226,7 +226,7 @@ class Adjudicator:
             if stored.failed:
                 raise RadlabelError(f"Orthanc refused the final SEG of task {task.id}: see the Orthanc log.")
         self.adjudications.save(task.id, protocol.id, "final", self.adjudications.row(task.id)[1] if self.adjudications.row(task.id) else None, seg_uid, summary)
-        self.quality_desk().maybe_review(protocol, task, masks, findings)
+        self.quality_desk().review.maybe_review(protocol, task, masks, findings)
         audit_log(self.settings).append("adjudication", "radlabel-adjudicator", f"{protocol.id} {protocol.version}",
                                         task=task.id, decision="final", method=method, readers=readers,
                                         arbitrated_by=summary.get("arbitrated_by"), seg_sop_instance_uid=seg_uid)

@@ -20,7 +20,7 @@ from connectors.adjudicate import Adjudicator
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.label_studio import client as label_studio_client, label_studio_errors
 from connectors.provision import Provisioner
-from connectors.qa import QualityDesk
+from connectors.quality import QualityDesk, reader_id
 from connectors.sync import Syncer
 from radlabel.brush_rle import mask_regions
 from radlabel.errors import RadlabelError
@@ -84,12 +84,12 @@ class Campaign:
         self.ls = label_studio_client(settings)
         self.pacs = OrthancDicomWeb.pacs_loader(settings)  # the campaign's studies arrive like the hospital's
         self.syncer = Syncer(settings, protocol)
-        self.desk = QualityDesk(settings, self.ls)
+        self.desk = QualityDesk.build(settings, self.ls)
         self.adjudicator = Adjudicator(settings)
         self.truth: dict[str, dict] = {}
 
     def _user(self, name: str) -> int:
-        return self.desk.reader_id(f"{name}@{READER_DOMAIN}")
+        return reader_id(self.ls, f"{name}@{READER_DOMAIN}")
 
     def _post(self, task_id: int, reader: int, masks: dict, lead_time: float) -> None:
         from connectors.authorship import post_read
@@ -122,7 +122,7 @@ class Campaign:
     def _truth_of(self, task_id: int) -> dict:
         """The simulated truth of a task; a calibration case or hidden-gold copy has its own series UIDs,
         so its truth is its source task's (the simulation knows what the readers must not)."""
-        copy = self.desk.qa_task(task_id)
+        copy = self.desk.qa_tasks.kind_of(task_id)
         source = copy[2] if copy and copy[0] in ("calibration", "gold_copy") else task_id
         with label_studio_errors(f"read task {source}"):
             return self.truth[self.ls.tasks.get(id=source).data["series"]]
@@ -143,14 +143,14 @@ class Campaign:
                 outcome = self.adjudicator.adjudicate_task(self.protocol, task_id)
             if outcome.status not in ("final", "already final"):
                 raise RadlabelError(f"gold series task {task_id} did not reach consensus: {outcome.detail}")
-        self.desk.add_gold(self.protocol, gold_tasks)
+        self.desk.gold.add(self.protocol, gold_tasks)
         certifications = {}
         for reader in readers:
             self.progress(f"campaign: {reader.name} reads the calibration set …")
-            self.desk.calibrate(self.protocol, ids[reader.name], ReaderTier.RADIOLOGIST)
-            for task_id in self.desk.calibration_tasks(self.protocol.id, ids[reader.name]):
+            self.desk.calibration.calibrate(self.protocol, ids[reader.name], ReaderTier.RADIOLOGIST)
+            for task_id in self.desk.calibration.tasks_of(self.protocol.id, ids[reader.name]):
                 self._post(task_id, ids[reader.name], reader.read(self._truth_of(task_id)), 300)
-            certifications[reader.name], _ = self.desk.calibrate(self.protocol, ids[reader.name], ReaderTier.RADIOLOGIST)
+            certifications[reader.name], _ = self.desk.calibration.calibrate(self.protocol, ids[reader.name], ReaderTier.RADIOLOGIST)
         self.progress(f"campaign: {production} production series, every reader reads every task …")
         start = first_seed + 100
         production_tasks, copies = self.store_and_sync(range(start, start + production))

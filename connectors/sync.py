@@ -185,11 +185,11 @@ class Syncer:
         bar.close()
         self._retry_linkage_holds(summary, targets)
         summary.linkage = self.linkage.summary(self.protocol.id, self.protocol.deidentification.max_linkage_risk)
-        from connectors.qa import QualityDesk  # hidden gold copies keep their rate in the growing queue
+        from connectors.quality import QualityDesk  # hidden gold copies keep their rate in the growing queue
 
         produced = sum(1 for r in self.state.all(self.protocol.id) if r.status == "done")
-        desk = QualityDesk(self.settings, self.ls, archive=self.client)
-        summary.gold_copies = desk.insert_gold(self.protocol, self.project_id(), produced)
+        desk = QualityDesk.build(self.settings, self.ls, archive=self.client)
+        summary.gold_copies = desk.hidden_gold.insert(self.protocol, self.project_id(), produced)
         summary.refreshed_image_urls = self.refresh_image_urls()
         from connectors.seg_import import SegImporter  # the reverse path: readers' SEGs into the tasks
 

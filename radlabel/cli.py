@@ -598,31 +598,34 @@ def _protocol(name: str):
 
 
 def cmd_gold(args) -> int:
-    from connectors.qa import QualityDesk
+    from connectors.quality import QualityDesk
     from radlabel.settings import load_settings
 
     protocol = _protocol(args.protocol)
-    desk = QualityDesk(load_settings())
+    desk = QualityDesk.build(load_settings())
     if args.gold_command == "add":
-        added = desk.add_gold(protocol, args.tasks)
+        added = desk.gold.add(protocol, args.tasks)
         print(f"{len(added)} task(s) added to the gold standard of {protocol.id}")
-    gold = desk.gold(protocol.id)
-    calibration = desk.calibration_set(protocol)
+    gold = desk.gold.tasks(protocol.id)
+    calibration = desk.gold.calibration_set(protocol)
     print(f"gold standard of {protocol.id}: {len(gold)} task(s) {gold}; calibration set {calibration} "
           f"({protocol.qa.calibration.cases} needed; certification "
-          f"{'enforced' if desk.certification_enforced(protocol) else 'not yet enforced'})")
+          f"{'enforced' if desk.calibration.enforced(protocol) else 'not yet enforced'})")
     return 0
 
 
 def cmd_calibrate(args) -> int:
-    from connectors.qa import QualityDesk
+    from connectors.label_studio import client
+    from connectors.quality import QualityDesk, reader_id
     from radlabel.protocol.enum import ReaderTier
     from radlabel.settings import load_settings
 
     protocol = _protocol(args.protocol)
-    desk = QualityDesk(load_settings())
-    reader = desk.reader_id(args.reader)
-    certification, progress = desk.calibrate(protocol, reader, ReaderTier(args.tier))
+    settings = load_settings()
+    ls = client(settings)
+    desk = QualityDesk.build(settings, ls)
+    reader = reader_id(ls, args.reader)
+    certification, progress = desk.calibration.calibrate(protocol, reader, ReaderTier(args.tier))
     if certification is None:
         print(f"reader-{reader}: {progress['read']} of {progress['cases']} calibration cases read in Label Studio "
               f"project {progress['project']}; run this again (or let the webhook) once all are read.")
@@ -632,7 +635,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from connectors.qa import report_figures
+    from connectors.quality import report_figures
     from radlabel.qa.report import render_html
     from radlabel.settings import load_settings
 

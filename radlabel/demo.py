@@ -315,17 +315,17 @@ def _export_demo(settings) -> dict:
 
 def _campaign_demo(settings, progress) -> dict:
     from connectors.campaign import Campaign, campaign_protocol
-    from connectors.qa import QualityDesk, report_figures
+    from connectors.quality import QualityDesk, report_figures
     from radlabel.qa.report import render_html
 
     protocol = campaign_protocol()
-    desk = QualityDesk(settings)
-    if desk.gold(protocol.id):  # a second demo run in the same state directory: report what is there
+    desk = QualityDesk.build(settings)
+    if desk.gold.tasks(protocol.id):  # a second demo run in the same state directory: report what is there
         progress("QA campaign already ran in this state directory: reporting on it")
         result = None
     else:
         result = Campaign(settings, protocol, progress).run(gold=3, production=14)
-    figures = report_figures(settings, protocol)
+    figures = report_figures(settings, protocol, desk)
     folder = settings.home / "reports"
     folder.mkdir(exist_ok=True)
     page = folder / f"{protocol.id}.html"

@@ -1,4 +1,4 @@
 """Quality of the labels and of the readers: calibration, gold checks, drift, workload, coverage, report.
 
-Domain logic only (no servers): the connector side lives in ``connectors/qa.py``.
+Domain logic only (no servers): the connector side lives in ``connectors/quality/``.
 """

@@ -19,7 +19,7 @@ import requests
 from connectors.adjudicate import Adjudicator
 from connectors.campaign import Campaign, campaign_protocol
 from connectors.label_studio import client
-from connectors.qa import QualityDesk, report_figures
+from connectors.quality import QualityDesk, reader_id, report_figures
 from radlabel.adjudication.metrics import mask_agreement
 from radlabel.adjudication.reads import annotator, read_from_annotation, task_shape, task_spacing
 from connectors.authorship import post_read
@@ -36,12 +36,12 @@ def campaign(settings):
     protocol = campaign_protocol(GOLD, "qa_campaign")
     result = Campaign(settings, protocol).run(GOLD, PRODUCTION, first_seed=1700)  # the demo uses 700…
     ls = client(settings)
-    desk = QualityDesk(settings)
-    calibration = [t for reader in result.reader_ids.values() for t in desk.calibration_tasks(protocol.id, reader)]
+    desk = QualityDesk.build(settings)
+    calibration = [t for reader in result.reader_ids.values() for t in desk.calibration.tasks_of(protocol.id, reader)]
     for task_id in result.gold_copies + calibration:
         task = ls.tasks.get(id=task_id)  # nothing in a copy tells the reader it is gold
         assert "source_task" not in task.data
-        [(_, _, reference, _)] = [desk.qa_task(task_id)]
+        [(_, _, reference, _)] = [desk.qa_tasks.kind_of(task_id)]
         source = ls.tasks.get(id=reference).data
         # its own study, series, instances and image URLs: a reader cannot match it to its source
         assert task.data["study"] != source["study"] and task.data["series"] != source["series"]
@@ -51,7 +51,7 @@ def campaign(settings):
         assert requests.get(task.data["images"][0], timeout=10).content == requests.get(source["images"][0], timeout=10).content
         # calibration is read blind (no pre-labels); gold copies get pre-labels like every production task
         assert not task.predictions or task_id in result.gold_copies
-    return {"protocol": protocol, "ls": ls, "ids": result.reader_ids, "desk": QualityDesk(settings),
+    return {"protocol": protocol, "ls": ls, "ids": result.reader_ids, "desk": QualityDesk.build(settings),
             "adjudicator": Adjudicator(settings), "certifications": result.certifications,
             "production": result.production_tasks, "copies": result.gold_copies, "truth": result.truth,
             "drift_after": next(r.drift_after for r in result.readers if r.name == "drifting")}
@@ -64,7 +64,7 @@ def test_poor_reader_fails_certification_with_feedback(campaign):
     poor = certs["poor"]
     assert not poor.certified and "liver_lesion" in poor.failed_classes
     assert re.search(r"case C\d, liver_lesion: dice 0\.\d\d < 0\.75", poor.feedback())
-    assert campaign["desk"].certified_readers(campaign["protocol"].id) == \
+    assert campaign["desk"].calibration.certified_readers(campaign["protocol"].id) == \
         {campaign["ids"][n] for n in ("good-a", "good-b", "drifting")}
 
 
@@ -143,7 +143,7 @@ def test_final_labels_sampled_into_qa_review(campaign):
     assert task.predictions  # the final labels, shown for review
     prediction = task.predictions[0]
     result = prediction["result"] if isinstance(prediction, dict) else prediction.result
-    reviewer = desk.reader_id("reviewer@readers.radlabel.local")
+    reviewer = reader_id(ls, "reviewer@readers.radlabel.local")
     post_read(settings, ls, review_task, reviewer, result, "simulated")  # confirmed unchanged (a vouched simulated read)
-    outcome = desk.score_review(campaign["protocol"], review_task)
+    outcome = desk.review.score(campaign["protocol"], review_task)
     assert outcome["verdict"] == "confirmed" and outcome["final_task"] == final_task

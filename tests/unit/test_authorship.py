@@ -144,7 +144,7 @@ def test_the_adjudicator_counts_only_verified_reads(env):
     protocol = load_template(TEMPLATES / "ct-lung-nodules.yaml")
     adjudicator = Adjudicator.__new__(Adjudicator)
     adjudicator.settings, adjudicator.authorship, adjudicator._consensus_user = env.settings, env.authorship, CONSENSUS
-    adjudicator._quality_desk = SimpleNamespace(counts=lambda protocol, reader: True)
+    adjudicator._quality_desk = SimpleNamespace(calibration=SimpleNamespace(counts=lambda protocol, reader: True))
     task = SimpleNamespace(id=7, annotations=[annotation(1, A, A), annotation(2, B, A),  # a saves in b's name
                                               annotation(3, CONSENSUS, B, ground_truth=False),
                                               annotation(4, SENIOR, SENIOR, was_cancelled=True)])

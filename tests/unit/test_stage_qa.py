@@ -35,14 +35,14 @@ def gold(settings, protocol):
         post_read(settings, case.ls, case.task.id, _reader(case.ls, n), mask_regions(_liver(case.task)), "simulated")
     assert case.adjudicator.handle(case.project_id, case.task.id).status == "final"
     case.desk = case.adjudicator.quality_desk()
-    assert case.desk.add_gold(protocol, [case.task.id]) == [case.task.id]
+    assert case.desk.gold.add(protocol, [case.task.id]) == [case.task.id]
     return case
 
 
 def _calibration_case(gold, protocol, reader: int):
-    certification, progress = gold.desk.calibrate(protocol, reader, ReaderTier.RADIOLOGIST)
+    certification, progress = gold.desk.calibration.calibrate(protocol, reader, ReaderTier.RADIOLOGIST)
     assert certification is None and (progress["cases"], progress["read"]) == (1, 0)
-    (task_id,) = gold.desk.calibration_tasks(protocol.id, reader)
+    (task_id,) = gold.desk.calibration.tasks_of(protocol.id, reader)
     return gold.ls.tasks.get(task_id), progress["project"]
 
 
@@ -61,11 +61,11 @@ def test_a_good_read_certifies_a_poor_one_does_not_and_only_certified_reads_coun
     for reader, masks in ((good, _liver(gold.task)), (poor, shifted)):
         copy, _ = _calibration_case(gold, protocol, reader)
         post_read(settings, gold.ls, copy.id, reader, mask_regions(masks), "simulated")
-        outcome = gold.desk.handle_event(protocol, "calibration", copy.id)
+        outcome = gold.desk.events.handle(protocol, "calibration", copy.id)
         assert outcome.status == ("certified" if reader == good else "not certified")
-    assert gold.desk.counts(protocol, good) and not gold.desk.counts(protocol, poor)
+    assert gold.desk.calibration.counts(protocol, good) and not gold.desk.calibration.counts(protocol, poor)
 
 
 def test_only_final_tasks_become_gold(gold, protocol):
     with pytest.raises(RadlabelError, match="has no final labels in protocol .* only adjudicated tasks"):
-        gold.desk.add_gold(protocol, [gold.task.id + 1000])
+        gold.desk.gold.add(protocol, [gold.task.id + 1000])

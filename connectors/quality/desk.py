@@ -1,0 +1,48 @@
+"""The QA jobs built on one set of ports: what the CLI, sync, adjudication and the campaign take."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from connectors.adjudications import Adjudications
+from connectors.authorship import Authorship
+from connectors.database import Database, state_database
+from connectors.label_studio import client as label_studio_client
+from connectors.qa_records import QaRecords
+from connectors.quality.calibration import Calibration
+from connectors.quality.events import QaEvents
+from connectors.quality.gold import GoldStandard
+from connectors.quality.hidden_gold import HiddenGold
+from connectors.quality.qa_tasks import QaTasks
+from connectors.quality.read_scores import ReadScores
+from connectors.quality.review import QaReview
+from radlabel.settings import Settings
+
+__all__ = ["QualityDesk"]
+
+
+@dataclass(frozen=True)
+class QualityDesk:
+    records: QaRecords
+    gold: GoldStandard
+    qa_tasks: QaTasks
+    scores: ReadScores
+    calibration: Calibration
+    hidden_gold: HiddenGold
+    review: QaReview
+    events: QaEvents
+
+    @classmethod
+    def build(cls, settings: Settings, ls=None, database: Database | None = None, archive=None) -> "QualityDesk":
+        """Each job on the given ports (Label Studio, state database, research archive), or the configured ones."""
+        ls = ls or label_studio_client(settings)
+        records = QaRecords(database or state_database(settings))
+        authorship = Authorship(settings, ls, records.database)
+        gold = GoldStandard(settings, ls, records, Adjudications(records.database), authorship)
+        qa_tasks = QaTasks(settings, ls, records, archive)
+        scores = ReadScores(ls, records, authorship)
+        calibration = Calibration(settings, gold, qa_tasks, scores, records)
+        review = QaReview(settings, ls, gold, qa_tasks, scores, records, authorship)
+        return cls(records, gold, qa_tasks, scores, calibration,
+                   HiddenGold(settings, ls, gold, qa_tasks, scores, records, authorship), review,
+                   QaEvents(qa_tasks, calibration, review))
