@@ -615,16 +615,13 @@ def cmd_gold(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from connectors.label_studio import client
     from connectors.quality import QualityDesk, reader_id
     from radlabel.protocol.enum import ReaderTier
     from radlabel.settings import load_settings
 
     protocol = _protocol(args.protocol)
-    settings = load_settings()
-    ls = client(settings)
-    desk = QualityDesk.build(settings, ls)
-    reader = reader_id(ls, args.reader)
+    desk = QualityDesk.build(load_settings())
+    reader = reader_id(desk.ls, args.reader)
     certification, progress = desk.calibration.calibrate(protocol, reader, ReaderTier(args.tier))
     if certification is None:
         print(f"reader-{reader}: {progress['read']} of {progress['cases']} calibration cases read in Label Studio "

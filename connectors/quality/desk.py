@@ -8,6 +8,7 @@ from connectors.adjudications import Adjudications
 from connectors.authorship import Authorship
 from connectors.database import Database, state_database
 from connectors.label_studio import client as label_studio_client
+from connectors.ports import AnnotationPlatform
 from connectors.qa_records import QaRecords
 from connectors.quality.calibration import Calibration
 from connectors.quality.events import QaEvents
@@ -23,6 +24,10 @@ __all__ = ["QualityDesk"]
 
 @dataclass(frozen=True)
 class QualityDesk:
+    """The QA jobs and the ports they share; no behaviour of its own (each job is its own class)."""
+
+    ls: AnnotationPlatform
+    adjudications: Adjudications
     records: QaRecords
     gold: GoldStandard
     qa_tasks: QaTasks
@@ -38,11 +43,12 @@ class QualityDesk:
         ls = ls or label_studio_client(settings)
         records = QaRecords(database or state_database(settings))
         authorship = Authorship(settings, ls, records.database)
-        gold = GoldStandard(settings, ls, records, Adjudications(records.database), authorship)
+        adjudications = Adjudications(records.database)
+        gold = GoldStandard(settings, ls, records, adjudications, authorship)
         qa_tasks = QaTasks(settings, ls, records, archive)
         scores = ReadScores(ls, records, authorship)
         calibration = Calibration(settings, gold, qa_tasks, scores, records)
         review = QaReview(settings, ls, gold, qa_tasks, scores, records, authorship)
-        return cls(records, gold, qa_tasks, scores, calibration,
+        return cls(ls, adjudications, records, gold, qa_tasks, scores, calibration,
                    HiddenGold(settings, ls, gold, qa_tasks, scores, records, authorship), review,
                    QaEvents(qa_tasks, calibration, review))

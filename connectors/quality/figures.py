@@ -35,7 +35,7 @@ def report_figures(settings: Settings, protocol: Protocol, desk: QualityDesk | N
     from radlabel.qa.report import build_figures
 
     desk = desk or QualityDesk.build(settings)
-    adjudications = desk.gold.adjudications
+    adjudications = desk.adjudications
     final = set(adjudications.final(protocol.id))
     tiers = {f"reader-{reader}": tier for reader, tier in desk.records.tiers(protocol.id).items()}
     counts = qa_counts(desk.records, protocol.id) | {"final": len(final),
@@ -43,6 +43,6 @@ def report_figures(settings: Settings, protocol: Protocol, desk: QualityDesk | N
     return build_figures(protocol, scores=desk.scores.of_protocol(protocol.id),
                          certifications=desk.calibration.certifications(protocol.id), tiers=tiers,
                          decisions=adjudications.decisions(protocol.id),
-                         profiles=_final_profiles(desk.gold.ls, protocol, final),
+                         profiles=_final_profiles(desk.ls, protocol, final),
                          reviews=desk.review.reviews(protocol.id), counts=counts,
                          unverified=unverified_reads(desk.records.database, protocol.id))

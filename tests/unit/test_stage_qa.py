@@ -85,9 +85,9 @@ def _scores_of(desk, protocol, source: str) -> list[dict]:
 
 # -- GoldStandard -------------------------------------------------------------------------------------------------
 def test_the_reference_is_the_final_labels_with_the_edge_cases_most_readers_flagged(gold, protocol):
-    decision = gold.desk.gold.adjudications.decision(gold.task.id)
+    decision = gold.desk.adjudications.decision(gold.task.id)
     readers = {"1": ["partial_volume", "motion"], "2": ["motion"], "3": ["motion"], "4": ["partial_volume"]}
-    gold.desk.gold.adjudications.save(gold.task.id, protocol.id, "final", None, None,
+    gold.desk.adjudications.save(gold.task.id, protocol.id, "final", None, None,
                                       decision | {"edge_cases": readers})
     reference, task = gold.desk.gold.reference(protocol, gold.task.id)
     assert task.id == gold.task.id and reference.edge_cases == {"motion"}  # 3 of 4 readers; half is no majority
