@@ -14,6 +14,7 @@
   compared with the final ones.
 - ``events``: a read saved in a calibration case or a review task, routed to its job.
 - ``figures``: every figure of the QA report of one protocol.
+- ``job``: what calibration, hidden gold and review share (gold standard, QA tasks, read scores, QA tables).
 - ``desk``: builds the jobs above on one set of ports (what the CLI, sync, adjudication and the campaign use).
 """
 

@@ -10,15 +10,12 @@ from connectors.database import Database
 from connectors.label_studio import user_id
 from connectors.projects import CALIBRATION_MARKER
 from connectors.qa_records import QaRecords
-from connectors.quality.gold import GoldStandard
-from connectors.quality.qa_tasks import QaTasks
-from connectors.quality.read_scores import ReadScores
+from connectors.quality.job import QaJob
 from radlabel.audit import audit_log
 from radlabel.errors import RadlabelError
 from radlabel.protocol.enum import ReaderTier
 from radlabel.protocol.template import Protocol
 from radlabel.qa.certification import Certification, certify, tier_classes
-from radlabel.settings import Settings
 
 __all__ = ["Calibration", "counting_readers", "reader_id"]
 
@@ -37,15 +34,7 @@ def reader_id(ls, email: str) -> int:
     return user_id(ls, email, create_as=email.split("@")[0][:30])
 
 
-class Calibration:
-    def __init__(self, settings: Settings, gold: GoldStandard, qa_tasks: QaTasks, scores: ReadScores,
-                 records: QaRecords):
-        self.settings = settings
-        self.gold = gold
-        self.qa_tasks = qa_tasks
-        self.scores = scores
-        self.records = records
-
+class Calibration(QaJob):
     def enforced(self, protocol: Protocol) -> bool:
         """From the moment the calibration set is complete, only certified readers' reads count."""
         return len(self.gold.tasks(protocol.id)) >= protocol.qa.calibration.cases

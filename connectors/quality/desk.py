@@ -48,7 +48,7 @@ class QualityDesk:
         qa_tasks = QaTasks(settings, ls, records, archive)
         scores = ReadScores(ls, records, authorship)
         calibration = Calibration(settings, gold, qa_tasks, scores, records)
-        review = QaReview(settings, ls, gold, qa_tasks, scores, records, authorship)
+        review = QaReview(settings, gold, qa_tasks, scores, records)
         return cls(ls, adjudications, records, gold, qa_tasks, scores, calibration,
-                   HiddenGold(settings, ls, gold, qa_tasks, scores, records, authorship), review,
+                   HiddenGold(settings, gold, qa_tasks, scores, records), review,
                    QaEvents(qa_tasks, calibration, review))

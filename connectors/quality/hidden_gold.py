@@ -3,33 +3,17 @@
 
 from __future__ import annotations
 
-from connectors.authorship import Authorship
-from connectors.label_studio import as_dict, label_studio_errors
-from connectors.qa_records import QaRecords
-from connectors.quality.gold import GoldStandard
-from connectors.quality.qa_tasks import QaTasks
-from connectors.quality.read_scores import ReadScores
+from connectors.quality.job import QaJob
 from radlabel.adjudication.reads import annotator
 from radlabel.audit import audit_log
 from radlabel.protocol.template import Protocol
 from radlabel.qa.sampling import gold_copies_due
 from radlabel.qa.scoring import ReadScore
-from radlabel.settings import Settings
 
 __all__ = ["HiddenGold"]
 
 
-class HiddenGold:
-    def __init__(self, settings: Settings, ls, gold: GoldStandard, qa_tasks: QaTasks, scores: ReadScores,
-                 records: QaRecords, authorship: Authorship):
-        self.settings = settings
-        self.ls = ls
-        self.gold = gold
-        self.qa_tasks = qa_tasks
-        self.scores = scores
-        self.records = records
-        self.authorship = authorship
-
+class HiddenGold(QaJob):
     def insert(self, protocol: Protocol, project_id: int, produced: int) -> list[int]:
         """Gold copies into the production queue so that they make ``gold_insertion_rate`` of its tasks."""
         gold = self.gold.tasks(protocol.id)
@@ -53,9 +37,7 @@ class HiddenGold:
         """Every verified reader's read of a gold copy against its reference (recorded as source 'gold')."""
         kind = self.qa_tasks.kind_of(task_id)
         reference, _ = self.gold.reference(protocol, kind[2])
-        with label_studio_errors(f"read task {task_id}"):
-            task = self.ls.tasks.get(id=task_id)
-        done = [as_dict(a) for a in task.annotations or [] if not as_dict(a).get("was_cancelled")]
-        readers = {annotator(a) for a in self.authorship.verified(task_id, done, protocol.id)}
+        _, reads = self.scores.verified_reads(protocol, task_id)
+        readers = {annotator(a) for a in reads}
         return [s for reader in sorted(readers)
                 if (s := self.scores.score_own_read(protocol, task_id, reader, reference, "gold", f"task {task_id}"))]

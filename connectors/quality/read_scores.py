@@ -38,13 +38,7 @@ class ReadScores:
     def score_own_read(self, protocol: Protocol, task_id: int, reader: int, reference: Read, source: str,
                        case: str, classes: list[str] | None = None) -> ReadScore | None:
         """The reader's latest verified read of the task against the reference, recorded; None when unread."""
-        with label_studio_errors(f"read task {task_id}"):
-            task = self.ls.tasks.get(id=task_id)
-        own = [as_dict(a) for a in task.annotations or []
-               if annotator(as_dict(a)) == reader and not as_dict(a).get("was_cancelled")]
-        kind = self.records.task(task_id)  # a calibration case is its one reader's alone
-        eligible = {kind[3]} if kind and kind[0] == "calibration" else None
-        own = self.authorship.verified(task_id, own, protocol.id, eligible)
+        task, own = self.verified_reads(protocol, task_id, reader)
         if not own:
             return None
         annotation = sorted(own, key=lambda a: a["id"])[-1]
@@ -52,6 +46,18 @@ class ReadScores:
         score = score_read(read, reference, protocol, task_spacing(task.data), case, classes)
         self.record(protocol.id, reader, task_id, source, annotation, score.mean_dice, score.as_dict())
         return score
+
+    def verified_reads(self, protocol: Protocol, task_id: int, reader: int | None = None) -> tuple[object, list[dict]]:
+        """The task, and its saved reads (``reader``'s only, when given) whose author is verified; the others are
+        set aside. A calibration case is its one reader's alone."""
+        with label_studio_errors(f"read task {task_id}"):
+            task = self.ls.tasks.get(id=task_id)
+        saved = [as_dict(a) for a in task.annotations or [] if not as_dict(a).get("was_cancelled")]
+        if reader is not None:
+            saved = [a for a in saved if annotator(a) == reader]
+        kind = self.records.task(task_id)
+        eligible = {kind[3]} if kind and kind[0] == "calibration" else None
+        return task, self.authorship.verified(task_id, saved, protocol.id, eligible)
 
     def record(self, protocol_id: str, reader: int, task_id: int, source: str, annotation: dict,
                mean_dice: float | None, detail: dict) -> None:

@@ -3,11 +3,10 @@ with the final labels as a prediction; the reviewer's saved labels are compared 
 
 from __future__ import annotations
 
-from connectors.authorship import Authorship
-from connectors.label_studio import as_dict, label_studio_errors
 from connectors.projects import REVIEW_MARKER
 from connectors.qa_records import QaRecords
 from connectors.quality.gold import GoldStandard
+from connectors.quality.job import QaJob
 from connectors.quality.qa_tasks import QaTasks
 from connectors.quality.read_scores import ReadScores
 from radlabel.adjudication.reads import annotator
@@ -20,17 +19,11 @@ from radlabel.settings import Settings
 __all__ = ["QaReview"]
 
 
-class QaReview:
-    def __init__(self, settings: Settings, ls, gold: GoldStandard, qa_tasks: QaTasks, scores: ReadScores,
-                 records: QaRecords, authorship: Authorship):
-        self.settings = settings
+class QaReview(QaJob):
+    def __init__(self, settings: Settings, gold: GoldStandard, qa_tasks: QaTasks, scores: ReadScores,
+                 records: QaRecords):
+        super().__init__(settings, gold, qa_tasks, scores, records)
         self.key = bytes.fromhex(settings.secrets()["pseudonym_key"])  # keys the sampling draw
-        self.ls = ls
-        self.gold = gold
-        self.qa_tasks = qa_tasks
-        self.scores = scores
-        self.records = records
-        self.authorship = authorship
 
     def maybe_review(self, protocol: Protocol, task, masks: dict, findings: set) -> int | None:
         """The review task of a final task drawn for review (once), else None."""
@@ -51,10 +44,7 @@ class QaReview:
         """The reviewer's verdict on the final labels ('confirmed' or 'corrected'); None before a review is saved."""
         kind = self.qa_tasks.kind_of(review_task_id)
         reference, _ = self.gold.reference(protocol, kind[2])
-        with label_studio_errors(f"read review task {review_task_id}"):
-            task = self.ls.tasks.get(id=review_task_id)
-        done = [as_dict(a) for a in task.annotations or [] if not as_dict(a).get("was_cancelled")]
-        done = self.authorship.verified(review_task_id, done, protocol.id)
+        _, done = self.scores.verified_reads(protocol, review_task_id)
         if not done:
             return None
         reviewer = annotator(done[-1])
