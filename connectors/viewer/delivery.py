@@ -13,6 +13,7 @@ from pydicom import dcmread
 
 from connectors.database import state_database
 from connectors.viewer.outbox import Outbox, Submission
+from connectors.viewer.timing import seg_reading_time
 from radlabel.errors import RadlabelError
 from radlabel.settings import Settings
 
@@ -46,16 +47,19 @@ def import_into_task(settings: Settings, submission: Submission, path: Path) -> 
     ls = client(settings)
     with label_studio_errors(f"read task {submission.task_id}"):
         task = ls.tasks.get(id=submission.task_id)
+    seg = dcmread(path)
     masks = {}
     mask_classes = {c.name for c in protocol.classes_with(Geometry.MASK)}
-    for segment in seg_codec.decode(dcmread(path), list(task.data["sop_instance_uids"])):
+    for segment in seg_codec.decode(seg, list(task.data["sop_instance_uids"])):
         if segment.label in mask_classes:
             masks[segment.label] = masks[segment.label] | segment.mask if segment.label in masks else segment.mask
     regions = mask_regions(masks)
     from connectors.authorship import post_read
 
     with label_studio_errors(f"store the reader's SEG in task {submission.task_id}"):  # vouched: the API checked the reader
-        annotation_id = post_read(settings, ls, submission.task_id, submission.reader, regions, "ohif")
+        timing = seg_reading_time(seg)  # lead time on the annotation, as Label Studio's own editor records it
+        annotation_id = post_read(settings, ls, submission.task_id, submission.reader, regions, "ohif",
+                                  **({"lead_time": timing["lead_time_s"]} if timing else {}))
     with database.connect() as db:
         db.execute("INSERT INTO imported_segs VALUES (?,?,?) ON CONFLICT DO NOTHING",
                    (submission.seg_key, submission.task_id, annotation_id))

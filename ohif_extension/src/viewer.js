@@ -4,6 +4,8 @@
 import { rangeFromWindow, windowFromRange } from './wl.js';
 import { generateOptions, tagReaderSeg } from './seg.js';
 
+export { onReaderInput } from './input.js';
+
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
 
 export function libraries(extensionManager) {
@@ -89,6 +91,16 @@ export function onPaint(ctx, callback) {
   return () => cornerstone.eventTarget.removeEventListener(type, handler);
 }
 
+// The slice shown, in radlabel's numbering: 1 = the first of the task's sop_instance_uids (sorted along the slice
+// normal: the most inferior slice of an axial series), as Label Studio numbers the task's images.
+export function currentSlice(ctx, task) {
+  const { viewport } = activeViewport(ctx);
+  const imageId = viewport?.getCurrentImageId?.();
+  const uid = imageId && /\/instances\/([0-9.]+)/.exec(imageId)?.[1];
+  const index = uid ? task.sop_instance_uids.indexOf(uid) : -1;
+  return index < 0 ? null : { number: index + 1, of: task.sop_instance_uids.length };
+}
+
 export function activeSegmentIndex(ctx, viewportId) {
   return ctx.servicesManager.services.segmentationService.getActiveSegment(viewportId)?.segmentIndex;
 }
@@ -118,12 +130,12 @@ async function datasetToBlob(ctx, dataset) {
   return captured;
 }
 
-export async function readerSegBlob(ctx, { segmentationId, task, reader, ohif, wlLog }) {
+export async function readerSegBlob(ctx, { segmentationId, task, reader, ohif, wlLog, timing }) {
   const generated = ctx.commandsManager.runCommand('generateSegmentation', {
     segmentationId, options: generateOptions({ task, reader }),
   });
   const dataset = (await generated).dataset;
-  tagReaderSeg(dataset, { task, reader, ohif, wlLog });
+  tagReaderSeg(dataset, { task, reader, ohif, wlLog, timing });
   return datasetToBlob(ctx, dataset);
 }
 
