@@ -105,6 +105,23 @@ export function activeSegmentIndex(ctx, viewportId) {
   return ctx.servicesManager.services.segmentationService.getActiveSegment(viewportId)?.segmentIndex;
 }
 
+// The store function also adds the SEG to OHIF's metadata store, and OHIF 3.13.2 then warns, in a red toast, that
+// this new series is "not part of the current study" (any series outside the URL's series filter): a false
+// alarm after every submit. That one warning is held back while the SEG is serialised; nothing else is.
+async function withoutSeriesFilterWarning(ctx, work) {
+  const notifications = ctx.servicesManager.services.uiNotificationService;
+  if (!notifications?.show) return work();
+  const own = Object.prototype.hasOwnProperty.call(notifications, 'show');
+  const show = notifications.show;
+  notifications.show = options => (options?.title === 'Series filter' ? undefined : show.call(notifications, options));
+  try {
+    return await work();
+  } finally {
+    if (own) notifications.show = show;
+    else delete notifications.show;
+  }
+}
+
 // OHIF's store function for the clipboard target serialises with the bundle's own dcmjs
 // (datasetToDicomBlob); we catch the Blob instead of letting it reach the clipboard.
 async function datasetToBlob(ctx, dataset) {
@@ -120,7 +137,7 @@ async function datasetToBlob(ctx, dataset) {
     value: { write: async items => { captured = await items[0].getType('application/dicom'); } },
   });
   try {
-    await store(dataset, {});
+    await withoutSeriesFilterWarning(ctx, () => store(dataset, {}));
   } finally {
     if (saved) Object.defineProperty(navigator, 'clipboard', saved);
     else delete navigator.clipboard;
