@@ -81,8 +81,9 @@ function sessionPart(doc, state, actions) {
   const part = [];
   if (!state.signedIn) {
     if (state.tokenProblem) {
+      const sentence = state.tokenProblem.charAt(0).toUpperCase() + state.tokenProblem.slice(1);
       part.push(h(doc, 'div', { id: 'radlabel-token-problem', role: 'alert' }, h(doc, 'strong', {}, 'Your reader token was not accepted. '),
-        state.tokenProblem));
+        sentence));
     }
     const input = h(doc, 'input', { type: 'password', id: 'radlabel-token', placeholder: 'reader token', autocomplete: 'off' });
     part.push(h(doc, 'form', { id: 'radlabel-signin', onSubmit: e => { e.preventDefault(); actions.signIn(input.value); } },

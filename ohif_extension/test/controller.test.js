@@ -44,7 +44,7 @@ test('a refused token is forgotten and its reason shown apart from the sign-in p
   expect(sessionStorage.getItem('radlabel.readerToken')).toBeNull();
   const problem = document.querySelector('#radlabel-token-problem');
   expect(problem.getAttribute('role')).toBe('alert');
-  expect(problem.textContent).toBe(`Your reader token was not accepted. ${revoked}`);
+  expect(problem.textContent).toBe('Your reader token was not accepted. This reader token was revoked by the administrator: ask them for a new one if you should still read.');
   expect(document.querySelector('#radlabel-status')).toBeNull(); // not the sign-in prompt in red
   expect(document.querySelector('#radlabel-signin').textContent).toContain('Sign in with your reader token');
 });
