@@ -5,6 +5,7 @@ import { ReadingClock } from './clock.js';
 import { ViewingLog, matchesPreset } from './wl.js';
 
 const TASK_PARAM = 'radlabelTask';
+const PENDING_LINK = 'radlabel.taskLink';
 const STROKE_GRACE_MS = 1500; // the brush reports its last change just after the pointer is released
 const SETTLE_POLLS = 40; // up to 10 s for the viewer to settle on the default preset
 
@@ -54,13 +55,32 @@ export class Controller {
     return value && /^\d+$/.test(value) ? Number(value) : null;
   }
 
+  // A task link opened before signing in: OHIF cannot load the study without a token and leaves for its "study not
+  // found" page, so the link is kept for the tab (a relative /segmentation link only) and followed after sign-in.
+  rememberTaskLink() {
+    const { pathname, search } = this.win.location;
+    if (this.taskIdFromUrl() !== null && pathname === '/segmentation') this.win.sessionStorage?.setItem(PENDING_LINK, pathname + search);
+  }
+
+  followTaskLink() {
+    const link = this.win.sessionStorage?.getItem(PENDING_LINK);
+    this.win.sessionStorage?.removeItem(PENDING_LINK);
+    if (!link || !link.startsWith('/segmentation?') || this.taskIdFromUrl() !== null) return false;
+    this.win.location.assign(link);
+    return true;
+  }
+
   async start() {
     this.render();
-    if (!this.tokens.get()) return;
+    if (!this.tokens.get()) {
+      this.rememberTaskLink();
+      return;
+    }
     try {
       this.state.me = await this.api.me();
       this.state.signedIn = true;
       this.state.tokenProblem = null;
+      if (this.followTaskLink()) return;
       if (this.taskIdFromUrl() === null) await this.loadWorklist();
       else if (this.modeEntered && !this.state.task) await this.enterTask(this.viewer); // signed in on a task's link
       else this.render();
@@ -77,6 +97,7 @@ export class Controller {
   }
 
   tokenRefused(sentence) {
+    this.rememberTaskLink();
     this.tokens.clear();
     this.state.signedIn = false;
     this.state.collapsed = false;

@@ -149,3 +149,25 @@ test('signing in again on a task link opens the task', async () => {
   await vi.waitFor(() => expect(win.radlabelReady).toBe(true));
   expect(controller.state.task.task_id).toBe(7);
 });
+
+test('a task link opened before sign-in is followed once signed in (OHIF has meanwhile left for its not-found page)', async () => {
+  sessionStorage.clear();
+  const tokens = tokenStore(sessionStorage);
+  const fetchFn = fakeFetch({ 'GET /radlabel/api/me': [200, { reader: 'reader-20', tier: 'senior' }], 'GET /radlabel/api/worklist': [200, { tasks: [] }] });
+  const location = { pathname: '/segmentation', search: '?StudyInstanceUIDs=2.25.1&SeriesInstanceUIDs=2.25.2&radlabelTask=24', assign: vi.fn() };
+  const win = { sessionStorage, location, setInterval: () => 0, clearInterval: () => {}, setTimeout: fn => setTimeout(fn, 0) };
+  const controller = new Controller({ doc: document, win, tokens, api: connectorApi({ fetchFn, tokens }) });
+  await controller.start(); // no token yet
+  Object.assign(location, { pathname: '/notfoundstudy', search: '' });
+  await controller.signIn('rlr_senior');
+  expect(location.assign).toHaveBeenCalledWith('/segmentation?StudyInstanceUIDs=2.25.1&SeriesInstanceUIDs=2.25.2&radlabelTask=24');
+  expect(sessionStorage.getItem('radlabel.taskLink')).toBeNull(); // followed once
+  location.assign.mockClear();
+  controller.signOut();
+  await controller.signIn('rlr_senior');
+  expect(location.assign).not.toHaveBeenCalled();
+  sessionStorage.setItem('radlabel.taskLink', 'https://elsewhere.example/segmentation?radlabelTask=1'); // never off-site
+  controller.signOut();
+  await controller.signIn('rlr_senior');
+  expect(location.assign).not.toHaveBeenCalled();
+});
