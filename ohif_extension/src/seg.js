@@ -109,7 +109,12 @@ export function tagReaderSeg(dataset, { task, reader, ohif, wlLog, timing = null
   dataset.ContentLabel = 'RADLABEL';
   dataset.SeriesDescription = `radlabel read ${task.protocol.id}`.slice(0, 64);
   if (dataset.StudyID === 'No Study ID') dataset.StudyID = '';
-  // The W/L log and the reading time travel inside the SEG (ImageComments, LT: at most 10240 characters).
+  dataset.ImageComments = readerComments({ task, reader, wlLog, timing });
+  return dataset;
+}
+
+// The W/L log and the reading time travel inside the SEG (ImageComments, LT: at most 10240 characters).
+function readerComments({ task, reader, wlLog, timing }) {
   const meta = { task: task.task_id, protocol: task.protocol, reader, ...(timing ? { timing } : {}) };
   let log = wlLog;
   let comments = JSON.stringify({ ...meta, wl_log: log });
@@ -117,6 +122,5 @@ export function tagReaderSeg(dataset, { task, reader, ohif, wlLog, timing = null
     log = log.slice(Math.ceil(log.length / 4)); // keep the latest events
     comments = JSON.stringify({ ...meta, wl_log: log, truncated: true });
   }
-  dataset.ImageComments = comments;
-  return dataset;
+  return comments;
 }
