@@ -1,6 +1,6 @@
 // The reading workflow: sign-in → worklist → task (protocol panel, presets, segmentation) → submit.
 import { connectorApi, tokenStore } from './api.js';
-import { mountPanel, renderPanel } from './panel.js';
+import { mountPanel, renderPanel, updateViewing } from './panel.js';
 import { ReadingClock } from './clock.js';
 import { ViewingLog, matchesPreset } from './wl.js';
 
@@ -213,9 +213,12 @@ export class Controller {
     }
     const event = this.log.windowChanged(window.center, window.width);
     const slice = glue.currentSlice ? glue.currentSlice(ctx, this.state.task) : null;
-    if (event || slice?.number !== this.state.slice?.number) {
-      this.state.slice = slice;
+    const sliceMoved = slice?.number !== this.state.slice?.number;
+    this.state.slice = slice;
+    if (event) {
       this.updateWindowState();
+      this.render();
+    } else if (sliceMoved && !(this.root && updateViewing(this.root, this.state))) {
       this.render();
     }
   }

@@ -64,6 +64,13 @@ export function renderPanel(root, state, actions) {
   return root;
 }
 
+// Only the header's viewing line (scrolling slices re-renders nothing else: a note being typed stays).
+export function updateViewing(root, state) {
+  const line = root.querySelector('#radlabel-viewing');
+  if (line && state.task && state.ohif) line.replaceWith(viewingLine(root.ownerDocument, state));
+  return Boolean(line);
+}
+
 // Always visible (also collapsed): the window in effect (a protocol preset or "not a preset") and the slice shown.
 function viewingLine(doc, state) {
   const w = state.window;

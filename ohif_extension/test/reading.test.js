@@ -171,3 +171,15 @@ test('a task link opened before sign-in is followed once signed in (OHIF has mea
   await controller.signIn('rlr_senior');
   expect(location.assign).not.toHaveBeenCalled();
 });
+
+test('scrolling slices updates the header line only: a note being typed stays', async () => {
+  const glue = fakeGlue();
+  const controller = await openTask(glue);
+  const note = document.querySelector('#radlabel-escalate-note');
+  note.value = 'motion at the base';
+  glue.imageIndex = 2;
+  controller.pollWindow();
+  expect(document.querySelector('#radlabel-viewing').textContent).toContain('slice 3 of 3');
+  expect(document.querySelector('#radlabel-escalate-note')).toBe(note);
+  expect(note.value).toBe('motion at the base');
+});

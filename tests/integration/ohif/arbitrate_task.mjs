@@ -76,8 +76,8 @@ try {
     const { viewport } = c.viewer.glue.activeViewport(c.viewer.ctx);
     if (position >= 0) await viewport.setImageIdIndex(position);
   }, accept);
-  await page.locator('#radlabel-arbitration').scrollIntoViewIfNeeded();
   await page.waitForTimeout(1500);
+  await page.locator('#radlabel-arbitration').scrollIntoViewIfNeeded();
   seen.panel = await page.textContent('#radlabel-arbitration');
   seen.agreement = await page.$$eval('#radlabel-agreement li', items => items.map(i => i.textContent));
   seen.opened = await viewerState();
