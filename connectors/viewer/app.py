@@ -177,7 +177,7 @@ def _reader_routes(app: Flask, settings, gateway: DicomWebGateway, registry) -> 
 
 def create_app() -> Flask:
     from connectors.readers import ReaderRegistry
-    from connectors.viewer.api import LabelStudioTasks, Workspace, create_api
+    from connectors.viewer.api import Workspace, create_api, reader_tasks
 
     settings = load_settings()
     secrets = settings.secrets()
@@ -191,7 +191,7 @@ def create_app() -> Flask:
             reply.headers.setdefault(name, value)
         return reply
 
-    tasks = LabelStudioTasks(settings)  # one Label Studio view shared by the readers' API and the gateway
+    tasks = reader_tasks(settings)  # one Label Studio view shared by the readers' API and the gateway
     app.register_blueprint(create_api(settings, tasks=tasks), url_prefix="/radlabel/api")
     gateway = DicomWebGateway(settings.url("orthanc"), (settings.gateway_user, secrets["gateway_password"]),
                               ReaderScope(lambda reader: Workspace(settings, tasks).accessible_series(reader)))
