@@ -178,6 +178,8 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
     if arbitration.get("link"):
         print(f"\nArbitration: task {arbitration['source_task']} went to senior arbitration ({'; '.join(arbitration['reasons'][:2])}); "
               f"task {arbitration['arbitration_task']} is on the senior's OHIF worklist:\n  {arbitration['link']}")
+    else:  # e.g. a later run in the same state directory, after the senior arbitrated it
+        print(f"\nArbitration: task {arbitration.get('source_task')} is {arbitration.get('status')}, not on the senior's worklist")
     print("\nOpen:")
     for name, url in summary["open"].items():
         print(f"  {name:<38} {url}")
