@@ -166,14 +166,9 @@ def check_email(email: str) -> str:
 
 def label_studio_user(settings: Settings, email: str) -> int:
     """The Label Studio user id of this email, created (no password, API only) when missing."""
-    from connectors.label_studio import client, label_studio_errors
+    from connectors.label_studio import client, user_id
 
-    ls = client(settings)
-    with label_studio_errors("find or create the Label Studio user of a reader"):
-        for user in ls.users.list():
-            if (user.email or "").lower() == email:
-                return user.id
-        return ls.users.create(email=email, username=email.split("@")[0][:30]).id
+    return user_id(client(settings), email, create_as=email.split("@")[0][:30])
 
 
 def add_reader(settings: Settings, email: str, tier: str) -> tuple[Reader, str]:

@@ -6,12 +6,9 @@ series UID, so the store holds no source identifier.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from connectors.database import Database
 
@@ -91,13 +88,3 @@ class StateStore:
                               (" WHERE protocol_id=?" if protocol_id else ""),
                               (protocol_id,) if protocol_id else ()).fetchall()
         return [self.get(*key) for key in keys]
-
-
-@contextlib.contextmanager
-def file_lock(home: Path, name: str):
-    """An exclusive lock across processes (hooks worker, job workers, CLI) on one state directory."""
-    folder = home / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield

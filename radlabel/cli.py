@@ -63,7 +63,7 @@ def cmd_up(args) -> int:
 def cmd_worker(args) -> int:
     import os
 
-    from connectors.jobs import work
+    from connectors.job_handlers import work
     from radlabel.settings import load_settings
 
     settings = load_settings()
@@ -330,7 +330,8 @@ def _prepare_releases(deid, groups: dict, in_dir: Path, report, policy) -> tuple
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # pydicom's warnings quote header values
-                releases.append(prepare_series(deid, datasets, names, report, policy.burned_in_text == "mask"))
+                releases.append(prepare_series(deid, datasets, names, report, policy.burned_in_text == "mask",
+                                              policy.face_risk))
         except RadlabelError:
             raise
         except Exception as exc:  # a header we read but cannot de-identify: name the series' first file
@@ -515,7 +516,7 @@ def cmd_seg_import(args) -> int:
     from radlabel.settings import load_settings
 
     ds = read_dicom(Path(args.seg))
-    result = SegImporter(Syncer(load_settings(), _protocol(args.protocol))).import_file(ds, args.reader)
+    result = SegImporter.for_syncer(Syncer(load_settings(), _protocol(args.protocol))).import_file(ds, args.reader)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
@@ -589,7 +590,7 @@ def cmd_export(args) -> int:
 
 def _protocol(name: str):
     """A template file, or the id of a protocol provisioned from this state directory."""
-    from connectors.provision import load_provisioned
+    from connectors.projects import load_provisioned
     from radlabel.protocol import load_template
     from radlabel.settings import load_settings
 

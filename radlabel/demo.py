@@ -46,6 +46,18 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
         summary["stages"].append({"stage": name, "seconds": round(time.monotonic() - started, 2), **details})
         progress(f"[{len(summary['stages'])}] {name}: done in {time.monotonic() - started:.1f} s")
 
+    ran = _data_in_stages(settings, sizes, progress, stage)
+    ran |= _loop_stages(settings, ran["synced"], progress, stage)
+    summary["open"] = _links(settings, ran)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    _print_summary(summary, ran)
+    return 0
+
+
+def _data_in_stages(settings, sizes: SampleSizes, progress, stage) -> dict:
+    """Stages 1-5: the stack, samples into the PACS and back over QIDO-RS, protocols provisioned, sync."""
     started = time.monotonic()
     states = Stack(settings).up(progress)
     from connectors.database import state_database
@@ -85,7 +97,12 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
         protocol = load_template(TEMPLATES / name)
         synced[protocol.id] = Syncer(settings, protocol, progress).run().as_dict()
     stage("sync: PACS -> de-identified research copies -> Label Studio tasks", started, sync=synced)
+    return {"loaded": loaded, "provisioned": provisioned, "synced": synced}
 
+
+def _loop_stages(settings, synced: dict, progress, stage) -> dict:
+    """Stages 6-12: adjudication, ML pre-labels, export, the QA campaign, an OHIF reader, the trust boundary,
+    arbitration offered to the senior."""
     started = time.monotonic()
     adjudicated = _adjudicate_demo_task(settings, synced.get("ct_lung_nodules", {}), progress)
     stage("adjudication: agreement, consensus, final DICOM-SEG", started,
@@ -114,13 +131,18 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
     started = time.monotonic()
     arbitration = _arbitration_demo(settings, reader["token_file"], progress)
     stage("arbitration: two readers disagree, the senior's OHIF worklist offers the task", started, arbitration=arbitration)
+    return {"adjudicated": adjudicated, "prelabels": prelabels, "exported": exported, "campaign": campaign,
+            "reader": reader, "arbitration": arbitration}
 
-    viewer = settings.url("viewer")
-    summary["open"] = {
+
+def _links(settings, ran: dict) -> dict:
+    """What to open after the demo, and with which credentials (named, never printed)."""
+    viewer, reader, campaign, arbitration = settings.url("viewer"), ran["reader"], ran["campaign"], ran["arbitration"]
+    return {
         "OHIF reader worklist (sign in with a reader token)": viewer + "/",
         "Label Studio": settings.url("label_studio") + f"  (user {settings.label_studio_user}, "
                         f"password in {settings.secrets_file})",
-        **{f"Label Studio: {r.protocol_id} {r.version}": r.url for r in provisioned},
+        **{f"Label Studio: {r.protocol_id} {r.version}": r.url for r in ran["provisioned"]},
         **({"QA report": campaign["report"]} if campaign.get("report") else {}),
         "OHIF reader sign-in": f"{viewer}/  (token in {reader['token_file']})",
         **({"OHIF arbitration (senior)": arbitration["link"]} if arbitration.get("link") else {}),
@@ -131,26 +153,53 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
                                                          f"{settings.pacs_admin_user}, pacs_admin_password in "
                                                          f"{settings.secrets_file})",
     }
-    if as_json:
-        print(json.dumps(summary, indent=2))
-        return 0
+
+
+def _print_summary(summary: dict, ran: dict) -> None:
     print("\nradlabel demo — what ran:")
     for number, item in enumerate(summary["stages"], 1):
         print(f"  {number}. {item['stage']} ({item['seconds']} s)")
     print("\nSeries in the PACS:")
-    for series in loaded:
+    for series in ran["loaded"]:
         print(f"  - {series.source}: {series.modality}, {series.stored}/{series.instances} instances stored and found")
     print("\nLabel Studio projects from protocol templates:")
-    for r in provisioned:
+    for r in ran["provisioned"]:
         print(f"  - {r.protocol_id} {r.version}: project {r.project_id} ({r.action})")
     print("\nSync (validate, de-identify, render, task):")
-    for protocol_id, result in synced.items():
+    for protocol_id, result in ran["synced"].items():
         print(f"  - {protocol_id}: {result['selected']} series selected, {result['synced']} synced, "
-              f"{result['already_done']} already done, {result['quarantined']} quarantined, {result['held']} held")
+              f"{result['already_done']} already done, {result['quarantined']} quarantined, {result['held']} held; "
+              f"{result['linkage']['unique_series']} of {result['linkage']['series']} released series unique on "
+              f"their quasi-identifiers and shape")
         for series in result["series"]:
             flags = ", ".join(f["code"] for f in series["flags"] if f["code"] != "deidentified")
             print(f"      series {series['series_key']}: {series['status']}"
                   + (f", task {series['task_id']}" if series["task_id"] else "") + (f" ({flags})" if flags else ""))
+    _print_loop(ran)
+    print(f"\nOHIF: reader {ran['reader']['email']} ({ran['reader']['tier']}) can sign in with the token in "
+          f"{ran['reader']['token_file']}")
+    print("\nTrust boundary (HTTP status or count each door gave):")
+    for probe, answer in next(s["boundary"] for s in summary["stages"] if "boundary" in s).items():
+        print(f"  - {probe}: {answer}")
+    _print_arbitration(ran["arbitration"])
+    print("\nOpen:")
+    for name, url in summary["open"].items():
+        print(f"  {name:<38} {url}")
+    print("\nStop the stack with `radlabel down`.")
+
+
+def _print_arbitration(arbitration: dict) -> None:
+    if arbitration.get("link"):
+        print(f"\nArbitration: task {arbitration['source_task']} went to senior arbitration "
+              f"({'; '.join(arbitration['reasons'][:2])}); task {arbitration['arbitration_task']} is on the senior's "
+              f"OHIF worklist:\n  {arbitration['link']}")
+    else:  # e.g. a later run in the same state directory, after the senior arbitrated it
+        print(f"\nArbitration: task {arbitration.get('source_task')} is {arbitration.get('status')}, "
+              "not on the senior's worklist")
+
+
+def _print_loop(ran: dict) -> None:
+    adjudicated, prelabels, exported, campaign = ran["adjudicated"], ran["prelabels"], ran["exported"], ran["campaign"]
     if adjudicated:
         print("\nAdjudication (simulated readers on the lung task):")
         print(f"  - task {adjudicated['task_id']}: {adjudicated['status']}"
@@ -171,20 +220,6 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
             print(f"  - {name}: {'certified' if certified else 'NOT certified'}")
         for alert in campaign["alerts"]:
             print(f"  ! {alert}")
-    print(f"\nOHIF: reader {reader['email']} ({reader['tier']}) can sign in with the token in {reader['token_file']}")
-    print("\nTrust boundary (HTTP status or count each door gave):")
-    for probe, answer in summary["stages"][-2]["boundary"].items():
-        print(f"  - {probe}: {answer}")
-    if arbitration.get("link"):
-        print(f"\nArbitration: task {arbitration['source_task']} went to senior arbitration ({'; '.join(arbitration['reasons'][:2])}); "
-              f"task {arbitration['arbitration_task']} is on the senior's OHIF worklist:\n  {arbitration['link']}")
-    else:  # e.g. a later run in the same state directory, after the senior arbitrated it
-        print(f"\nArbitration: task {arbitration.get('source_task')} is {arbitration.get('status')}, not on the senior's worklist")
-    print("\nOpen:")
-    for name, url in summary["open"].items():
-        print(f"  {name:<38} {url}")
-    print("\nStop the stack with `radlabel down`.")
-    return 0
 
 
 def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
@@ -234,12 +269,10 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
 
 def _demo_readers(ls) -> dict[str, int]:
     """The two simulated readers' Label Studio user ids (made on first use)."""
-    users = {}
-    for name in ("demo-reader-1", "demo-reader-2"):
-        email = f"{name}@readers.radlabel.local"
-        found = [u.id for u in ls.users.list() if u.email == email]
-        users[name] = found[0] if found else ls.users.create(email=email, username=name).id
-    return users
+    from connectors.label_studio import user_id
+
+    return {name: user_id(ls, f"{name}@readers.radlabel.local", create_as=name)
+            for name in ("demo-reader-1", "demo-reader-2")}
 
 
 def _arbitration_demo(settings, token_file: str, progress) -> dict:
