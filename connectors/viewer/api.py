@@ -38,6 +38,7 @@ from connectors.projects import ProjectKind, load_provisioned, project_kind
 from connectors.readers import Reader, ReaderRegistry, pseudonym_from_name
 from connectors.task_index import IndexedTasks
 from connectors.viewer.outbox import Outbox, Submission
+from connectors.viewer.timing import SCHEMA as TIMING_SCHEMA, reading_time, record_timing
 from radlabel.dicom_files import READ_ERRORS, check_read
 from radlabel.errors import RadlabelError
 from radlabel.settings import Settings
@@ -161,10 +162,10 @@ class LabelStudioTasks:
         with label_studio_errors(f"read task {task_id}"):
             return self._task(found)
 
-    def create_annotation(self, task_id: int, result: list, user: int) -> int:
+    def create_annotation(self, task_id: int, result: list, user: int, **extra) -> int:
         from connectors.authorship import post_read
 
-        return post_read(self.settings, self.ls, task_id, user, result, "ohif")  # vouched: the API checked the reader
+        return post_read(self.settings, self.ls, task_id, user, result, "ohif", **extra)  # vouched: the API checked the reader
 
     def consensus_user(self) -> int | None:
         if self._consensus is None:
@@ -363,6 +364,10 @@ def check_seg(ds, task: dict, reader: Reader, kind: ProjectKind, segment_names: 
         refuse(f"the SEG's radlabel JSON does not name task {task['id']}.")
     if not isinstance(meta.get("wl_log", []), list):
         refuse("the SEG's W/L log is not a list.")
+    try:
+        meta["timing"] = reading_time(meta)
+    except ValueError as exc:
+        refuse(f"the SEG's radlabel JSON: {exc}")
     return meta
 
 
@@ -476,7 +481,7 @@ def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, ret
     api = Blueprint("radlabel_api", __name__)
     registry = ReaderRegistry.from_settings(settings)
     state = {"tasks": tasks, "outbox": outbox}
-    state_database(settings).ensure(VIEWING_SCHEMA, ESCALATION_SCHEMA)
+    state_database(settings).ensure(VIEWING_SCHEMA, ESCALATION_SCHEMA, TIMING_SCHEMA)
 
     def workspace() -> Workspace:
         if state["tasks"] is None:  # built on first use: the front must start even while Label Studio is down
@@ -500,7 +505,8 @@ def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, ret
             token = header[7:].strip() if header[:7].lower() == "bearer " else ""
             reader = registry.authenticate(token)
             if reader is None:
-                return _error(401, "sign in with your reader token (ask the administrator: `radlabel readers add`).")
+                reason, sentence = registry.refusal(token)
+                return jsonify({"error": sentence, "reason": reason}), 401
             g.reader = reader
             try:
                 return view(*args, **kwargs)
@@ -571,9 +577,12 @@ def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, ret
         viewing = viewing_conditions(meta.get("wl_log") or [], ohif)
         if first:
             record_viewing(settings, key, task_id, reader.ls_user_id, protocol, viewing, meta.get("wl_log") or [])
+            if meta["timing"]:
+                record_timing(settings, key, task_id, reader.ls_user_id, protocol, meta["timing"])
             audit_log(settings).append("reader_submit", reader.pseudonym, protocol, task=task_id, kind=kind.kind, seg=key,
                                        wl_changes=viewing["wl_changes"], presets_used=viewing["presets_used"],
-                                       out_of_preset=[o["class"] for o in viewing["out_of_preset"]])
+                                       out_of_preset=[o["class"] for o in viewing["out_of_preset"]],
+                                       **(meta["timing"] or {}))
         result = outbox_.deliver(key)
         body = {"seg_key": key, "status": result.status, "viewing": viewing}
         if result.status == "imported":
@@ -598,14 +607,22 @@ def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, ret
         if wl_log is not None and not isinstance(wl_log, list):
             raise ApiError(422, "the W/L log is not a list.")
         wl_log = wl_log or []
+        try:
+            timing = reading_time(payload)
+        except ValueError as exc:
+            raise ApiError(422, str(exc)) from None
         viewing = viewing_conditions(wl_log, space.protocol_config(kind.protocol_id))
         protocol = f"{kind.protocol_id} {kind.version}"
-        annotation_id = space.tasks.create_annotation(task_id, [], reader.ls_user_id)
+        annotation_id = space.tasks.create_annotation(task_id, [], reader.ls_user_id,
+                                                      **({"lead_time": timing["lead_time_s"]} if timing else {}))
         key = f"empty-{task_id}-{reader.ls_user_id}-{annotation_id}"
         record_viewing(settings, key, task_id, reader.ls_user_id, protocol, viewing, wl_log)
+        if timing:
+            record_timing(settings, key, task_id, reader.ls_user_id, protocol, timing)
         audit_log(settings).append("reader_submit", reader.pseudonym, protocol, task=task_id, kind=kind.kind,
                                    empty=True, annotation=annotation_id, wl_changes=viewing["wl_changes"],
-                                   presets_used=viewing["presets_used"])
+                                   presets_used=viewing["presets_used"],
+                                   out_of_preset=[o["class"] for o in viewing["out_of_preset"]], **(timing or {}))
         return {"status": "imported", "empty": True, "annotation_id": annotation_id, "viewing": viewing}, 201
 
     @api.post("/tasks/<int:task_id>/escalate")
