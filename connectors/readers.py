@@ -33,6 +33,20 @@ _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 SCHEMA = """CREATE TABLE IF NOT EXISTS reader_tokens (
     email TEXT PRIMARY KEY, ls_user_id INTEGER NOT NULL, tier TEXT NOT NULL,
     token_sha256 TEXT, created DOUBLE PRECISION NOT NULL, revoked DOUBLE PRECISION)"""
+# Digests of tokens that no longer open anything, and why: a reader holding one is told so (not "sign in").
+RETIRED_SCHEMA = """CREATE TABLE IF NOT EXISTS retired_reader_tokens (
+    token_sha256 TEXT PRIMARY KEY, reason TEXT NOT NULL, retired DOUBLE PRECISION NOT NULL)"""
+
+# Why a token opens nothing, in one sentence for the reader (the readers' API and the viewer front say it).
+TOKEN_REFUSALS = {
+    "missing": "sign in with your reader token (ask the administrator: `radlabel readers add`).",
+    "malformed": "this is not a radlabel reader token (they start with rlr_): paste the whole token the administrator "
+                 "gave you.",
+    "unknown": "this reader token is not valid here (mistyped, cut short, or from another radlabel installation): "
+               "paste it again or ask the administrator.",
+    "revoked": "this reader token was revoked by the administrator: ask them for a new one if you should still read.",
+    "replaced": "this reader token has expired: the administrator issued you a newer one; sign in with that.",
+}
 
 
 @dataclass(frozen=True)
@@ -73,7 +87,7 @@ def _digest(token: str) -> str:
 class ReaderRegistry:
     def __init__(self, database: Database):
         self.database = database
-        database.ensure(SCHEMA)
+        database.ensure(SCHEMA, RETIRED_SCHEMA)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ReaderRegistry":
@@ -89,14 +103,24 @@ class ReaderRegistry:
             raise RadlabelError(f"tier {tier!r} is not one of {', '.join(TIERS)}.")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._connect() as db:
+            self._retire(db, email, "replaced")
             db.execute("INSERT INTO reader_tokens VALUES (?,?,?,?,?,NULL) ON CONFLICT(email) DO UPDATE SET "
                        "ls_user_id=excluded.ls_user_id, tier=excluded.tier, token_sha256=excluded.token_sha256, "
                        "created=excluded.created, revoked=NULL",
                        (email, ls_user_id, tier, _digest(token), time.time()))
         return token
 
+    @staticmethod
+    def _retire(db, email: str, reason: str) -> None:
+        row = db.execute("SELECT token_sha256 FROM reader_tokens WHERE email=? AND token_sha256 IS NOT NULL",
+                         (email,)).fetchone()
+        if row:
+            db.execute("INSERT INTO retired_reader_tokens VALUES (?,?,?) ON CONFLICT(token_sha256) DO UPDATE SET "
+                       "reason=excluded.reason, retired=excluded.retired", (row[0], reason, time.time()))
+
     def revoke(self, email: str) -> bool:
         with self._connect() as db:
+            self._retire(db, email.strip().lower(), "revoked")
             changed = db.execute("UPDATE reader_tokens SET token_sha256=NULL, revoked=? WHERE email=? AND revoked IS NULL",
                                  (time.time(), email.strip().lower())).rowcount
         return bool(changed)
@@ -119,6 +143,18 @@ class ReaderRegistry:
             if hmac.compare_digest(given, stored):
                 found = Reader(email, user, tier)
         return found
+
+    def refusal(self, token: str) -> tuple[str, str]:
+        """Why ``token`` opens nothing: (reason, the sentence for the reader). Call it only once authenticate failed."""
+        if not token:
+            reason = "missing"
+        elif not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+            reason = "malformed"
+        else:
+            with self._connect() as db:
+                row = db.execute("SELECT reason FROM retired_reader_tokens WHERE token_sha256=?", (_digest(token),)).fetchone()
+            reason = row[0] if row and row[0] in TOKEN_REFUSALS else "unknown"
+        return reason, TOKEN_REFUSALS[reason]
 
 
 def check_email(email: str) -> str:

@@ -70,8 +70,8 @@ class ImportedSegs:
 
 def store_read(settings: Settings, ls, task_id: int, user_id: int, masks: dict[str, np.ndarray], source: str,
                **extra) -> int:
-    """A SEG's class masks as ``user_id``'s annotation of a task (vouched by radlabel; ``extra``: more annotation
-    fields, e.g. ``lead_time``); the annotation id."""
+    """A SEG's class masks as ``user_id``'s annotation of a task (vouched by radlabel); the annotation id. ``extra``
+    goes on the annotation as it is (an OHIF read's ``lead_time``)."""
     from connectors.authorship import post_read
 
     with label_studio_errors(f"store the SEG in task {task_id}"):

@@ -11,6 +11,8 @@ Stages so far: 1. stack up  2. samples into Orthanc  3. check them over QIDO-RS
    and read production series with hidden gold copies; certification, drift alert, QA review sampling,
    and the HTML QA report
 10. OHIF: a radiologist registered with a reader token for the viewer's worklist (token in a 0600 file).
+11. trust boundary probed.
+12. arbitration: two simulated readers disagree on a small chest CT; the senior's OHIF worklist offers it (the link).
 Each later capability appends its stage here, so the demo always shows the
 pipeline end to end.
 """
@@ -104,7 +106,8 @@ def _data_in_stages(settings, sizes: SampleSizes, progress, stage) -> dict:
 
 
 def _loop_stages(settings, synced: dict, progress, stage) -> dict:
-    """Stages 6-11: adjudication, ML pre-labels, export, the QA campaign, an OHIF reader, the trust boundary."""
+    """Stages 6-12: adjudication, ML pre-labels, export, the QA campaign, an OHIF reader, the trust boundary,
+    arbitration offered to the senior."""
     started = time.monotonic()
     adjudicated = _adjudicate_demo_task(settings, synced.get("ct_lung_nodules", {}), progress)
     stage("adjudication: agreement, consensus, final DICOM-SEG", started,
@@ -129,13 +132,17 @@ def _loop_stages(settings, synced: dict, progress, stage) -> dict:
     started = time.monotonic()
     stage("trust boundary probed (an outsider, a reader, each archive user)", started,
           boundary=_boundary_demo(settings, reader["token_file"]))
+
+    started = time.monotonic()
+    arbitration = _arbitration_demo(settings, reader["token_file"], progress)
+    stage("arbitration: two readers disagree, the senior's OHIF worklist offers the task", started, arbitration=arbitration)
     return {"adjudicated": adjudicated, "prelabels": prelabels, "exported": exported, "campaign": campaign,
-            "reader": reader}
+            "reader": reader, "arbitration": arbitration}
 
 
 def _links(settings, ran: dict) -> dict:
     """What to open after the demo, and with which credentials (named, never printed)."""
-    viewer, reader, campaign = settings.url("viewer"), ran["reader"], ran["campaign"]
+    viewer, reader, campaign, arbitration = settings.url("viewer"), ran["reader"], ran["campaign"], ran["arbitration"]
     return {
         "OHIF reader worklist (sign in with a reader token)": viewer + "/",
         "Label Studio": settings.url("label_studio") + f"  (user {settings.label_studio_user}, "
@@ -143,6 +150,7 @@ def _links(settings, ran: dict) -> dict:
         **{f"Label Studio: {r.protocol_id} {r.version}": r.url for r in ran["provisioned"]},
         **({"QA report": campaign["report"]} if campaign.get("report") else {}),
         "OHIF reader sign-in": f"{viewer}/  (token in {reader['token_file']})",
+        **({"OHIF arbitration (senior)": arbitration["link"]} if arbitration.get("link") else {}),
         # Administrators only: never a door that faces readers.
         "Orthanc research archive (administrator)": settings.url("orthanc") + "/app/explorer.html  (user admin, "
                                                     f"orthanc_admin_password in {settings.secrets_file})",
@@ -180,12 +188,23 @@ def _print_summary(summary: dict, ran: dict) -> None:
     print(f"\nOHIF: reader {ran['reader']['email']} ({ran['reader']['tier']}) can sign in with the token in "
           f"{ran['reader']['token_file']}")
     print("\nTrust boundary (HTTP status or count each door gave):")
-    for probe, answer in summary["stages"][-1]["boundary"].items():
+    for probe, answer in next(s["boundary"] for s in summary["stages"] if "boundary" in s).items():
         print(f"  - {probe}: {answer}")
+    _print_arbitration(ran["arbitration"])
     print("\nOpen:")
     for name, url in summary["open"].items():
         print(f"  {name:<38} {url}")
     print("\nStop the stack with `radlabel down`.")
+
+
+def _print_arbitration(arbitration: dict) -> None:
+    if arbitration.get("link"):
+        print(f"\nArbitration: task {arbitration['source_task']} went to senior arbitration "
+              f"({'; '.join(arbitration['reasons'][:2])}); task {arbitration['arbitration_task']} is on the senior's "
+              f"OHIF worklist:\n  {arbitration['link']}")
+    else:  # e.g. a later run in the same state directory, after the senior arbitrated it
+        print(f"\nArbitration: task {arbitration.get('source_task')} is {arbitration.get('status')}, "
+              "not on the senior's worklist")
 
 
 def _print_loop(ran: dict) -> None:
@@ -219,7 +238,7 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
 
     from connectors.adjudicate import Adjudicator
     from connectors.authorship import post_read
-    from connectors.label_studio import client, user_id
+    from connectors.label_studio import client
     from radlabel.brush_rle import mask_regions
 
     syncer = Syncer(settings, load_template(TEMPLATES / "ct-lung-nodules.yaml"))
@@ -240,10 +259,7 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
     in_plane[1] = ndimage.generate_binary_structure(2, 1)  # one pixel off at every in-plane edge
     second = {"lung_field": ndimage.binary_erosion(first["lung_field"], structure=in_plane),
               "solid_nodule": first["solid_nodule"]}
-    users = {}
-    for name in ("demo-reader-1", "demo-reader-2"):
-        email = f"{name}@readers.radlabel.local"
-        users[name] = user_id(ls, email, create_as=name)
+    users = _demo_readers(ls)
     existing = {a.completed_by for a in ls.annotations.list(id=task.id)}
     for (name, user), masks in zip(users.items(), (first, second)):
         if user not in existing:
@@ -258,6 +274,71 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
     return {"task_id": task.id, "status": mine.status if mine else "unknown",
             "seg_sop_uid": mine.seg_sop_uid if mine else None, "study": task.data["study"], "dice": dice,
             "_lung_truth": first["lung_field"]}
+
+
+def _demo_readers(ls) -> dict[str, int]:
+    """The two simulated readers' Label Studio user ids (made on first use)."""
+    from connectors.label_studio import user_id
+
+    return {name: user_id(ls, f"{name}@readers.radlabel.local", create_as=name)
+            for name in ("demo-reader-1", "demo-reader-2")}
+
+
+def _arbitration_demo(settings, token_file: str, progress) -> dict:
+    """A small chest CT into the PACS and synced by the lung protocol; one simulated reader labels the nodule where it
+    is, the other misplaces it; the lung protocol sends the task to senior arbitration, and the demo senior's OHIF
+    worklist (the readers' API, with the demo token) offers it: the link opens it in OHIF after sign-in."""
+    import numpy as np
+    import requests
+
+    from connectors.adjudicate import Adjudicator
+    from connectors.authorship import post_read
+    from connectors.label_studio import client
+    from radlabel.brush_rle import mask_regions
+    from radlabel.phantom import make_ct_study
+
+    protocol = load_template(TEMPLATES / "ct-lung-nodules.yaml")
+    study = make_ct_study(seed=1901, slices=24, size=128, pixel_spacing=3.0, lung_nodules=1)
+    for ds in study.datasets:
+        ds.SeriesDescription = "chest (arbitration demo)"
+    if not OrthancDicomWeb.source_pacs(settings).search_series(study.study_uid, SeriesInstanceUID=study.series_uid):
+        OrthancDicomWeb.pacs_loader(settings).store(study.datasets)
+    syncer = Syncer(settings, protocol)
+    syncer.run()
+    record = syncer.state.get(syncer.series_key(study.series_uid), protocol.id)
+    task_id = getattr(record, "task_id", None)
+    if not task_id:
+        return {"status": "the demo chest CT was not synced: see `radlabel sync ct-lung-nodules.yaml`"}
+    ls = client(settings)
+    nodule = study.labelmap == 7
+    misplaced = np.roll(nodule, 14, axis=2)  # the second reader marks the wrong spot
+    lungs = study.labelmap == 3
+    reads = ({"lung_field": lungs, "solid_nodule": nodule}, {"lung_field": lungs & ~misplaced, "solid_nodule": misplaced})
+    existing = {a.completed_by for a in ls.annotations.list(id=task_id)}
+    for (name, user), masks in zip(_demo_readers(ls).items(), reads):
+        if user not in existing:
+            progress(f"{name} submits a read of task {task_id} …")
+            post_read(settings, ls, task_id, user, mask_regions(masks), "simulated")  # vouched: radlabel simulates it
+    Adjudicator(settings, progress).reconcile()
+    from connectors.database import state_database
+
+    with state_database(settings).connect() as db:
+        row = db.execute("SELECT status, arbitration_task_id, decision FROM adjudications WHERE task_id=?",
+                         (task_id,)).fetchone()
+    status, arbitration_task, decision = row if row else (None, None, None)
+    token = open(token_file).read().strip()
+    worklist = requests.get(settings.url("viewer") + "/radlabel/api/worklist", timeout=120,
+                            headers={"Authorization": f"Bearer {token}"}).json().get("tasks", [])
+    item = next((t for t in worklist if t["task_id"] == arbitration_task and t["kind"] == "arbitration"), None)
+    link = None
+    if item:  # the extension's own task link (ohif_extension/src/controller.js taskUrl)
+        from urllib.parse import urlencode
+
+        link = settings.url("viewer") + "/segmentation?" + urlencode(
+            {"StudyInstanceUIDs": item["study"], "SeriesInstanceUIDs": item["series"], "radlabelTask": item["task_id"]})
+    return {"source_task": task_id, "status": status, "arbitration_task": arbitration_task,
+            "reasons": json.loads(decision).get("reasons", []) if decision else [],
+            "on_senior_worklist": item is not None, "link": link}
 
 
 def _prelabel_demo(settings, adjudicated: dict, progress) -> dict:

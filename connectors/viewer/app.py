@@ -39,6 +39,8 @@ def ohif_config(extensions: list[str] | None = None) -> dict:
         "modes": [],
         # The entry page is the radlabel worklist (the extension's panel), not OHIF's study list.
         "showStudyList": False,
+        # Readers are told what the viewer is for in the radlabel panel; OHIF's banner would cover the viewport.
+        "investigationalUseDialog": {"option": "never"},
         "maxNumberOfWebWorkers": 2,
         "showWarningMessageForCrossOrigin": False,
         "showCPUFallbackMessage": True,
@@ -94,10 +96,11 @@ def security_headers(index_html: Path) -> dict[str, str]:
             "Referrer-Policy": "no-referrer"}
 
 
-def _unauthorised() -> Response:
-    return Response(json.dumps({"error": "sign in with your reader token: it is missing, invalid, expired or "
-                                         "revoked (ask the administrator: `radlabel readers add`)."}),
-                    status=401, mimetype="application/json", headers={"WWW-Authenticate": "Bearer"})
+def _unauthorised(registry, token: str) -> Response:
+    """401 saying why the token opens nothing (missing, not a reader token, unknown, revoked, replaced)."""
+    reason, sentence = registry.refusal(token)
+    return Response(json.dumps({"error": sentence, "reason": reason}), status=401, mimetype="application/json",
+                    headers={"WWW-Authenticate": "Bearer"})
 
 
 def _public_routes(app: Flask, dist: Path) -> None:
@@ -147,15 +150,18 @@ def _slice_route(app: Flask, settings, image_key: str) -> None:
 
 def _reader_routes(app: Flask, settings, gateway: DicomWebGateway, registry) -> None:
     """What only a signed-in reader may fetch: protocol configurations and DICOMweb through the gateway."""
-    def signed_in_reader():
+    def bearer() -> str:
         header = request.headers.get("Authorization", "")
-        return registry.authenticate(header[7:].strip() if header[:7].lower() == "bearer " else "")
+        return header[7:].strip() if header[:7].lower() == "bearer " else ""
+
+    def signed_in_reader():
+        return registry.authenticate(bearer())
 
     @app.get("/radlabel/protocols/<protocol_id>.json")
     def protocol_config(protocol_id: str):
         """OHIF-side configuration of a provisioned protocol (presets, segments, codes): readers only."""
         if signed_in_reader() is None:
-            return _unauthorised()
+            return _unauthorised(registry, bearer())
         if not protocol_id.replace("_", "").isalnum():
             abort(404)
         return send_from_directory(settings.home / "protocols", f"{protocol_id}.json", max_age=0)
@@ -165,7 +171,7 @@ def _reader_routes(app: Flask, settings, gateway: DicomWebGateway, registry) -> 
     def dicomweb(path: str):
         reader = signed_in_reader()
         if reader is None:
-            return _unauthorised()
+            return _unauthorised(registry, bearer())
         return gateway.answer(reader, reader.ls_user_id)
 
 
