@@ -1,6 +1,6 @@
 """Reading time of an OHIF read, recorded as Label Studio records its own editor's: ``lead_time`` (seconds from
 opening the task to submitting it) on the reader's annotation, which the QA time and cost figures read
-(``connectors/qa.py``), plus the active part of it (time between the reader's inputs, idle gaps left out) in
+(``connectors/quality/read_scores.py``), plus the active part of it (time between the reader's inputs, idle gaps left out) in
 ``reader_timing``. The extension measures both (``ohif_extension/src/clock.js``) and sends
 ``{"lead_time_s", "active_time_s"}``: in the SEG's radlabel JSON (``timing``) or in the no-findings body.
 """
