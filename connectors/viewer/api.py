@@ -142,10 +142,11 @@ class LabelStudioTasks:
         with label_studio_errors(f"read task {task_id}"):
             return self._task(found)
 
-    def create_annotation(self, task_id: int, result: list, user: int) -> int:
+    def create_annotation(self, task_id: int, result: list, user: int, source: str = "ohif", **extra) -> int:
+        """Saved as ``user``'s read, vouched: the readers' API or the editor gateway checked the reader."""
         from connectors.authorship import post_read
 
-        return post_read(self.settings, self.ls, task_id, user, result, "ohif")  # vouched: the API checked the reader
+        return post_read(self.settings, self.ls, task_id, user, result, source, **extra)
 
     def consensus_user(self) -> int | None:
         if self._consensus is None:
