@@ -75,6 +75,18 @@ def _as_dict(annotation) -> dict:
     return annotation if isinstance(annotation, dict) else annotation.dict()
 
 
+def counting_readers(database, protocol: Protocol) -> set[int] | None:
+    """The readers whose reads count for this protocol: its certified readers from the moment the calibration set is
+    complete; None (everyone's) before. The adjudication and the readers' overlap both ask here."""
+    database.ensure(*SCHEMA)
+    with database.connect() as db:
+        gold = db.execute("SELECT COUNT(*) FROM gold WHERE protocol_id=?", (protocol.id,)).fetchone()[0]
+        if gold < protocol.qa.calibration.cases:
+            return None
+        return {r[0] for r in db.execute("SELECT reader FROM certifications WHERE protocol_id=? AND certified=1",
+                                         (protocol.id,)).fetchall()}
+
+
 class QualityDesk:
     def __init__(self, settings: Settings, ls=None):
         self.settings = settings
@@ -123,7 +135,8 @@ class QualityDesk:
                                           protocol_id)}
 
     def counts(self, protocol: Protocol, reader: int) -> bool:
-        return not self.certification_enforced(protocol) or reader in self.certified_readers(protocol.id)
+        counting = counting_readers(self.database, protocol)
+        return counting is None or reader in counting
 
     def reference(self, protocol: Protocol, task_id: int) -> tuple[Read, object]:
         """The final labels of a gold (or final) task as a read, and the task."""

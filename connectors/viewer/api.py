@@ -168,6 +168,7 @@ class Workspace:
         self.settings = settings
         self.tasks = tasks
         self._protocols: dict[str, object] = {}
+        self._counting: dict[str, set[int] | None] = {}
 
     def protocol(self, protocol_id: str):
         if protocol_id not in self._protocols:
@@ -191,10 +192,19 @@ class Workspace:
         if reader.ls_user_id in readers:
             return True
         try:
-            needed = self.protocol(kind.protocol_id).readers.per_study
+            protocol = self.protocol(kind.protocol_id)
         except RadlabelError:
             return False
-        return len(readers) < needed
+        return len(self._filling(protocol, readers)) < protocol.readers.per_study
+
+    def _filling(self, protocol, readers: set[int]) -> set[int]:
+        """The reads that fill the task's overlap: an uncertified reader's read does not count, so it takes no slot."""
+        from connectors.qa import counting_readers
+
+        if protocol.id not in self._counting:
+            self._counting[protocol.id] = counting_readers(state_database(self.settings), protocol)
+        counting = self._counting[protocol.id]
+        return readers if counting is None else readers & counting
 
     def open_for(self, reader: Reader, kind: ProjectKind, task: dict) -> bool:
         """Is this task on the reader's worklist (assigned and not yet read by them)?"""

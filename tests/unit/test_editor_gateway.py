@@ -168,3 +168,19 @@ def test_pages_are_public_shells_and_the_bundle_comes_from_label_studio(env):
     assert b'data-main-chunk="792" data-chunks="502,358" data-module="41607"' in page.data
     assert env["client"].get("/radlabel/editor/static/358.js").data.endswith(b"window.LabelStudio=AP")
     assert env["client"].get("/radlabel/editor/static/../main.js").status_code == 404
+
+
+def test_an_uncertified_readers_read_takes_no_overlap_slot_once_certification_counts(env):
+    from connectors.database import state_database
+    from connectors.qa import SCHEMA as QA_SCHEMA
+
+    env["tasks"].tasks_[100]["annotations"] += [{"id": 1, "completed_by": 12, "result": []},   # b: certified
+                                                {"id": 2, "completed_by": 13, "result": []}]   # c: not certified
+    assert post(env, 100, {"result": []}).status_code == 404  # two reads of two: full
+    database = state_database(env["settings"])
+    database.ensure(*QA_SCHEMA)
+    with database.connect() as db:
+        for task in range(PROTOCOL.qa.calibration.cases):  # the calibration set is complete: certification counts
+            db.execute("INSERT INTO gold VALUES (?,?,?)", (PROTOCOL.id, 5000 + task, 0.0))
+        db.execute("INSERT INTO certifications VALUES (?,?,?,?,?,?)", (PROTOCOL.id, 12, "radiologist", 1, "{}", 0.0))
+    assert post(env, 100, {"result": []}).status_code == 201  # c's read does not fill the task
