@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+from html import escape
 from functools import wraps
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -167,7 +168,7 @@ def page_html(page: str, task_id: int = 0, bundle=None) -> str:
         scripts = "".join(f'<script src="{src}"></script>\n' for src in
                           (static + "vendor.js", static + "runtime.js", "/radlabel/editor/page/shim.js", static + "main.js"))
         attributes = (f' data-main-chunk="{bundle.main_chunk}" data-chunks="{",".join(map(str, bundle.chunks))}"'
-                      f' data-module="{bundle.module}"')
+                      f' data-module="{bundle.module}" data-feature-flags="{escape(bundle.feature_flags)}"')
     return _PAGE.format(title="Label Studio editor" if bundle else "worklist", styles=styles, page=page,
                         task=int(task_id), bundle_attributes=attributes, scripts=scripts)
 
@@ -200,6 +201,8 @@ def _public_routes(api: Blueprint, settings: Settings) -> None:
 
     @api.get("/static/<path:name>")
     def bundle_file(name: str):
+        if name.endswith((".html", ".htm")):  # Label Studio's own app page: never on this origin
+            return Response("not found", status=404, mimetype="text/plain")
         try:
             return send_from_directory(bundle().folder, name, max_age=3600)
         except (ApiError, RadlabelError) as exc:
@@ -241,12 +244,12 @@ def _reader_routes(api: Blueprint, settings: Settings, workspace, reader_require
         from radlabel.audit import audit_log
 
         reader, space = g.reader, workspace()
+        payload = _json_object()
+        if set(payload) - {"result", "lead_time"}:  # before anything else: a body naming an author is never saved
+            raise ApiError(422, "send only 'result' (and 'lead_time'): the author is the signed-in reader.")
         kind, task = _editor_task(space, task_id)
         if not space.open_for(reader, kind, task):
             raise ApiError(409, f"task {task_id} already has your read: it cannot be read again.")
-        payload = _json_object()
-        if set(payload) - {"result", "lead_time"}:
-            raise ApiError(422, "send only 'result' (and 'lead_time'): the author is the signed-in reader.")
         problem = result_problem(payload.get("result"), space.protocol(kind.protocol_id), task["data"])
         if problem:
             raise ApiError(422, problem)

@@ -10,6 +10,8 @@ the installed bundle, so the page follows the Label Studio version radlabel inst
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,6 +30,26 @@ class EditorBundle:
     main_chunk: int  # main.js's chunk: its modules are needed, its entry (the whole app) is not
     chunks: tuple[int, ...]  # the chunks the app loads before requiring the editor's module
     module: int  # the module that sets window.LabelStudio
+    feature_flags: str = "{}"  # JSON: the flags Label Studio's own pages give its editor (multi-image series, …)
+
+
+def feature_flags(folder: Path) -> dict[str, bool]:
+    """The feature flags Label Studio's server puts in its pages (``APP_SETTINGS.feature_flags``): without a flag
+    service they are its fixed ``STALE_FEATURE_FLAGS``, which switch on, e.g., multi-image series. Read (as data,
+    never run) from the same installed Label Studio as the bundle."""
+    source = folder.parents[3] / "label_studio" / "core" / "feature_flags" / "stale_feature_flags.py"
+    try:
+        tree = ast.parse(source.read_text())
+    except (OSError, SyntaxError):
+        return {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "STALE_FEATURE_FLAGS" for t in node.targets):
+            try:
+                flags = ast.literal_eval(node.value)
+            except ValueError:
+                return {}
+            return {k: v for k, v in flags.items() if isinstance(k, str) and isinstance(v, bool)}
+    return {}
 
 
 def bundle_folder(label_studio_venv: Path) -> Path | None:
@@ -49,6 +71,6 @@ def editor_bundle(folder: Path) -> EditorBundle:
     for chunk_list, module in _LAZY_IMPORT.findall(main):
         chunks = tuple(int(n) for n in re.findall(r"\d+", chunk_list))
         if editor_chunk in chunks:
-            return EditorBundle(folder, int(entry[1]), chunks, int(module))
+            return EditorBundle(folder, int(entry[1]), chunks, int(module), json.dumps(feature_flags(folder)))
     raise RadlabelError(f"Label Studio's app bundle in {folder} never loads its editor chunk: reinstall Label Studio "
                         "with `radlabel install`.")

@@ -17,7 +17,7 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
                       "ML pre-labels requested by Label Studio",
                       "training export and audit check",
                       "QA campaign: calibration, hidden gold, drift alert, QA report",
-                      "OHIF reader registered (token for the viewer's worklist)",
+                      "reader registered (one token for OHIF and the Label Studio editor gateway)",
                       "trust boundary probed (an outsider, a reader, each archive user)"]
     assert {p["protocol_id"] for p in summary["stages"][3]["projects"]} >= {"ct_lung_nodules", "spine_landmarks"}
     sync = summary["stages"][4]["sync"]
@@ -39,6 +39,7 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
     assert boundary["outsider /dicom-web/studies"] == 401 and boundary["reader /dicom-web/%2e%2e/patients"] == 404
     assert boundary["reader POST /dicom-web/studies"] == 404 and boundary["sync's PACS user STOW"] == 403
     assert boundary["gateway's archive user DELETE"] == 403 == boundary["pipeline's archive user REST /patients"]
+    assert boundary["reader token on Label Studio's API"] == 401 and boundary["reader editor worklist (gateway)"] == 200
     assert summary["open"]["OHIF reader worklist (sign in with a reader token)"].endswith("/")
     # no link that faces readers names a source study: the PACS stand-in is listed for its administrator only
     assert not any("StudyInstanceUIDs" in url for url in summary["open"].values())

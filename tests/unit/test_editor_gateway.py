@@ -162,12 +162,18 @@ def test_pages_are_public_shells_and_the_bundle_comes_from_label_studio(env):
     (folder / "main.js").write_text('(self.webpackChunklabelstudio=self.webpackChunklabelstudio||[]).push([[792],{1:()=>{'
                                     'x=()=>Promise.all([n.e(502),n.e(358)]).then(n.bind(n,41607))}}])')
     (folder / "358.js").write_text("AP.instances=new Set,window.LabelStudio=AP")
+    flags = folder.parents[3] / "label_studio" / "core" / "feature_flags"
+    flags.mkdir(parents=True)
+    (flags / "stale_feature_flags.py").write_text("STALE_FEATURE_FLAGS = {'fflag_multi_image': True, 'f': 'x'}\n")
     editor_bundle.cache_clear()
     page = env["client"].get("/radlabel/editor/tasks/100")
     assert page.status_code == 200
     assert b'data-main-chunk="792" data-chunks="502,358" data-module="41607"' in page.data
+    assert b'data-feature-flags="{&quot;fflag_multi_image&quot;: true}"' in page.data  # as Label Studio's pages set
     assert env["client"].get("/radlabel/editor/static/358.js").data.endswith(b"window.LabelStudio=AP")
     assert env["client"].get("/radlabel/editor/static/../main.js").status_code == 404
+    (folder / "index.html").write_text("<script src=main.js></script>")  # Label Studio's whole app: not served
+    assert env["client"].get("/radlabel/editor/static/index.html").status_code == 404
 
 
 def test_an_uncertified_readers_read_takes_no_overlap_slot_once_certification_counts(env):

@@ -78,8 +78,10 @@ async function showTask(taskId) {
   $('radlabel-who').textContent = body.reader;
   const started = Date.now();
   const submit = (_, annotation) => save(taskId, annotation, started).catch(failed);
-  // Nothing that shows others' work or Label Studio's settings: no annotation or prediction tabs, no history.
-  const interfaces = body.open ? ['panel', 'submit', 'controls', 'side-column', 'infobar'] : ['panel', 'side-column', 'infobar'];
+  // Nothing that shows others' work or Label Studio's project settings: no annotation or prediction tabs or menus
+  // ('topbar' alone holds the Submit control); a read task is shown without submit.
+  const shown = ['panel', 'controls', 'side-column', 'infobar', 'topbar'];
+  const interfaces = body.open ? [...shown, 'submit'] : shown;
   new window.LabelStudio('radlabel-main', {
     config: body.config, task: body.task, interfaces,
     user: { id: body.user_id, firstName: body.reader, lastName: '' },
@@ -87,6 +89,7 @@ async function showTask(taskId) {
       const store = ls.annotationStore;
       const current = body.open ? store.addAnnotation({ userGenerate: true }) : store.annotations[0];
       if (current) store.selectAnnotation(current.id);
+      window.radlabelEditor = ls;  // the editor of this page (tests and the browser console look at it)
       window.radlabelReady = true;
     },
     onSubmitAnnotation: submit,
