@@ -36,6 +36,7 @@ from connectors.adjudicate import CONSENSUS_USER, SCHEMA as ADJUDICATIONS_SCHEMA
 from connectors.database import state_database
 from connectors.provision import ProjectKind, load_provisioned, project_kind
 from connectors.readers import Reader, ReaderRegistry, pseudonym_from_name
+from connectors.task_index import IndexedTasks
 from connectors.viewer.outbox import Outbox, Submission
 from radlabel.dicom_files import READ_ERRORS, check_read
 from radlabel.errors import RadlabelError
@@ -52,6 +53,9 @@ ESCALATION_SCHEMA = """CREATE TABLE IF NOT EXISTS reader_escalations (
     task_id INTEGER NOT NULL, reader INTEGER NOT NULL, protocol TEXT NOT NULL, route_to TEXT NOT NULL,
     note TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, PRIMARY KEY (task_id, reader))"""
 
+
+# The project fields a listing asks for (Label Studio returns only those named): its counts drive the task index.
+PROJECT_FIELDS = "id,description,task_number,total_annotations_number,skipped_annotations_number"
 
 # Projects whose tasks are read in OHIF (QA review is done in Label Studio for now).
 VIEWER_KINDS = ("reads", "calibration", "arbitration")
@@ -96,10 +100,13 @@ class LabelStudioTasks:
         return self._ls
 
     def projects(self) -> list[dict]:
-        from connectors.label_studio import label_studio_errors
+        from connectors.label_studio import every_item, label_studio_errors
 
         with label_studio_errors("list projects"):
-            return [{"id": p.id, "description": p.description or ""} for p in self.ls.projects.list(page_size=100)]
+            listed = list(every_item(self.ls.projects.list(page_size=100, include=PROJECT_FIELDS), 100))
+            return [{"id": p.id, "description": p.description or "", "tasks": int(p.task_number or 0),
+                     "annotations": int(p.total_annotations_number or 0) + int(p.skipped_annotations_number or 0)}
+                    for p in listed]
 
     def project(self, project_id: int) -> dict:
         from connectors.label_studio import label_studio_errors
@@ -114,17 +121,29 @@ class LabelStudioTasks:
                 "annotations": [_plain(a) for a in t.get("annotations") or []],
                 "predictions": [_plain(p) for p in t.get("predictions") or []]}
 
-    def tasks(self, project_id: int) -> list[dict]:
-        """Every task of a project with who has annotated it, without the annotations' results: brush masks
-        made the full listing (``fields=all``) cost seconds per worklist. Label Studio's review listing gives
-        the annotators' ids; each becomes a result-less annotation here."""
-        from connectors.label_studio import label_studio_errors
+    def listed_tasks(self, project_id: int, since: str | None = None) -> list[dict]:
+        """The tasks of a project with who has annotated each, without the annotations' results (Label
+        Studio's review listing); only those stamped at or after ``since`` (``updated_at``) when given."""
+        from connectors.label_studio import every_item, label_studio_errors
 
+        query = None
+        if since is not None:
+            query = json.dumps({"filters": {"conjunction": "and", "items": [
+                {"filter": "filter:tasks:updated_at", "operator": "greater_or_equal", "type": "Datetime",
+                 "value": since}]}})
         with label_studio_errors(f"list the tasks of project {project_id}"):
-            listed = [_plain(t) for t in self.ls.tasks.list(project=project_id, review=True, page_size=500)]
-        return [{"id": t["id"], "project": t.get("project") or project_id, "data": t.get("data") or {},
-                 "annotations": [{"completed_by": user} for user in t.get("annotators") or []], "predictions": []}
-                for t in listed]
+            pager = self.ls.tasks.list(project=project_id, review=True, page_size=500, query=query, resolve_uri=False)
+            listed = [_plain(t) for t in every_item(pager, 500)]
+        return [{"id": t["id"], "data": t.get("data") or {}, "annotators": list(t.get("annotators") or []),
+                 "annotations": int(t.get("total_annotations") or 0) + int(t.get("cancelled_annotations") or 0),
+                 "updated_at": str(t.get("updated_at") or "")} for t in listed]
+
+    def tasks(self, project_id: int) -> list[dict]:
+        """Every task of a project, each annotator a result-less annotation: brush masks made the full
+        listing (``fields=all``) cost seconds per worklist."""
+        return [{"id": t["id"], "project": project_id, "data": t["data"],
+                 "annotations": [{"completed_by": user} for user in t["annotators"]], "predictions": []}
+                for t in self.listed_tasks(project_id)]
 
     def task(self, task_id: int) -> dict | None:
         """The task, or None when Label Studio does not know it (so an unknown id answers like a forbidden one)."""
@@ -153,6 +172,11 @@ class LabelStudioTasks:
             found = [u.id for u in self.ls.users.list() if u.email == CONSENSUS_USER]
             self._consensus = found[0] if found else -1
         return self._consensus
+
+
+def reader_tasks(settings: Settings) -> IndexedTasks:
+    """Label Studio as the readers' API and the gateway see it: project listings from radlabel's task index."""
+    return IndexedTasks(LabelStudioTasks(settings), state_database(settings))
 
 
 def _reads_of(task: dict, consensus_user: int | None) -> set[int]:
@@ -472,7 +496,7 @@ def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, ret
 
     def workspace() -> Workspace:
         if state["tasks"] is None:  # built on first use: the front must start even while Label Studio is down
-            state["tasks"] = LabelStudioTasks(settings)
+            state["tasks"] = reader_tasks(settings)
         return Workspace(settings, state["tasks"])
 
     def the_outbox() -> Outbox:

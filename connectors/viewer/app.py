@@ -172,7 +172,7 @@ def _reader_routes(app: Flask, settings, gateway: DicomWebGateway, registry) -> 
 
 def create_app() -> Flask:
     from connectors.readers import ReaderRegistry
-    from connectors.viewer.api import LabelStudioTasks, Workspace, create_api
+    from connectors.viewer.api import Workspace, create_api, reader_tasks
     from connectors.viewer.editor import create_editor_api
 
     settings = load_settings()
@@ -187,7 +187,7 @@ def create_app() -> Flask:
             reply.headers.setdefault(name, value)
         return reply
 
-    tasks = LabelStudioTasks(settings)  # one Label Studio view shared by the readers' API and the gateway
+    tasks = reader_tasks(settings)  # one Label Studio view shared by the readers' API and the gateway
     app.register_blueprint(create_api(settings, tasks=tasks), url_prefix="/radlabel/api")
     # the Label Studio door: Label Studio's editor behind the reader's token (issue 17)
     app.register_blueprint(create_editor_api(settings, tasks=tasks), url_prefix="/radlabel/editor")

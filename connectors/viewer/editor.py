@@ -30,7 +30,7 @@ from xml.etree.ElementTree import fromstring
 from flask import Blueprint, Response, g, jsonify, request, send_from_directory
 
 from connectors.readers import ReaderRegistry
-from connectors.viewer.api import ApiError, LabelStudioTasks, Workspace, _annotator, _json_object
+from connectors.viewer.api import ApiError, Workspace, _annotator, _json_object, reader_tasks
 from connectors.viewer.editor_bundle import bundle_folder, editor_bundle
 from radlabel.errors import RadlabelError
 from radlabel.protocol.labelconfig import IMAGE, label_config
@@ -271,7 +271,7 @@ def create_editor_api(settings: Settings, tasks=None) -> Blueprint:
 
     def workspace() -> Workspace:
         if state["tasks"] is None:  # built on first use: the front must start even while Label Studio is down
-            state["tasks"] = LabelStudioTasks(settings)
+            state["tasks"] = reader_tasks(settings)
         return Workspace(settings, state["tasks"])
 
     def reader_required(view):
