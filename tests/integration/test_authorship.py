@@ -111,6 +111,8 @@ def test_a_read_forged_with_another_readers_completed_by_is_not_counted(settings
     staff, staff_token = member
     consensus = Adjudicator(settings).consensus_user()
     regions = mask_regions({"lung_field": study.labelmap == 3, "solid_nodule": study.labelmap == 7})
+    own = gateway(settings, a["label_studio"]["token"], "POST", f"tasks/{task_id}/annotation", json={"result": regions})
+    assert own.status_code == 201, own.text  # a's own read, through a's own door
     forged_ids = []
     for victim in (user_id(a), consensus):  # staff writes in a's name, then in radlabel's consensus user's name
         reply = ls_as(settings, staff_token, "POST", f"/api/tasks/{task_id}/annotations/",
@@ -118,8 +120,6 @@ def test_a_read_forged_with_another_readers_completed_by_is_not_counted(settings
         assert reply.status_code == 201, reply.text  # Label Studio Community takes it: the hole radlabel closes
         assert reply.json()["completed_by"] == victim and reply.json()["updated_by"] == staff
         forged_ids.append(reply.json()["id"])
-    own = gateway(settings, a["label_studio"]["token"], "POST", f"tasks/{task_id}/annotation", json={"result": regions})
-    assert own.status_code == 201, own.text  # a's own read, through a's own door
 
     adjudicator = Adjudicator(settings)
     with adjudicator._lock("reads", task_id):
@@ -129,10 +129,11 @@ def test_a_read_forged_with_another_readers_completed_by_is_not_counted(settings
     shown = radlabel("reads", "unverified", "--json", "--protocol", protocol.id)
     assert shown.returncode == 0, shown.stderr
     rows = {r["annotation"]: r for r in json.loads(shown.stdout)["unverified_reads"]}
-    assert set(rows) == set(forged_ids)
+    assert set(forged_ids) <= set(rows)
     assert rows[forged_ids[0]]["reason"].startswith(f"saved by reader-{staff}")
     assert rows[forged_ids[1]]["claimed_author"] == f"reader-{consensus}" and rows[forged_ids[1]]["task"] == task_id
-    assert "2 unverified read(s)" in radlabel("reads", "unverified", "--protocol", protocol.id).stdout
+    assert own.json()["annotation_id"] not in rows  # a's own read counts
+    assert f"{len(rows)} unverified read(s)" in radlabel("reads", "unverified", "--protocol", protocol.id).stdout
 
 
 def test_a_read_radlabel_saved_and_someone_else_rewrote_is_not_counted(settings, protocol, case, people, member):
@@ -140,12 +141,12 @@ def test_a_read_radlabel_saved_and_someone_else_rewrote_is_not_counted(settings,
     from connectors.label_studio import client
 
     task_id, study = case
-    a = people["a"]
+    b = people["b"]
     staff, staff_token = member
     adjudicator = Adjudicator(settings)
     [service] = adjudicator.authorship.service_users()
     regions = mask_regions({"lung_field": study.labelmap == 3, "solid_nodule": study.labelmap == 7})
-    saved = post_read(settings, client(settings), task_id, user_id(a), regions, "simulated")
+    saved = post_read(settings, client(settings), task_id, user_id(b), regions, "simulated")
     # staff rewrites it, and claims in the body that radlabel's service account saved it
     reply = ls_as(settings, staff_token, "PATCH", f"/api/annotations/{saved}/", json={"result": [], "updated_by": service})
     assert reply.status_code == 200, reply.text
@@ -153,7 +154,7 @@ def test_a_read_radlabel_saved_and_someone_else_rewrote_is_not_counted(settings,
     with adjudicator._lock("reads", task_id):
         adjudicator.adjudicate_task(protocol, task_id)
     [row] = [r for r in unverified_reads(settings) if r["annotation"] == saved]
-    assert row["reason"].startswith(f"saved by reader-{staff}")
+    assert row["reason"] == f"saved by reader-{staff} in the name of {b['reader']}"
 
 
 def test_revoke_closes_both_doors_and_only_that_readers(settings, people):
