@@ -51,6 +51,7 @@ bench: install
 	$(BIN)/python bench/brush_rle.py
 	$(BIN)/python bench/deid.py
 	$(BIN)/python bench/deid_peers.py
+	$(BIN)/python bench/deid_ocr.py
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/worklist.py
 	$(BIN)/pip install --quiet torch==2.13.0 monai==1.6.1  # the alternative measured against

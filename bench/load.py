@@ -49,7 +49,7 @@ def run(studies: int, workers: int, adjudicated: int | None = None) -> dict:
     from connectors.adjudicate import Adjudicator
     from connectors.database import state_database
     from connectors.dicomweb import OrthancDicomWeb
-    from connectors.jobs import job_queue
+    from connectors.job_handlers import job_queue
     from connectors.label_studio import client
     from connectors.provision import Provisioner
     from connectors.sync import Syncer

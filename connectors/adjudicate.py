@@ -10,55 +10,41 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from dataclasses import dataclass
 from typing import Callable
 
+from connectors.adjudications import CONSENSUS_CREATOR, CONSENSUS_USER, Outcome
 from connectors.authorship import Authorship, post_read
-from connectors.database import state_database, state_lock
-from connectors.dicomweb import OrthancDicomWeb
-from connectors.label_studio import client as label_studio_client, label_studio_errors
-from connectors.provision import ARBITRATION_MARKER, Provisioner, load_provisioned, project_kind
+from connectors.database import state_lock
+from connectors.label_studio import as_dict, label_studio_errors, user_id
+from connectors.projects import ARBITRATION_MARKER, load_provisioned, project_kind
+from connectors.provision import Provisioner
+from connectors.qa import QualityDesk
+from connectors.wiring import Adapters
 from radlabel import seg as seg_codec
 from radlabel.audit import audit_log
 from radlabel.adjudication.decision import Decision, decide
 from radlabel.adjudication.reads import annotator, read_from_annotation, task_shape, task_spacing
 from radlabel.brush_rle import mask_regions
 from radlabel.errors import RadlabelError
-from radlabel.protocol.instructions import instructions_html
-from radlabel.protocol.labelconfig import FINDINGS, IMAGE, label_config
+from radlabel.protocol.labelconfig import FINDINGS, IMAGE
 from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
 
-CONSENSUS_USER = "radlabel-consensus@readers.radlabel.local"
-CONSENSUS_CREATOR = "RADLABEL^CONSENSUS"  # ContentCreatorName of final SEGs
+__all__ = ["Adjudicator"]
 
-SCHEMA = """CREATE TABLE IF NOT EXISTS adjudications (
-    task_id INTEGER PRIMARY KEY, protocol_id TEXT NOT NULL, status TEXT NOT NULL,
-    arbitration_task_id INTEGER, seg_sop_uid TEXT, decision TEXT, updated DOUBLE PRECISION NOT NULL)"""
-
-
-@dataclass
-class Outcome:
-    task_id: int
-    status: str  # waiting / arbitration / final / already final
-    detail: str = ""
-    seg_sop_uid: str | None = None
-    arbitration_task_id: int | None = None
-
-    def as_dict(self) -> dict:
-        return self.__dict__.copy()
 
 
 class Adjudicator:
-    def __init__(self, settings: Settings, progress: Callable[[str], None] = lambda m: None):
+    def __init__(self, settings: Settings, progress: Callable[[str], None] = lambda m: None,
+                 adapters: Adapters | None = None):
+        adapters = adapters or Adapters(settings)
         self.settings = settings
-        self.ls = label_studio_client(settings)
-        self.orthanc = OrthancDicomWeb.from_settings(settings)
+        self.ls = adapters.label_studio
+        self.orthanc = adapters.research_archive
         self.progress = progress
-        self.database = state_database(settings)
+        self.database = adapters.database
         self.key = bytes.fromhex(settings.secrets()["pseudonym_key"])
-        self.database.ensure(SCHEMA)
+        self.adjudications = adapters.adjudications
         self._consensus_user: int | None = None
         self._quality_desk = None
         self.authorship = Authorship(settings, self.ls, self.database)
@@ -71,19 +57,6 @@ class Adjudicator:
         other tasks) and the creation of shared projects and users take the one global lock."""
         return state_lock(self.settings, f"task-{task_id}" if kind == "reads" else "adjudication")
 
-    def _row(self, task_id: int):
-        with self.database.connect() as db:
-            return db.execute("SELECT status, arbitration_task_id, seg_sop_uid FROM adjudications WHERE task_id=?",
-                              (task_id,)).fetchone()
-
-    def _save(self, task_id: int, protocol_id: str, status: str, arbitration: int | None, seg_uid: str | None,
-              decision: dict) -> None:
-        with self.database.connect() as db:
-            db.execute("INSERT INTO adjudications VALUES (?,?,?,?,?,?,?) ON CONFLICT(task_id) DO UPDATE SET "
-                       "status=excluded.status, arbitration_task_id=excluded.arbitration_task_id, "
-                       "seg_sop_uid=excluded.seg_sop_uid, decision=excluded.decision, updated=excluded.updated",
-                       (task_id, protocol_id, status, arbitration, seg_uid, json.dumps(decision), time.time()))
-
     def uid(self, *parts) -> str:
         """A repeatable UID for what radlabel writes about a task (its final SEG series and instance)."""
         digest = hashlib.sha256(self.key + "|".join(map(str, parts)).encode()).digest()
@@ -91,10 +64,8 @@ class Adjudicator:
 
     def consensus_user(self) -> int:
         if self._consensus_user is None:
-            with state_lock(self.settings, "projects"), label_studio_errors("find the consensus user"):
-                found = [u.id for u in self.ls.users.list() if u.email == CONSENSUS_USER]
-                self._consensus_user = found[0] if found else self.ls.users.create(
-                    email=CONSENSUS_USER, username="radlabel-consensus").id
+            with state_lock(self.settings, "projects"):
+                self._consensus_user = user_id(self.ls, CONSENSUS_USER, create_as="radlabel-consensus")
         return self._consensus_user
 
     # -- projects ---------------------------------------------------------------------
@@ -105,19 +76,10 @@ class Adjudicator:
         return (kind.protocol_id, kind.kind) if kind else None
 
     def arbitration_project(self, protocol: Protocol) -> int:
-        wanted = f"{ARBITRATION_MARKER} {protocol.id} {protocol.version}"
-        with state_lock(self.settings, "projects"), label_studio_errors("find the arbitration project"):
-            for project in self.ls.projects.list(page_size=100):
-                if wanted in (project.description or ""):
-                    return project.id
-            project = self.ls.projects.create(
-                title=f"{protocol.name[:36]} — arbitration",
-                description=f"Senior arbitration of {protocol.id} {protocol.version}: every reader's labels are shown "
-                            f"as predictions; your annotation is final.\n{wanted}",
-                label_config=label_config(protocol), expert_instruction=instructions_html(protocol),
-                show_instruction=True, maximum_annotations=1, show_skip_button=False)
-        Provisioner(self.settings).connect(project.id)  # its annotations must reach us too
-        return project.id
+        return Provisioner(self.settings, ls=self.ls).side_project(
+            protocol, f"{ARBITRATION_MARKER} {protocol.id} {protocol.version}", f"{protocol.name[:36]} — arbitration",
+            f"Senior arbitration of {protocol.id} {protocol.version}: every reader's labels are shown as predictions; "
+            "your annotation is final.", ml_backend=True)
 
     # -- the work --------------------------------------------------------------------------
     def handle(self, project_id: int, task_id: int) -> Outcome | None:
@@ -133,32 +95,18 @@ class Adjudicator:
             return self.adjudicate_task(protocol, task_id)
         if kind == "arbitration":
             return self.finish_arbitration(protocol, task_id)
-        qa = self.quality_desk()
-        if kind == "review":
-            outcome = qa.score_review(protocol, task_id)
-            return Outcome(task_id, "reviewed" if outcome else "waiting", (outcome or {}).get("verdict", ""))
-        case = qa.qa_task(task_id)  # a calibration case: re-score the reader, certify when all are read
-        if case is None or case[3] is None:
-            return None
-        tier = qa.calibration_tier(protocol.id, case[3])
-        certification, progress = qa.calibrate(protocol, case[3], tier)
-        if certification is None:
-            return Outcome(task_id, "calibrating", f"{progress['read']} of {progress['cases']} cases read")
-        return Outcome(task_id, "certified" if certification.certified else "not certified",
-                       certification.feedback().splitlines()[0])
+        return self.quality_desk().handle_event(protocol, kind, task_id)  # a calibration case or a QA review
 
-    def quality_desk(self):
-        from connectors.qa import QualityDesk
-
+    def quality_desk(self) -> QualityDesk:
         if self._quality_desk is None:
-            self._quality_desk = QualityDesk(self.settings, self.ls)
+            self._quality_desk = QualityDesk(self.settings, self.ls, self.database, self.orthanc)
         return self._quality_desk
 
     def _latest_annotations(self, task, protocol: Protocol) -> dict[int, dict]:
         """reader -> their latest read of the task, for readers whose reads count (certified, once enforced)."""
         consensus = self.consensus_user()
         qa = self.quality_desk()
-        annotations = [a if isinstance(a, dict) else a.dict() for a in (task.annotations or [])]
+        annotations = [as_dict(a) for a in (task.annotations or [])]
         annotations = self.authorship.verified(task.id, [a for a in annotations if not a.get("was_cancelled")],
                                                protocol.id)  # a forged author is set aside, never counted
         latest = {}
@@ -175,7 +123,7 @@ class Adjudicator:
                 for a in self._latest_annotations(task, protocol).values()]
 
     def adjudicate_task(self, protocol: Protocol, task_id: int) -> Outcome:
-        row = self._row(task_id)
+        row = self.adjudications.row(task_id)
         if row and row[0] == "final":
             return Outcome(task_id, "already final", seg_sop_uid=row[2])
         if row and row[0] == "arbitration":
@@ -200,7 +148,7 @@ class Adjudicator:
             self.progress(f"task {task_id}: consensus accepted, SEG stored")
             return Outcome(task_id, "final", "consensus accepted", seg_uid)
         arbitration = self._open_arbitration(protocol, task, reads, decision)
-        self._save(task_id, protocol.id, "arbitration", arbitration, None, decision.summary())
+        self.adjudications.save(task_id, protocol.id, "arbitration", arbitration, None, decision.summary())
         audit_log(self.settings).append("adjudication", "radlabel-adjudicator", f"{protocol.id} {protocol.version}",
                                         task=task_id, decision="arbitration", arbitration_task=arbitration,
                                         readers=[r.reader for r in reads], reasons=decision.reasons[:10])
@@ -225,10 +173,10 @@ class Adjudicator:
         with label_studio_errors(f"read arbitration task {arbitration_task_id}"):
             arbitration = self.ls.tasks.get(id=arbitration_task_id)
         source_id = int(arbitration.data["source_task"])
-        row = self._row(source_id)
+        row = self.adjudications.row(source_id)
         if row and row[0] == "final":
             return Outcome(source_id, "already final", seg_sop_uid=row[2])
-        annotations = [a if isinstance(a, dict) else a.dict() for a in (arbitration.annotations or [])]
+        annotations = [as_dict(a) for a in (arbitration.annotations or [])]
         annotations = self.authorship.verified(arbitration_task_id, [a for a in annotations if not a.get("was_cancelled")],
                                                protocol.id, eligible=self.seniors())
         if not annotations:
@@ -236,7 +184,7 @@ class Adjudicator:
         final = read_from_annotation(sorted(annotations, key=lambda a: a["id"])[-1], protocol, task_shape(arbitration.data))
         with label_studio_errors(f"read task {source_id}"):
             source = self.ls.tasks.get(id=source_id)
-        summary = json.loads(self._decision_json(source_id) or "{}") | {"arbitrated_by": final.reader}
+        summary = (self.adjudications.decision(source_id) or {}) | {"arbitrated_by": final.reader}
         readers = [r.reader for r in self._reads(source, protocol)]
         seg_uid = self._finalise(protocol, source, final.masks, final.findings, summary,
                                  method=f"{protocol.adjudication.method.value}+senior_arbitration", readers=readers)
@@ -248,11 +196,6 @@ class Adjudicator:
         from connectors.readers import ReaderRegistry
 
         return {r.ls_user_id for r in ReaderRegistry(self.database).readers() if r.active and r.tier == "senior"}
-
-    def _decision_json(self, task_id: int) -> str | None:
-        with self.database.connect() as db:
-            row = db.execute("SELECT decision FROM adjudications WHERE task_id=?", (task_id,)).fetchone()
-        return row[0] if row else None
 
     def _finalise(self, protocol: Protocol, task, masks: dict, findings: set, summary: dict, *, method: str,
                   readers: list[int]) -> str:
@@ -282,7 +225,7 @@ class Adjudicator:
             stored = self.orthanc.store([seg])
             if stored.failed:
                 raise RadlabelError(f"Orthanc refused the final SEG of task {task.id}: see the Orthanc log.")
-        self._save(task.id, protocol.id, "final", self._row(task.id)[1] if self._row(task.id) else None, seg_uid, summary)
+        self.adjudications.save(task.id, protocol.id, "final", self.adjudications.row(task.id)[1] if self.adjudications.row(task.id) else None, seg_uid, summary)
         self.quality_desk().maybe_review(protocol, task, masks, findings)
         audit_log(self.settings).append("adjudication", "radlabel-adjudicator", f"{protocol.id} {protocol.version}",
                                         task=task.id, decision="final", method=method, readers=readers,
@@ -298,10 +241,7 @@ class Adjudicator:
         return [by_uid[uid] for uid in task.data["sop_instance_uids"]]
 
     def decisions(self, protocol_id: str) -> list[dict]:
-        with self.database.connect() as db:
-            rows = db.execute("SELECT decision FROM adjudications WHERE protocol_id=? AND decision IS NOT NULL",
-                              (protocol_id,)).fetchall()
-        return [json.loads(row[0]) for row in rows if row[0]]
+        return self.adjudications.decisions(protocol_id)
 
     # -- catching up ---------------------------------------------------------------------------------
     def reconcile(self, protocol_id: str | None = None) -> list[Outcome]:

@@ -61,10 +61,6 @@ def vouched_as(settings_or_db, record: int, annotation_id: int) -> None:
                    "(SELECT 1 FROM vouched_reads WHERE annotation_id=?)", (int(annotation_id), record, int(annotation_id)))
 
 
-def _as_dict(annotation) -> dict:
-    return annotation if isinstance(annotation, dict) else annotation.dict()
-
-
 class Authorship:
     """Verifies the annotations of tasks against the state database; ``ls`` finds the service user."""
 
@@ -125,7 +121,9 @@ class Authorship:
 
     def verified(self, task_id: int, annotations, protocol_id: str | None, eligible: set[int] | None = None) -> list[dict]:
         """The annotations that are verified reads of the task; the others are set aside (once) with their reason."""
-        annotations = [_as_dict(a) for a in annotations]
+        from connectors.label_studio import as_dict
+
+        annotations = [as_dict(a) for a in annotations]
         records = self.records(task_id, annotations, eligible)
         kept = []
         for annotation in annotations:

@@ -55,9 +55,8 @@ def _signed(settings: Settings, images: dict[str, list[str]], old: str, new: str
     return out
 
 
-def _restore_under_new_uids(settings: Settings, data: dict, deid: Deidentifier, token: str) -> dict[str, str]:
+def _restore_under_new_uids(archive, data: dict, deid: Deidentifier, token: str) -> dict[str, str]:
     """Store the research series again under new UIDs; the old -> new UID map."""
-    archive = OrthancDicomWeb.from_settings(settings)
     datasets = archive.retrieve_series(data["study"], data["series"], media_types=(("application/dicom", "*"),))
     if not datasets:
         raise RadlabelError("the research series of a gold task is not in the research archive: run `radlabel sync`.")
@@ -81,11 +80,12 @@ def _restore_under_new_uids(settings: Settings, data: dict, deid: Deidentifier, 
     return mapping
 
 
-def disguised_copy(settings: Settings, data: dict) -> dict:
-    """Task data for a copy with its own identity (UIDs, patient pseudonym, image key)."""
+def disguised_copy(settings: Settings, data: dict, archive=None) -> dict:
+    """Task data for a copy with its own identity (UIDs, patient pseudonym, image key); the copy of the research
+    series goes to ``archive`` (the research archive by default)."""
     token = secrets.token_hex(12)
     deid = Deidentifier(bytes.fromhex(settings.secrets()["pseudonym_key"]))
-    mapping = _restore_under_new_uids(settings, data, deid, token)
+    mapping = _restore_under_new_uids(archive or OrthancDicomWeb.from_settings(settings), data, deid, token)
     images = data.get("images_by_preset") or {"default": data[IMAGES_KEY]}
     old, new = _new_key(images, token)
     _relink_images(settings, old, new)

@@ -10,6 +10,7 @@ It is the only module that knows which engine is behind the store.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import re
 import sqlite3
 import threading
@@ -141,13 +142,21 @@ def state_database(settings: Settings) -> Database:
 
 
 @contextlib.contextmanager
+def file_lock(home: Path, name: str):
+    """An exclusive lock across processes (hooks worker, job workers, CLI) on one state directory."""
+    folder = home / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
 def state_lock(settings: Settings, name: str):
     """An exclusive lock across processes and machines sharing this state: a PostgreSQL advisory lock
     (released by the server if the holder dies), or a file lock in the state directory with SQLite."""
     database = state_database(settings)
     if database.dialect == "sqlite":
-        from connectors.state import file_lock
-
         with file_lock(settings.home, name):
             yield
         return

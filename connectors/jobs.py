@@ -1,6 +1,9 @@
-"""Long steps as jobs: run in-process (default profile) or on RQ workers over Redis (scale profile).
+"""The job queue: long steps run in-process (default profile) or on RQ workers over Redis (scale profile).
 
-A job is a registered function name, JSON arguments and an idempotency key. The job store (a table
+A job is a handler's name, JSON arguments and an idempotency key. This module is the mechanism only;
+which handler runs a name is the wiring's business (``connectors.job_handlers``): the in-process
+queue is given the handlers, and RQ workers run them by the name ``WORKER_ENTRY`` (RQ imports it in
+the worker), so a stage that submits jobs imports none of the handlers' code. The job store (a table
 in the state database) records each key's outcome: a key already done is not run again, so a job
 enqueued twice, retried after a worker was killed, or replayed by a reconcile has one effect. The
 functions themselves are idempotent too (a synced series is found in the sync state; a final task
@@ -15,43 +18,22 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping, Protocol
 
 from connectors.database import state_database
 from radlabel.errors import RadlabelError
 from radlabel.settings import Settings, load_settings
 
+__all__ = ["JobQueue", "JobStore", "InProcessQueue", "RQQueue", "Submitted", "run_job", "start_worker"]
+
 QUEUE_NAME = "radlabel"
+WORKER_ENTRY = "connectors.job_handlers.run_registered"  # what an RQ worker runs: run_job with the registered handlers
+Handler = Callable[..., object]  # handler(settings, **arguments) -> a JSON-able result
 RETRY_INTERVALS = [2, 10, 30]  # seconds between RQ's attempts of a failed job
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (
     key TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
     result TEXT, error TEXT, updated DOUBLE PRECISION NOT NULL)"""
-
-
-# -- the jobs ------------------------------------------------------------------------------------------
-def _sync_series(settings: Settings, protocol_id: str, study_uid: str, series_uid: str, force: bool = False):
-    from connectors.provision import load_provisioned
-    from connectors.sync import Syncer
-
-    return Syncer(settings, load_provisioned(settings, protocol_id)).sync_series(study_uid, series_uid, force=force)
-
-
-def _adjudicate(settings: Settings, project_id: int, task_id: int):
-    from connectors.adjudicate import Adjudicator
-
-    outcome = Adjudicator(settings).handle(project_id, task_id)
-    return outcome.as_dict() if outcome else None
-
-
-def _predict(settings: Settings, tasks: list[dict], label_config: str):
-    from ml_backend.app import store_predictions
-    from ml_backend.prelabel import ProtocolPrelabeller
-
-    return store_predictions(settings, tasks, label_config, ProtocolPrelabeller(settings))
-
-
-JOBS: dict[str, Callable] = {"sync_series": _sync_series, "adjudicate": _adjudicate, "predict": _predict}
 
 
 # -- bookkeeping ---------------------------------------------------------------------------------------------
@@ -83,18 +65,18 @@ class JobStore:
             return dict(db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
 
 
-def run_job(name: str, key: str, arguments: dict, home: str | None = None):
-    """Run one job once per key (the entry point RQ workers call, and the in-process path)."""
+def run_job(handlers: Mapping[str, Handler], name: str, key: str, arguments: dict, home: str | None = None):
+    """Run one job once per key (what RQ workers run through WORKER_ENTRY, and the in-process path)."""
     settings = load_settings() if home is None else _settings_for(home)
     store = JobStore(settings)
     done = store.get(key)
     if done and done[0] == "done":
         return done[1]
-    if name not in JOBS:
-        raise RadlabelError(f"unknown job {name!r}: expected one of {', '.join(JOBS)}.")
+    if name not in handlers:
+        raise RadlabelError(f"unknown job {name!r}: expected one of {', '.join(handlers)}.")
     store.mark(key, name, "running")
     try:
-        result = JOBS[name](settings, **arguments)
+        result = handlers[name](settings, **arguments)
     except Exception as exc:
         # The class and the first line only: messages of ours carry no PHI, a traceback might.
         store.mark(key, name, "failed", error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
@@ -118,15 +100,24 @@ class Submitted:
     error: str | None = None
 
 
+class JobQueue(Protocol):
+    """The port: submit a job (once per key), wait for a batch of them ((result, error) each, in order)."""
+
+    def submit(self, name: str, key: str, **arguments) -> Submitted: ...
+
+    def wait(self, submitted: list[Submitted], timeout: float = 3600) -> list[tuple[object, str | None]]: ...
+
+
 class InProcessQueue:
     """The default: a job runs at once in the calling process."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, handlers: Mapping[str, Handler]):
         self.settings = settings
+        self.handlers = handlers
 
     def submit(self, name: str, key: str, **arguments) -> Submitted:
         try:
-            return Submitted(key, run_job(name, key, arguments, str(self.settings.home)))
+            return Submitted(key, run_job(self.handlers, name, key, arguments, str(self.settings.home)))
         except Exception as exc:  # reported by wait(), as a worker's failure would be
             return Submitted(key, None, f"{type(exc).__name__}: {exc}")
 
@@ -157,7 +148,7 @@ class RQQueue:
                 return Submitted(key, existing)
         except NoSuchJobError:
             pass
-        job = self.queue.enqueue(run_job, name, key, arguments, str(self.settings.home), job_id=_rq_id(key),
+        job = self.queue.enqueue(WORKER_ENTRY, name, key, arguments, str(self.settings.home), job_id=_rq_id(key),
                                  retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
                                  result_ttl=86400, failure_ttl=7 * 86400)
         return Submitted(key, job)
@@ -192,22 +183,11 @@ def _rq_id(key: str) -> str:
     return "rl-" + hashlib.sha256(key.encode()).hexdigest()[:32]  # RQ ids: no spaces or colons
 
 
-def job_queue(settings: Settings):
-    return RQQueue(settings) if settings.profile == "scale" else InProcessQueue(settings)
-
-
-def work(settings: Settings, name: str, burst: bool = False) -> None:
-    """One RQ worker on this state directory's queue (what ``radlabel worker`` runs)."""
+def start_worker(settings: Settings, name: str, burst: bool = False) -> None:
+    """One RQ worker on this state directory's queue (``connectors.job_handlers.work`` loads the handlers first)."""
     from redis import Redis
     from rq import Queue, Worker
-
-    # RQ forks a work horse per job: modules imported here are inherited, not imported again by every
-    # job (measured: ~1.7 s of imports per job before, most of a small study's sync or adjudication).
-    import connectors.adjudicate  # noqa: F401
-    import connectors.seg_import  # noqa: F401
-    import connectors.sync  # noqa: F401
 
     JobStore(settings)  # the jobs table exists before the first horse
     redis = Redis.from_url(settings.redis_url)
     Worker([Queue(QUEUE_NAME, connection=redis)], connection=redis, name=name).work(burst=burst, with_scheduler=True)
-

@@ -4,12 +4,15 @@ with transport errors turned into one-line messages."""
 from __future__ import annotations
 
 import contextlib
+import weakref
 from typing import Iterator
 
 from label_studio_sdk.client import LabelStudio
 
 from radlabel.errors import RadlabelError
 from radlabel.settings import Settings
+
+__all__ = ["as_dict", "client", "every_item", "label_studio_errors", "user_id"]
 
 
 def client(settings: Settings) -> LabelStudio:
@@ -52,3 +55,31 @@ def every_item(pager, page_size: int) -> Iterator:
             if exc.status_code != 404:
                 raise
             return
+
+
+def as_dict(item) -> dict:
+    """An SDK object (a pydantic model) as a plain dict; a dict as it is."""
+    if isinstance(item, dict):
+        return item
+    return item.model_dump() if hasattr(item, "model_dump") else item.dict()
+
+
+# email -> user id, per client: a user's id never changes, and the listing is a full scan of every user.
+_user_ids: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def user_id(ls, email: str, create_as: str | None = None) -> int | None:
+    """The Label Studio user of an email (any case), created with the username ``create_as`` (no password,
+    API only) when missing and one is given; else None when missing."""
+    email = email.strip().lower()
+    try:
+        known = _user_ids.setdefault(ls, {})
+    except TypeError:  # a client that cannot be weakly referenced (a test's stand-in) is not cached
+        known = {}
+    if email not in known:
+        with label_studio_errors(f"find the Label Studio user {email}"):
+            found = [user.id for user in ls.users.list() if (user.email or "").lower() == email]
+            if not found and create_as is None:
+                return None
+            known[email] = found[0] if found else ls.users.create(email=email, username=create_as).id
+    return known[email]

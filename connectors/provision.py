@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from connectors.hooks.app import SECRET_HEADER
-from connectors.label_studio import client, label_studio_errors
-from ml_backend.app import ML_USER
+from connectors.label_studio import as_dict, client, label_studio_errors
+from connectors.database import state_lock
+from connectors.projects import find_protocol_project, marked_project
+from connectors.service_auth import ML_USER, SECRET_HEADER
 from radlabel.audit import audit_log
 from radlabel.errors import RadlabelError
 from radlabel.protocol.instructions import instructions_html
@@ -34,35 +34,9 @@ from radlabel.protocol.ohif import ohif_config
 from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
 
-MARKER = re.compile(r"^radlabel-protocol: (?P<id>[a-z][a-z0-9_]*) (?P<version>\d+\.\d+\.\d+) (?P<fingerprint>[0-9a-f]+)$",
-                    re.MULTILINE)
-# The other projects radlabel makes say what they are on a line of their description.
-ARBITRATION_MARKER = "radlabel-arbitration:"  # + protocol id, version
-CALIBRATION_MARKER = "radlabel-calibration:"  # + protocol id, version, the reader's Label Studio user id
-REVIEW_MARKER = "radlabel-qa-review:"  # + protocol id, version
-_VERSIONED = r" (?P<id>[a-z][a-z0-9_]*) (?P<version>\d+\.\d+\.\d+)"
-_OTHER_MARKERS = (("arbitration", re.compile(rf"^{ARBITRATION_MARKER}{_VERSIONED}\s*$", re.MULTILINE)),
-                  ("calibration", re.compile(rf"^{CALIBRATION_MARKER}{_VERSIONED} (?P<user>\d+)\s*$", re.MULTILINE)),
-                  ("review", re.compile(rf"^{REVIEW_MARKER}{_VERSIONED}\s*$", re.MULTILINE)))
+__all__ = ["WEBHOOK_ACTIONS", "ProvisionResult", "Provisioner", "classes_in_config", "parse_migrations",
+           "project_description"]
 
-
-@dataclass(frozen=True)
-class ProjectKind:
-    kind: str  # reads / arbitration / calibration / review
-    protocol_id: str
-    version: str
-    reader: int | None = None  # calibration: the one reader it is for
-
-
-def project_kind(description: str | None) -> ProjectKind | None:
-    """Which radlabel project a Label Studio project is, from the marker line of its description."""
-    text = description or ""
-    if (m := MARKER.search(text)):
-        return ProjectKind("reads", m["id"], m["version"])
-    for kind, pattern in _OTHER_MARKERS:
-        if (m := pattern.search(text)):
-            return ProjectKind(kind, m["id"], m["version"], int(m["user"]) if kind == "calibration" else None)
-    return None
 # Result value keys that hold class names, per Label Studio result type.
 _LABEL_KEYS = ("brushlabels", "rectanglelabels", "polygonlabels", "keypointlabels", "labels", "choices")
 WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "TASKS_CREATED"]
@@ -100,14 +74,6 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
 
 
-def load_provisioned(settings: Settings, protocol_id: str) -> Protocol:
-    """The protocol as last provisioned from this state directory."""
-    path = settings.home / "protocols" / f"{protocol_id}.protocol.json"
-    if not path.exists():
-        raise RadlabelError(f"protocol {protocol_id} was never provisioned from this state directory: run `radlabel provision`.")
-    return Protocol.model_validate_json(path.read_text())
-
-
 def parse_migrations(items: list[str]) -> dict[str, str | None]:
     """``OLD=NEW`` renames a class's labels; ``OLD=`` deletes them."""
     migrations: dict[str, str | None] = {}
@@ -120,19 +86,14 @@ def parse_migrations(items: list[str]) -> dict[str, str | None]:
 
 
 class Provisioner:
-    def __init__(self, settings: Settings, progress: Callable[[str], None] = lambda message: None):
+    def __init__(self, settings: Settings, progress: Callable[[str], None] = lambda message: None, ls=None):
         self.settings = settings
-        self.ls = client(settings)
+        self.ls = ls or client(settings)  # the annotation platform (a fake of it in unit tests)
         self.progress = progress
 
     # -- lookup -----------------------------------------------------------
     def find_project(self, protocol_id: str):
-        with label_studio_errors("list projects"):
-            for project in self.ls.projects.list(page_size=100):
-                marker = MARKER.search(project.description or "")
-                if marker and marker["id"] == protocol_id:
-                    return project, marker
-        return None, None
+        return find_protocol_project(self.ls, protocol_id)
 
     def labels_in_use(self, project_id: int) -> Counter:
         """How many regions/choices of each class the project's annotations hold."""
@@ -148,7 +109,7 @@ class Provisioner:
         with label_studio_errors(f"read the annotations of project {project_id}"):
             annotations = []
             for task in self.ls.tasks.list(project=project_id, fields="all", page_size=100):
-                annotations += [a if isinstance(a, dict) else a.dict() for a in (task.annotations or [])]
+                annotations += [as_dict(a) for a in (task.annotations or [])]
             return annotations
 
     # -- the job ----------------------------------------------------------
@@ -278,6 +239,22 @@ class Provisioner:
                 with label_studio_errors(f"migrate annotation {annotation['id']}"):
                     self.ls.annotations.update(id=annotation["id"], result=result)
         return [f"migrated {count} label(s) {old} -> {new or '(deleted)'}" for (old, new), count in sorted(renamed.items(), key=str)]
+
+    def side_project(self, protocol: Protocol, marker_line: str, title: str, description: str,
+                     ml_backend: bool) -> int:
+        """The project of ours beside a protocol's own (arbitration, calibration, QA review) that carries this
+        marker line, created once (one reader at a time, with the protocol's labels) and connected."""
+        with state_lock(self.settings, "projects"):
+            found = marked_project(self.ls, marker_line)
+            if found is not None:
+                return found
+            with label_studio_errors(f"create the project {title!r}"):
+                project = self.ls.projects.create(
+                    title=title[:50], description=f"{description}\n{marker_line}", label_config=label_config(protocol),
+                    expert_instruction=instructions_html(protocol), show_instruction=True, maximum_annotations=1,
+                    show_skip_button=False)
+        self.connect(project.id, ml_backend=ml_backend)  # its annotations must reach us too
+        return project.id
 
     def connect(self, project_id: int, ml_backend: bool = True) -> list[str]:
         """Make sure the hooks webhook and (unless told not to) the ML backend are attached (once)."""

@@ -18,46 +18,34 @@ Which task is a gold copy or a calibration case lives only in the state store, n
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 
 import numpy as np
 
+from connectors.adjudications import CONSENSUS_USER, Adjudications, Outcome
 from connectors.authorship import Authorship, unverified_reads
-from connectors.database import state_database, state_lock
-from connectors.label_studio import client as label_studio_client, label_studio_errors
-from connectors.provision import CALIBRATION_MARKER, REVIEW_MARKER, Provisioner
+from connectors.qa_records import QaRecords
+from connectors.database import Database, state_database
+from connectors.label_studio import as_dict, client as label_studio_client, label_studio_errors, user_id
+from connectors.projects import CALIBRATION_MARKER, REVIEW_MARKER, find_protocol_project
+from connectors.provision import Provisioner
 from radlabel.adjudication.reads import Read, annotator, read_from_annotation, task_shape, task_spacing
 from radlabel.audit import audit_log
 from radlabel.brush_rle import mask_regions
 from radlabel.errors import RadlabelError
 from radlabel.protocol.enum import ReaderTier
-from radlabel.protocol.instructions import instructions_html
-from radlabel.protocol.labelconfig import label_config
 from radlabel.protocol.template import Protocol
 from radlabel.qa.certification import Certification, certify, tier_classes
 from radlabel.qa.sampling import gold_copies_due, sampled_for_review
 from radlabel.qa.scoring import ReadScore, score_read
 from radlabel.settings import Settings
 
+__all__ = ["QualityDesk", "counting_readers", "report_figures"]
+
 # Task data that would tell a reader where a copy came from.
 _HIDDEN_KEYS = ("source_task", "disagreement")
 
-SCHEMA = [
-    "CREATE TABLE IF NOT EXISTS gold (protocol_id TEXT NOT NULL, task_id INTEGER NOT NULL, added DOUBLE PRECISION NOT NULL,"
-    " PRIMARY KEY (protocol_id, task_id))",
-    "CREATE TABLE IF NOT EXISTS qa_tasks (task_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, protocol_id TEXT NOT NULL,"
-    " reference_task_id INTEGER NOT NULL, reader INTEGER, outcome TEXT, created DOUBLE PRECISION NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS certifications (protocol_id TEXT NOT NULL, reader INTEGER NOT NULL, tier TEXT NOT NULL,"
-    " certified INTEGER NOT NULL, report TEXT NOT NULL, updated DOUBLE PRECISION NOT NULL, PRIMARY KEY (protocol_id, reader, tier))",
-    "CREATE TABLE IF NOT EXISTS reader_scores (protocol_id TEXT NOT NULL, reader INTEGER NOT NULL,"
-    " task_id INTEGER NOT NULL, source TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, lead_time_s DOUBLE PRECISION, mean_dice DOUBLE PRECISION,"
-    " detail TEXT NOT NULL, PRIMARY KEY (protocol_id, reader, task_id, source))",
-    "CREATE TABLE IF NOT EXISTS calibration_tiers (protocol_id TEXT NOT NULL, reader INTEGER NOT NULL, tier TEXT NOT NULL,"
-    " PRIMARY KEY (protocol_id, reader))",
-    "CREATE TABLE IF NOT EXISTS qa_counters (protocol_id TEXT PRIMARY KEY, gold_inserted INTEGER NOT NULL)",
-]
 
 
 def _epoch(value) -> float:
@@ -71,57 +59,40 @@ def _epoch(value) -> float:
         return time.time()
 
 
-def _as_dict(annotation) -> dict:
-    return annotation if isinstance(annotation, dict) else annotation.dict()
-
-
-def counting_readers(database, protocol: Protocol) -> set[int] | None:
+def counting_readers(database: Database, protocol: Protocol) -> set[int] | None:
     """The readers whose reads count for this protocol: its certified readers from the moment the calibration set is
-    complete; None (everyone's) before. The adjudication and the readers' overlap both ask here."""
-    database.ensure(*SCHEMA)
-    with database.connect() as db:
-        gold = db.execute("SELECT COUNT(*) FROM gold WHERE protocol_id=?", (protocol.id,)).fetchone()[0]
-        if gold < protocol.qa.calibration.cases:
-            return None
-        return {r[0] for r in db.execute("SELECT reader FROM certifications WHERE protocol_id=? AND certified=1",
-                                         (protocol.id,)).fetchall()}
+    complete; None (everyone's) before."""
+    records = QaRecords(database)
+    if len(records.gold(protocol.id)) < protocol.qa.calibration.cases:
+        return None
+    return records.certified_readers(protocol.id)
 
 
 class QualityDesk:
-    def __init__(self, settings: Settings, ls=None):
+    def __init__(self, settings: Settings, ls=None, database: Database | None = None, archive=None):
         self.settings = settings
+        self.archive = archive  # the research archive, for disguised copies (built from settings when None)
         self.ls = ls or label_studio_client(settings)
-        self.database = state_database(settings)
+        self.database = database or state_database(settings)
         self.key = bytes.fromhex(settings.secrets()["pseudonym_key"])
-        from connectors.adjudicate import SCHEMA as ADJUDICATIONS_SCHEMA  # read here before any adjudication ran
-
-        self.database.ensure(*SCHEMA, ADJUDICATIONS_SCHEMA)
+        self.records = QaRecords(self.database)
+        self.adjudications = Adjudications(self.database)  # read here before any adjudication ran
         self.authorship = Authorship(settings, self.ls, self.database)
-
-    def _query(self, sql: str, *args) -> list:
-        with self.database.connect() as db:
-            return db.execute(sql, args).fetchall()
 
     # -- gold standard -------------------------------------------------------------------
     def add_gold(self, protocol: Protocol, task_ids: list[int]) -> list[int]:
-        final = {row[0] for row in self._query(
-            "SELECT task_id FROM adjudications WHERE protocol_id=? AND status='final'", protocol.id)}
+        final = self.adjudications.final(protocol.id)
         for task_id in task_ids:
             if task_id not in final:
                 raise RadlabelError(f"task {task_id} has no final labels in protocol {protocol.id}: only adjudicated "
                                     "tasks can be gold standard (see `radlabel reconcile`).")
-        added = []
-        with self.database.connect() as db:
-            for task_id in task_ids:
-                if db.execute("INSERT INTO gold VALUES (?,?,?) ON CONFLICT DO NOTHING", (protocol.id, task_id, time.time())).rowcount:
-                    added.append(task_id)
+        added = self.records.add_gold(protocol.id, task_ids)
         if added:
             audit_log(self.settings).append("gold", "admin", f"{protocol.id} {protocol.version}", added=added)
         return added
 
     def gold(self, protocol_id: str) -> list[int]:
-        return [r[0] for r in self._query("SELECT task_id FROM gold WHERE protocol_id=? ORDER BY added, task_id",
-                                          protocol_id)]
+        return self.records.gold(protocol_id)
 
     def calibration_set(self, protocol: Protocol) -> list[int]:
         return self.gold(protocol.id)[:protocol.qa.calibration.cases]
@@ -131,8 +102,7 @@ class QualityDesk:
         return len(self.gold(protocol.id)) >= protocol.qa.calibration.cases
 
     def certified_readers(self, protocol_id: str) -> set[int]:
-        return {r[0] for r in self._query("SELECT reader FROM certifications WHERE protocol_id=? AND certified=1",
-                                          protocol_id)}
+        return self.records.certified_readers(protocol_id)
 
     def counts(self, protocol: Protocol, reader: int) -> bool:
         counting = counting_readers(self.database, protocol)
@@ -140,19 +110,16 @@ class QualityDesk:
 
     def reference(self, protocol: Protocol, task_id: int) -> tuple[Read, object]:
         """The final labels of a gold (or final) task as a read, and the task."""
-        from connectors.adjudicate import CONSENSUS_USER
-
         with label_studio_errors(f"read gold task {task_id}"):
             task = self.ls.tasks.get(id=task_id)
-            consensus = [u.id for u in self.ls.users.list() if u.email == CONSENSUS_USER]
-        finals = [_as_dict(a) for a in task.annotations or [] if annotator(_as_dict(a)) in consensus]
+            consensus = {user_id(self.ls, CONSENSUS_USER)} - {None}
+        finals = [as_dict(a) for a in task.annotations or [] if annotator(as_dict(a)) in consensus]
         finals = self.authorship.verified(task_id, finals, protocol.id)  # only the final labels radlabel saved
         if not finals:
             raise RadlabelError(f"gold task {task_id} has no final labels in Label Studio: run `radlabel reconcile`.")
         reference = read_from_annotation(finals[-1], protocol, task_shape(task.data))
-        decision = self._query("SELECT decision FROM adjudications WHERE task_id=?", task_id)
         votes: dict[str, int] = {}
-        readers = json.loads(decision[0][0] or "{}").get("edge_cases", {}) if decision else {}
+        readers = (self.adjudications.decision(task_id) or {}).get("edge_cases", {})
         for rules in readers.values():
             for rule in rules:
                 votes[rule] = votes.get(rule, 0) + 1
@@ -161,16 +128,8 @@ class QualityDesk:
 
     # -- projects of ours besides production ---------------------------------------------------
     def _project(self, marker_line: str, title: str, description: str, protocol: Protocol) -> int:
-        with state_lock(self.settings, "projects"), label_studio_errors("find a QA project"):
-            for project in self.ls.projects.list(page_size=100):
-                if marker_line in (project.description or "").splitlines():
-                    return project.id
-            project = self.ls.projects.create(
-                title=title[:50], description=f"{description}\n{marker_line}", label_config=label_config(protocol),
-                expert_instruction=instructions_html(protocol), show_instruction=True, maximum_annotations=1,
-                show_skip_button=False)
-        Provisioner(self.settings).connect(project.id, ml_backend=False)  # webhooks, no pre-labels
-        return project.id
+        return Provisioner(self.settings, ls=self.ls).side_project(protocol, marker_line, title, description,
+                                                       ml_backend=False)  # webhooks, no pre-labels
 
     def _copy_task(self, project_id: int, source, kind: str, protocol: Protocol, reader: int | None,
                    prediction: list | None = None) -> int:
@@ -178,26 +137,37 @@ class QualityDesk:
         if kind in ("calibration", "gold_copy"):  # nothing in the copy may match its source task
             from connectors.copies import disguised_copy
 
-            data = disguised_copy(self.settings, data)
+            data = disguised_copy(self.settings, data, self.archive)
         with label_studio_errors(f"create a {kind} task"):
             created = self.ls.tasks.create(project=project_id, data=data)
             if prediction is not None:
                 self.ls.predictions.create(task=created.id, result=prediction, score=1.0, model_version="final-labels")
-        with self.database.connect() as db:
-            db.execute("INSERT INTO qa_tasks VALUES (?,?,?,?,?,?,?)",
-                       (created.id, kind, protocol.id, source.id, reader, None, time.time()))
+        self.records.add_task(created.id, kind, protocol.id, source.id, reader)
         return created.id
 
     def qa_task(self, task_id: int) -> tuple[str, str, int, int | None] | None:
         """(kind, protocol id, reference task, reader) of a calibration case, gold copy or review task."""
-        rows = self._query("SELECT kind, protocol_id, reference_task_id, reader FROM qa_tasks WHERE task_id=?", task_id)
-        return rows[0] if rows else None
+        return self.records.task(task_id)
+
+    # -- events ---------------------------------------------------------------------------------------
+    def handle_event(self, protocol: Protocol, kind: str, task_id: int) -> Outcome | None:
+        """A read saved in a QA review task (scored against the final labels) or a calibration case (the
+        reader re-scored, and certified once every case is read)."""
+        if kind == "review":
+            outcome = self.score_review(protocol, task_id)
+            return Outcome(task_id, "reviewed" if outcome else "waiting", (outcome or {}).get("verdict", ""))
+        case = self.qa_task(task_id)
+        if case is None or case[3] is None:
+            return None
+        certification, progress = self.calibrate(protocol, case[3], self.calibration_tier(protocol.id, case[3]))
+        if certification is None:
+            return Outcome(task_id, "calibrating", f"{progress['read']} of {progress['cases']} cases read")
+        return Outcome(task_id, "certified" if certification.certified else "not certified",
+                       certification.feedback().splitlines()[0])
 
     # -- calibration -------------------------------------------------------------------------------
     def reader_id(self, email: str) -> int:
-        with label_studio_errors(f"find reader {email}"):
-            found = [u.id for u in self.ls.users.list() if u.email == email]
-            return found[0] if found else self.ls.users.create(email=email, username=email.split("@")[0][:30]).id
+        return user_id(self.ls, email, create_as=email.split("@")[0][:30])
 
     def calibration_project(self, protocol: Protocol, reader: int) -> int:
         marker = f"{CALIBRATION_MARKER} {protocol.id} {protocol.version} {reader}"
@@ -213,11 +183,8 @@ class QualityDesk:
                                 f"{protocol.qa.calibration.cases} (qa.calibration.cases): add final tasks with "
                                 "`radlabel gold add`.")
         project = self.calibration_project(protocol, reader)
-        with self.database.connect() as db:
-            db.execute("INSERT INTO calibration_tiers VALUES (?,?,?) ON CONFLICT (protocol_id, reader) DO UPDATE SET tier=excluded.tier", (protocol.id, reader, tier.value))
-        opened = {r[0]: r[1] for r in self._query(
-            "SELECT reference_task_id, task_id FROM qa_tasks WHERE kind='calibration' AND protocol_id=? AND reader=?",
-            protocol.id, reader)}
+        self.records.set_tier(protocol.id, reader, tier.value)
+        opened = self.records.calibration_cases(protocol.id, reader)
         for gold_task in cases:
             if gold_task not in opened:
                 _, source = self.reference(protocol, gold_task)
@@ -234,33 +201,27 @@ class QualityDesk:
         if len(scores) < len(cases):
             return None, progress
         result = certify(scores, protocol, tier, reader, findings)
-        with self.database.connect() as db:
-            db.execute("INSERT INTO certifications VALUES (?,?,?,?,?,?) ON CONFLICT (protocol_id, reader, tier) DO UPDATE SET"
-                       " certified=excluded.certified, report=excluded.report, updated=excluded.updated",
-                       (protocol.id, reader, tier.value, int(result.certified), json.dumps(result.as_dict()), time.time()))
+        self.records.save_certification(protocol.id, reader, tier.value, result.certified, result.as_dict())
         audit_log(self.settings).append("certification", "radlabel-qa", f"{protocol.id} {protocol.version}",
                                         reader=f"reader-{reader}", tier=tier.value, certified=result.certified,
                                         failed_classes=result.failed_classes, calibration_project=project)
         return result, progress
 
     def calibration_tasks(self, protocol_id: str, reader: int) -> list[int]:
-        return [r[0] for r in self._query("SELECT task_id FROM qa_tasks WHERE kind='calibration' AND protocol_id=? "
-                                          "AND reader=? ORDER BY task_id", protocol_id, reader)]
+        return self.records.calibration_tasks(protocol_id, reader)
 
     def calibration_tier(self, protocol_id: str, reader: int) -> ReaderTier:
-        rows = self._query("SELECT tier FROM calibration_tiers WHERE protocol_id=? AND reader=?", protocol_id, reader)
-        return ReaderTier(rows[0][0]) if rows else ReaderTier.RADIOLOGIST
+        return ReaderTier(self.records.tier(protocol_id, reader) or ReaderTier.RADIOLOGIST.value)
 
     def certifications(self, protocol_id: str) -> list[dict]:
-        return [json.loads(r[0]) for r in self._query(
-            "SELECT report FROM certifications WHERE protocol_id=? ORDER BY reader, tier", protocol_id)]
+        return self.records.certifications(protocol_id)
 
     def _score_own_read(self, protocol: Protocol, task_id: int, reader: int, reference: Read, source: str,
                         case: str, classes: list[str] | None = None) -> ReadScore | None:
         with label_studio_errors(f"read task {task_id}"):
             task = self.ls.tasks.get(id=task_id)
-        own = [_as_dict(a) for a in task.annotations or []
-               if annotator(_as_dict(a)) == reader and not _as_dict(a).get("was_cancelled")]
+        own = [as_dict(a) for a in task.annotations or []
+               if annotator(as_dict(a)) == reader and not as_dict(a).get("was_cancelled")]
         kind = self.qa_task(task_id)  # a calibration case is its one reader's alone
         eligible = {kind[3]} if kind and kind[0] == "calibration" else None
         own = self.authorship.verified(task_id, own, protocol.id, eligible)
@@ -275,18 +236,11 @@ class QualityDesk:
     # -- scores --------------------------------------------------------------------------------------
     def record_score(self, protocol_id: str, reader: int, task_id: int, source: str, annotation: dict,
                      mean_dice: float | None, detail: dict) -> None:
-        with self.database.connect() as db:
-            db.execute("INSERT INTO reader_scores VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (protocol_id, reader, task_id, source)"
-                       " DO UPDATE SET at=excluded.at, lead_time_s=excluded.lead_time_s, mean_dice=excluded.mean_dice,"
-                       " detail=excluded.detail",
-                       (protocol_id, reader, task_id, source, _epoch(annotation.get("created_at") or time.time()),
-                        annotation.get("lead_time"), mean_dice, json.dumps(detail, default=str)))
+        self.records.record_score(protocol_id, reader, task_id, source, _epoch(annotation.get("created_at") or time.time()),
+                                  annotation.get("lead_time"), mean_dice, detail)
 
     def scores(self, protocol_id: str) -> list[dict]:
-        rows = self._query("SELECT reader, task_id, source, at, lead_time_s, mean_dice FROM reader_scores "
-                           "WHERE protocol_id=? ORDER BY at, task_id", protocol_id)
-        return [{"reader": f"reader-{r[0]}", "reader_id": r[0], "task": r[1], "source": r[2], "at": r[3],
-                 "lead_time_s": r[4], "mean_dice": r[5]} for r in rows]
+        return self.records.scores(protocol_id)
 
     def record_consensus_scores(self, protocol: Protocol, task, annotations: dict[int, dict], decision) -> None:
         """Each reader's production read against the consensus it helped make (the drift signal)."""
@@ -303,8 +257,7 @@ class QualityDesk:
         gold = self.gold(protocol.id)
         if not gold or protocol.qa.gold_insertion_rate <= 0:
             return []
-        inserted = self._query("SELECT gold_inserted FROM qa_counters WHERE protocol_id=?", protocol.id)
-        inserted = inserted[0][0] if inserted else 0
+        inserted = self.records.gold_inserted(protocol.id)
         due = gold_copies_due(produced, inserted, protocol.qa.gold_insertion_rate)
         # Cases beyond the calibration set first: readers have seen the calibration cases.
         pool = gold[protocol.qa.calibration.cases:] or gold
@@ -312,9 +265,7 @@ class QualityDesk:
         for number in range(inserted, inserted + due):
             _, source = self.reference(protocol, pool[number % len(pool)])
             created.append(self._copy_task(project_id, source, "gold_copy", protocol, None))
-            with self.database.connect() as db:
-                db.execute("INSERT INTO qa_counters VALUES (?,?) ON CONFLICT(protocol_id) DO UPDATE SET "
-                           "gold_inserted=excluded.gold_inserted", (protocol.id, number + 1))
+            self.records.set_gold_inserted(protocol.id, number + 1)
         if created:
             audit_log(self.settings).append("gold_insertion", "radlabel-qa", f"{protocol.id} {protocol.version}",
                                             tasks=created)
@@ -325,7 +276,7 @@ class QualityDesk:
         reference, _ = self.reference(protocol, kind[2])
         with label_studio_errors(f"read task {task_id}"):
             task = self.ls.tasks.get(id=task_id)
-        done = [_as_dict(a) for a in task.annotations or [] if not _as_dict(a).get("was_cancelled")]
+        done = [as_dict(a) for a in task.annotations or [] if not as_dict(a).get("was_cancelled")]
         readers = {annotator(a) for a in self.authorship.verified(task_id, done, protocol.id)}
         return [s for reader in sorted(readers)
                 if (s := self._score_own_read(protocol, task_id, reader, reference, "gold", f"task {task_id}"))]
@@ -334,7 +285,7 @@ class QualityDesk:
     def maybe_review(self, protocol: Protocol, task, masks: dict, findings: set) -> int | None:
         if not sampled_for_review(self.key, task.id, protocol.qa.sampling_rate):
             return None
-        if self._query("SELECT task_id FROM qa_tasks WHERE kind='review' AND reference_task_id=?", task.id):
+        if self.records.reviewed(task.id):
             return None
         project = self._project(f"{REVIEW_MARKER} {protocol.id} {protocol.version}",
                                 f"QA review {protocol.id}",
@@ -350,7 +301,7 @@ class QualityDesk:
         reference, _ = self.reference(protocol, kind[2])
         with label_studio_errors(f"read review task {review_task_id}"):
             task = self.ls.tasks.get(id=review_task_id)
-        done = [_as_dict(a) for a in task.annotations or [] if not _as_dict(a).get("was_cancelled")]
+        done = [as_dict(a) for a in task.annotations or [] if not as_dict(a).get("was_cancelled")]
         done = self.authorship.verified(review_task_id, done, protocol.id)
         if not done:
             return None
@@ -359,42 +310,36 @@ class QualityDesk:
         outcome = {"reviewer": f"reader-{reviewer}", "final_task": kind[2], "mean_dice": score.mean_dice,
                    "verdict": "confirmed" if (score.mean_dice or 0) >= 0.99 and not score.findings_missed
                    and not score.findings_extra else "corrected"}
-        with self.database.connect() as db:
-            db.execute("UPDATE qa_tasks SET outcome=? WHERE task_id=?", (json.dumps(outcome), review_task_id))
+        self.records.set_outcome(review_task_id, outcome)
         audit_log(self.settings).append("qa_review", f"reader-{reviewer}", f"{protocol.id} {protocol.version}",
                                         task=kind[2], review_task=review_task_id, verdict=outcome["verdict"])
         return outcome
 
     def reviews(self, protocol_id: str) -> list[dict]:
-        return [json.loads(r[0]) for r in self._query(
-            "SELECT outcome FROM qa_tasks WHERE kind='review' AND protocol_id=? AND outcome IS NOT NULL", protocol_id)]
+        return self.records.reviews(protocol_id)
 
     def qa_counts(self, protocol_id: str) -> dict:
-        rows = self._query("SELECT kind, COUNT(*) FROM qa_tasks WHERE protocol_id=? GROUP BY kind", protocol_id)
+        rows = self.records.task_counts(protocol_id).items()
         return {"gold_studies": len(self.gold(protocol_id))} | {f"{kind}_tasks": n for kind, n in rows}
 
 
 def report_figures(settings: Settings, protocol: Protocol) -> dict:
     """Every figure of the QA report of one protocol, from the state store and Label Studio (no PHI)."""
-    from connectors.adjudicate import Adjudicator
     from radlabel.qa.report import build_figures
 
-    adjudicator = Adjudicator(settings)
-    desk = adjudicator.quality_desk()
-    final = {r[0] for r in desk._query("SELECT task_id FROM adjudications WHERE protocol_id=? AND status='final'",
-                                       protocol.id)}
-    project, _ = Provisioner(settings).find_project(protocol.id)
+    desk = QualityDesk(settings)
+    final = set(desk.adjudications.final(protocol.id))
+    project, _ = find_protocol_project(desk.ls, protocol.id)
     profiles = []
     if project is not None and final:
         with label_studio_errors("list the tasks of the protocol's project"):
             for task in desk.ls.tasks.list(project=project.id, fields="all", page_size=100):
                 if task.id in final:
                     profiles.append((task.data or {}).get("acquisition") or {})
-    tiers = {f"reader-{r[0]}": r[1] for r in desk._query(
-        "SELECT reader, tier FROM calibration_tiers WHERE protocol_id=?", protocol.id)}
+    tiers = {f"reader-{reader}": tier for reader, tier in desk.records.tiers(protocol.id).items()}
     counts = desk.qa_counts(protocol.id) | {"final": len(final),
                                             "certification_enforced": desk.certification_enforced(protocol)}
     return build_figures(protocol, scores=desk.scores(protocol.id), certifications=desk.certifications(protocol.id),
-                         tiers=tiers, decisions=adjudicator.decisions(protocol.id), profiles=profiles,
+                         tiers=tiers, decisions=desk.adjudications.decisions(protocol.id), profiles=profiles,
                          reviews=desk.reviews(protocol.id), counts=counts,
                          unverified=unverified_reads(desk.database, protocol.id))

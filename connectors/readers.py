@@ -130,19 +130,17 @@ def check_email(email: str) -> str:
 
 def label_studio_user(settings: Settings, email: str) -> int:
     """The Label Studio user id of this email, created (no password, API only) when missing."""
-    from connectors.label_studio import client, label_studio_errors
+    from connectors.label_studio import client, label_studio_errors, user_id
 
     from connectors.adjudicate import CONSENSUS_USER
 
     ls = client(settings)
-    with label_studio_errors("find or create the Label Studio user of a reader"):
-        if email in (CONSENSUS_USER, (ls.users.whoami().email or "").lower()):
-            raise RadlabelError(f"{email} is one of radlabel's own Label Studio users, not a reader: give the reader's "
-                                "own address.")
-        for user in ls.users.list():
-            if (user.email or "").lower() == email:
-                return user.id
-        return ls.users.create(email=email, username=email.split("@")[0][:30]).id
+    with label_studio_errors("identify radlabel's own Label Studio user"):
+        own = {CONSENSUS_USER, (ls.users.whoami().email or "").lower()}
+    if email in own:  # sealing radlabel's own users would lock radlabel out of Label Studio
+        raise RadlabelError(f"{email} is one of radlabel's own Label Studio users, not a reader: give the reader's "
+                            "own address.")
+    return user_id(ls, email, create_as=email.split("@")[0][:30])
 
 
 def add_reader(settings: Settings, email: str, tier: str) -> tuple[Reader, str]:

@@ -18,14 +18,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from connectors.adjudicate import CONSENSUS_CREATOR
-from connectors.database import state_database
+from connectors.adjudications import CONSENSUS_CREATOR
+from connectors.database import Database, state_database
 from connectors.label_studio import label_studio_errors
-from connectors.sync import Syncer
+from connectors.state import StateStore
 from radlabel import seg as seg_codec
 from radlabel.audit import audit_log
 from radlabel.brush_rle import mask_regions
-from radlabel.protocol.enum import Geometry
+from radlabel.ingest.deid import Deidentifier
+from radlabel.protocol.template import Protocol
+from radlabel.settings import Settings
+
+__all__ = ["IMPORTED_SEGS_SCHEMA", "ImportedSegs", "SegImport", "SegImporter", "store_read"]
+
 
 @dataclass
 class SegImport:
@@ -41,25 +46,57 @@ class SegImport:
         return self.__dict__.copy()
 
 
-# SEGs already turned into Label Studio annotations (by this import or by the readers' API delivery).
 IMPORTED_SEGS_SCHEMA = ("CREATE TABLE IF NOT EXISTS imported_segs (seg_key TEXT PRIMARY KEY, task_id INTEGER,"
                         " annotation_id INTEGER)")
 
 
-class SegImporter:
-    def __init__(self, syncer: Syncer):
-        self.syncer = syncer
-        self.protocol = syncer.protocol
-        self.ls = syncer.ls
-        self.database = state_database(syncer.settings)
-        self.database.ensure(IMPORTED_SEGS_SCHEMA)
+class ImportedSegs:
+    """SEGs already turned into Label Studio annotations (by this import or by the readers' API delivery)."""
 
-    def _done(self, seg_key: str):
+    def __init__(self, database: Database):
+        self.database = database
+        database.ensure(IMPORTED_SEGS_SCHEMA)
+
+    def get(self, seg_key: str) -> tuple[int | None, int | None] | None:
+        """(task id, annotation id — None for a SEG looked at and not imported) of a SEG seen before, or None."""
         with self.database.connect() as db:
-            return db.execute("SELECT task_id, annotation_id FROM imported_segs WHERE seg_key=?", (seg_key,)).fetchone()
+            row = db.execute("SELECT task_id, annotation_id FROM imported_segs WHERE seg_key=?", (seg_key,)).fetchone()
+        return tuple(row) if row else None
+
+    def add(self, seg_key: str, task_id: int, annotation_id: int | None) -> None:
+        with self.database.connect() as db:
+            db.execute("INSERT INTO imported_segs VALUES (?,?,?) ON CONFLICT DO NOTHING", (seg_key, task_id, annotation_id))
+
+
+def store_read(settings: Settings, ls, task_id: int, user_id: int, masks: dict[str, np.ndarray], source: str,
+               **extra) -> int:
+    """A SEG's class masks as ``user_id``'s annotation of a task (vouched by radlabel; ``extra``: more annotation
+    fields, e.g. ``lead_time``); the annotation id."""
+    from connectors.authorship import post_read
+
+    with label_studio_errors(f"store the SEG in task {task_id}"):
+        return post_read(settings, ls, task_id, user_id, mask_regions(masks), source, **extra)
+
+
+class SegImporter:
+    """Takes what it needs of sync: the research archive, the series state and the pseudonymiser of the protocol."""
+
+    def __init__(self, settings: Settings, protocol: Protocol, ls, archive, state: StateStore, deid: Deidentifier):
+        self.settings = settings
+        self.protocol = protocol
+        self.ls = ls
+        self.archive = archive  # search_series / retrieve_series on the research archive
+        self.state = state
+        self.deid = deid
+        self.imported = ImportedSegs(state_database(settings))
+
+    @classmethod
+    def for_syncer(cls, syncer) -> "SegImporter":
+        """The importer of a sync run's protocol, with that run's collaborators."""
+        return cls(syncer.settings, syncer.protocol, syncer.ls, syncer.client, syncer.state, syncer.deid)
 
     def records(self) -> dict:
-        return {r.pseudo_series_uid: r for r in self.syncer.state.all(self.protocol.id) if r.status == "done"}
+        return {r.pseudo_series_uid: r for r in self.state.all(self.protocol.id) if r.status == "done"}
 
     def run(self) -> list[SegImport]:
         """Report the SEGs of this protocol's series in the research archive: those radlabel imported, and
@@ -68,7 +105,7 @@ class SegImporter:
         if not records:
             return []
         results = []
-        client = self.syncer.client
+        client = self.archive
         for row in client.search_series(Modality="SEG"):
             study_uid, series_uid = row["0020000D"]["Value"][0], row["0020000E"]["Value"][0]
             for ds in client.retrieve_series(study_uid, series_uid):
@@ -85,8 +122,8 @@ class SegImporter:
         record = self._record_for(ds, records)
         if record is None:
             return None
-        seg_key = self.syncer.deid.digest("seg", str(ds.SOPInstanceUID)).hex()[:24]
-        done = self._done(seg_key)
+        seg_key = self.deid.digest("seg", str(ds.SOPInstanceUID)).hex()[:24]
+        done = self.imported.get(seg_key)
         return seg_key, record, SegImport(seg_key, done[0], done[1], outcome="already imported") if done else None
 
     def check_one(self, ds, records: dict) -> SegImport | None:
@@ -99,7 +136,7 @@ class SegImporter:
 
     def _record_for(self, ds, records: dict):
         referenced = str(ds.ReferencedSeriesSequence[0].SeriesInstanceUID) if "ReferencedSeriesSequence" in ds else ""
-        return records.get(referenced) or records.get(self.syncer.deid.uid(referenced))
+        return records.get(referenced) or records.get(self.deid.uid(referenced))
 
     def import_file(self, ds, reader: str) -> SegImport:
         """An administrator's import of one SEG as the named reader's read (``radlabel seg import``)."""
@@ -117,25 +154,17 @@ class SegImporter:
         from connectors.readers import ReaderRegistry
         from radlabel.errors import RadlabelError
 
-        for known in ReaderRegistry.from_settings(self.syncer.settings).readers():
+        for known in ReaderRegistry.from_settings(self.settings).readers():
             if reader.strip().lower() in (known.email, known.pseudonym):
                 return known.pseudonym
         raise RadlabelError(f"--reader {reader!r} is not a registered reader: give the email or reader-N pseudonym "
                             "that `radlabel readers list` shows.")
 
-    def _class_for(self, label: str, type_code: str):
-        label_lower = label.lower()
-        for cls in self.protocol.classes:
-            if label_lower in (cls.name, cls.display_name.lower()):
-                return cls
-        by_type = [c for c in self.protocol.classes if c.type.value == type_code]
-        return by_type[0] if len(by_type) == 1 else None
-
     def _reader_user(self, pseudonym: str) -> int:
         """The Label Studio user of a registered reader (``registered_reader`` checked the pseudonym)."""
         from connectors.readers import ReaderRegistry
 
-        return next(r.ls_user_id for r in ReaderRegistry.from_settings(self.syncer.settings).readers()
+        return next(r.ls_user_id for r in ReaderRegistry.from_settings(self.settings).readers()
                     if r.pseudonym == pseudonym)
 
     def import_one(self, ds, records: dict, reader: str) -> SegImport | None:
@@ -152,38 +181,26 @@ class SegImporter:
         if seg_uids & set(pseudo_uids):
             order = pseudo_uids
         else:
-            by_pseudo = {self.syncer.deid.uid(uid): uid for uid in seg_uids}
+            by_pseudo = {self.deid.uid(uid): uid for uid in seg_uids}
             order = [by_pseudo.get(uid, "") for uid in pseudo_uids]
         result = SegImport(seg_key, task.id, None, reader=reader)
-        masks: dict[str, np.ndarray] = {}
         try:
             segments = seg_codec.decode(ds, order)
         except Exception as exc:  # one SEG we cannot read must not stop the import of the others
             result.outcome = f"not imported: the SEG cannot be decoded ({type(exc).__name__})"
-            audit_log(self.syncer.settings).append("seg_import", result.reader, f"{self.protocol.id} {self.protocol.version}",
+            audit_log(self.settings).append("seg_import", result.reader, f"{self.protocol.id} {self.protocol.version}",
                                                    task=task.id, seg=seg_key, outcome="undecodable")
-            with self.database.connect() as db:  # looked at once, not at every sync
-                db.execute("INSERT INTO imported_segs VALUES (?,?,?) ON CONFLICT DO NOTHING", (seg_key, task.id, None))
+            self.imported.add(seg_key, task.id, None)  # looked at once, not at every sync
             return result
-        for segment in segments:
-            cls = self._class_for(segment.label, segment.type_code)
-            if cls is None or Geometry.MASK not in cls.geometry:
-                result.skipped_segments.append(segment.label)
-                continue
-            masks[cls.name] = masks[cls.name] | segment.mask if cls.name in masks else segment.mask
-        regions = mask_regions(masks)
-        result.regions = len(regions)
-        if not regions:  # nothing of this protocol in it: no empty annotation
+        masks, result.skipped_segments = seg_codec.class_masks(segments, self.protocol)
+        result.regions = len(mask_regions(masks))
+        if not result.regions:  # nothing of this protocol in it: no empty annotation
             result.outcome = "no segment of this protocol"
             return result
-        user_id = self._reader_user(result.reader)
-        from connectors.authorship import post_read
-
-        with label_studio_errors(f"store the imported SEG in task {task.id}"):  # vouched: the admin named the reader
-            annotation_id = post_read(self.syncer.settings, self.ls, task.id, user_id, regions, "seg-import")
+        # vouched: the admin named the reader
+        annotation_id = store_read(self.settings, self.ls, task.id, self._reader_user(result.reader), masks, "seg-import")
         result.annotation_id = annotation_id
-        audit_log(self.syncer.settings).append("seg_import", result.reader, f"{self.protocol.id} {self.protocol.version}",
-                                               task=task.id, annotation=annotation_id, seg=seg_key, regions=result.regions)
-        with self.database.connect() as db:
-            db.execute("INSERT INTO imported_segs VALUES (?,?,?)", (seg_key, task.id, annotation_id))
+        audit_log(self.settings).append("seg_import", result.reader, f"{self.protocol.id} {self.protocol.version}",
+                                        task=task.id, annotation=annotation_id, seg=seg_key, regions=result.regions)
+        self.imported.add(seg_key, task.id, annotation_id)
         return result

@@ -6,14 +6,13 @@ series UID, so the store holds no source identifier.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from connectors.database import Database
+from connectors.database import Database, file_lock
+
+__all__ = ["SCHEMA", "SeriesRecord", "StateStore", "file_lock"]  # file_lock: now the database's, named here too
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -91,13 +90,3 @@ class StateStore:
                               (" WHERE protocol_id=?" if protocol_id else ""),
                               (protocol_id,) if protocol_id else ()).fetchall()
         return [self.get(*key) for key in keys]
-
-
-@contextlib.contextmanager
-def file_lock(home: Path, name: str):
-    """An exclusive lock across processes (hooks worker, job workers, CLI) on one state directory."""
-    folder = home / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield

@@ -21,18 +21,19 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from connectors.database import state_database
-from connectors.dicomweb import OrthancDicomWeb
-from connectors.jobs import InProcessQueue, job_queue
-from connectors.label_studio import client as label_studio_client, label_studio_errors
-from connectors.provision import Provisioner
-from connectors.state import SeriesRecord, StateStore
+from connectors.database import state_lock
+from connectors.jobs import JobQueue, RQQueue
+from connectors.label_studio import label_studio_errors
+from connectors.linkage_register import LinkageRegister
+from connectors.projects import find_protocol_project
+from connectors.state import SeriesRecord
 from connectors.viewer import image_urls
+from connectors.wiring import Adapters
 from radlabel.audit import audit_log
 from radlabel.dicom_files import repair_missing_uids
 from radlabel.errors import RadlabelError
 from radlabel.ingest.deid import Deidentifier
-from radlabel.ingest.release import prepare_synced_series
+from radlabel.ingest.release import kept_quasi_identifiers, linkage_signature, prepare_synced_series
 from radlabel.ingest.render import png_bytes, window
 from radlabel.ingest.series import Frame, frame_pixels
 from radlabel.ingest.validate import validate_series
@@ -40,6 +41,8 @@ from radlabel.protocol.labelconfig import IMAGES_KEY
 from radlabel.qa.representativeness import acquisition_profile
 from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
+
+__all__ = ["SyncSummary", "Syncer"]
 
 # QIDO attributes asked for when selecting series.
 _FIELDS = ["0008103E", "00180015", "00080020", "00201209", "00080060", "00180050"]
@@ -63,14 +66,18 @@ class SyncSummary:
     segs: list[dict] = field(default_factory=list)  # readers' SEGs imported into tasks
     gold_copies: list[int] = field(default_factory=list)  # hidden gold tasks inserted by this run
     refreshed_image_urls: int = 0  # tasks whose slice URLs were signed again before they expire
+    linkage: dict = field(default_factory=dict)  # the protocol's released series unique on their quasi-identifiers
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
 
 
 class Syncer:
-    def __init__(self, settings: Settings, protocol: Protocol, progress: Callable[[str], None] = lambda m: None):
+    def __init__(self, settings: Settings, protocol: Protocol, progress: Callable[[str], None] = lambda m: None,
+                 queue: JobQueue | None = None, adapters: Adapters | None = None):
+        adapters = adapters or Adapters(settings)
         self.settings = settings
+        self._queue = queue
         self.protocol = protocol
         self.progress = progress
         secrets = settings.secrets()
@@ -78,10 +85,11 @@ class Syncer:
         method = "options: " + ",".join(sorted(o.value for o in protocol.deidentification.options)) \
             if protocol.deidentification.options else ""
         self.deid = Deidentifier(bytes.fromhex(secrets["pseudonym_key"]), protocol.deidentification.options, method)
-        self.client = OrthancDicomWeb.from_settings(settings)  # the research archive: copies go here
-        self.pacs = OrthancDicomWeb.source_pacs(settings)  # the source studies: read only
-        self.state = StateStore(state_database(settings))
-        self.ls = label_studio_client(settings)
+        self.client = adapters.research_archive  # copies go here
+        self.pacs = adapters.source_pacs  # the source studies: read only
+        self.state = adapters.series_state
+        self.linkage = LinkageRegister(adapters.database)
+        self.ls = adapters.label_studio
         self._project_id: int | None = None
 
     # -- selection ---------------------------------------------------------
@@ -123,7 +131,7 @@ class Syncer:
 
     def project_id(self) -> int:
         if self._project_id is None:
-            project, marker = Provisioner(self.settings).find_project(self.protocol.id)
+            project, marker = find_protocol_project(self.ls, self.protocol.id)
             if project is None:
                 raise RadlabelError(f"protocol {self.protocol.id} has no Label Studio project: "
                                     f"run `radlabel provision` on its template first.")
@@ -141,22 +149,27 @@ class Syncer:
         summary.selected = len(targets)
         # A progress bar where a person watches; plain lines in logs and CI.
         bar = tqdm(total=len(targets), unit="series", disable=not sys.stderr.isatty(), file=sys.stderr)
-        queue = job_queue(self.settings)
-        if isinstance(queue, InProcessQueue):  # one after another, reported as they finish
+        # Series go to the workers as jobs in the scale profile; without a queue they are synced here, in turn.
+        queue = self._queue or (RQQueue(self.settings) if self.settings.profile == "scale" else None)
+        if queue is None:  # one after another, reported as they finish
             for number, (study_uid, series_uid) in enumerate(targets, 1):
                 self._tally(summary, self.sync_series(study_uid, series_uid, force=force), number, len(targets))
                 bar.update(1)
         else:  # one job per series on the workers; the run waits for all of them
-            nonce = f":{time.time()}" if force else ""
+            nonce = f":{time.time()}"
+            retried = set()  # held for linkage: a new job (RQ hands back a finished job's result for its key)
             if not force:  # what the state store already has done is reported, not queued
                 finished = ("done", "quarantined", "held")
                 for study_uid, series_uid in list(targets):
                     record = self.state.get(self.series_key(series_uid), self.protocol.id)
-                    if record and record.status in finished:
+                    if record and _held_for_linkage(record.as_dict()):
+                        retried.add(series_uid)
+                    elif record and record.status in finished:
                         self._tally(summary, record.as_dict() | {"outcome": "already done"}, 0, len(targets))
                         targets.remove((study_uid, series_uid))
             submitted = [queue.submit("sync_series", f"sync_series:{self.protocol.id}:{self.protocol.version}:"
-                                      f"{self.series_key(series_uid)}{nonce}", protocol_id=self.protocol.id,
+                                      f"{self.series_key(series_uid)}"
+                                      f"{nonce if force or series_uid in retried else ''}", protocol_id=self.protocol.id,
                                       study_uid=study_uid, series_uid=series_uid, force=force)
                          for study_uid, series_uid in targets]
             failures = []
@@ -170,14 +183,17 @@ class Syncer:
                 raise RadlabelError(f"{len(failures)} of {len(targets)} series failed to sync (first: {failures[0]}); "
                                     "the others are done: re-run sync to retry.")
         bar.close()
+        self._retry_linkage_holds(summary, targets)
+        summary.linkage = self.linkage.summary(self.protocol.id, self.protocol.deidentification.max_linkage_risk)
         from connectors.qa import QualityDesk  # hidden gold copies keep their rate in the growing queue
 
         produced = sum(1 for r in self.state.all(self.protocol.id) if r.status == "done")
-        summary.gold_copies = QualityDesk(self.settings, self.ls).insert_gold(self.protocol, self.project_id(), produced)
+        desk = QualityDesk(self.settings, self.ls, archive=self.client)
+        summary.gold_copies = desk.insert_gold(self.protocol, self.project_id(), produced)
         summary.refreshed_image_urls = self.refresh_image_urls()
         from connectors.seg_import import SegImporter  # the reverse path: readers' SEGs into the tasks
 
-        summary.segs = [result.as_dict() for result in SegImporter(self).run()]
+        summary.segs = [result.as_dict() for result in SegImporter.for_syncer(self).run()]
         for result in summary.segs:
             self.progress(f"SEG {result['seg_key']}: {result['outcome']} into task {result['task_id']}")
         return summary
@@ -224,7 +240,8 @@ class Syncer:
     def sync_series(self, study_uid: str, series_uid: str, force: bool = False) -> dict | None:
         key = self.series_key(series_uid)
         record = self.state.get(key, self.protocol.id)
-        if record and record.status in ("done", "quarantined", "held") and not force:
+        if record and record.status in ("done", "quarantined", "held") and not force \
+                and not _held_for_linkage(record.as_dict()):
             return record.as_dict() | {"outcome": "already done"}
         datasets = self.pacs.retrieve_series(study_uid, series_uid, media_types=(("application/dicom", "*"),))
         if datasets and all(str(ds.get("DeidentificationMethod", "")).startswith("radlabel") for ds in datasets):
@@ -252,7 +269,7 @@ class Syncer:
         with ThreadPoolExecutor(1) as background:
             research, hold = prepare_synced_series(self.deid, datasets, frames, values, self.protocol.deidentification,
                                                    key, flags)  # the same boundary as `radlabel deid`
-            if hold:
+            if hold or self._linkage_hold(key, research, flags):
                 record.pseudo_study_uid = record.pseudo_series_uid = None
                 return self._finish(record, "held", flags, "held for review")
             storing = background.submit(self.client.store, research)
@@ -269,6 +286,34 @@ class Syncer:
         record.task_id = self._ensure_task(record, frames, images, report.slice_spacing_mm, interrupted_at_task,
                                            self.acquisition(datasets[0]))
         return self._finish(record, "done", flags, "synced")
+
+    # -- linkage ---------------------------------------------------------------
+    def _linkage_hold(self, key: str, research: list, flags: list[dict]) -> bool:
+        """Record the series' linkage signature; hold it (flag ``linkage_risk``) when 1/k is above the protocol's
+        maximum, k counted over what the protocol released, what it holds for linkage, and this series."""
+        signature = self.deid.digest("linkage", linkage_signature(research)).hex()
+        names = kept_quasi_identifiers(research[0])
+        limit = self.protocol.deidentification.max_linkage_risk
+        with state_lock(self.settings, f"linkage-{self.protocol.id}"):  # workers decide one at a time
+            k = self.linkage.class_size(self.protocol.id, key, signature)
+            hold = limit is not None and 1.0 / k > limit
+            self.linkage.record(self.protocol.id, key, signature, names, released=not hold)
+        if hold:
+            flags.append({"code": "linkage_risk", "message": f"linkage risk 1/{k} is above the protocol's maximum "
+                          f"{limit} on {len(names)} quasi-identifier(s) and shape: held until enough series share them"})
+        return hold
+
+    def _retry_linkage_holds(self, summary: SyncSummary, targets: list[tuple[str, str]]) -> None:
+        """Series held as too unique are tried again once this run released others: their class may have grown."""
+        if not summary.synced:
+            return
+        sources = {self.series_key(series_uid): (study_uid, series_uid) for study_uid, series_uid in targets}
+        for entry in [s for s in summary.series if _held_for_linkage(s) and s["series_key"] in sources]:
+            record = self.sync_series(*sources[entry["series_key"]])
+            if record is not None and record["status"] != "held":
+                summary.series.remove(entry)
+                summary.held -= 1
+                self._tally(summary, record, 0, len(targets))
 
     def _finish(self, record: SeriesRecord, status: str, items: list[dict], outcome: str) -> dict:
         audit_log(self.settings).append("sync", "radlabel-sync", f"{self.protocol.id} {self.protocol.version}",
@@ -358,3 +403,7 @@ class Syncer:
                     return task.id
         return None
 
+
+def _held_for_linkage(record: dict) -> bool:
+    """Held only because its linkage class was too small: tried again on every run."""
+    return record.get("status") == "held" and "linkage_risk" in (record.get("reasons") or [])

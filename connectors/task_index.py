@@ -20,7 +20,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Protocol
 
-__all__ = ["TaskSource", "IndexedTasks", "INDEX_SCHEMA"]
+__all__ = ["TaskSource", "IndexedTasks", "INDEX_SCHEMA", "note_annotation_event"]
 
 INDEX_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS task_index (
@@ -140,3 +140,28 @@ class IndexedTasks:
                            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET project_id=excluded.project_id,"
                            " data=excluded.data, annotators=excluded.annotators, annotations=excluded.annotations,"
                            " updated_at=excluded.updated_at", row)
+
+
+def _positive(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63 else None
+
+
+def note_annotation_event(database, body: dict) -> bool:
+    """An annotation webhook (created or updated) brings its task's counts and stamp: the task's row takes
+    them and the annotator, so the next worklist finds the counts agreeing and lists nothing. A task not
+    indexed yet is left to the next catch-up. True when a row changed."""
+    task = body.get("task") if isinstance(body.get("task"), dict) else {}
+    annotation = body.get("annotation") if isinstance(body.get("annotation"), dict) else {}
+    task_id, user = _positive(task.get("id")), _positive(annotation.get("completed_by"))
+    counts = [task.get("total_annotations"), task.get("cancelled_annotations")]
+    if task_id is None or user is None or not all(isinstance(c, int) and c >= 0 for c in counts):
+        return False
+    database.ensure(*INDEX_SCHEMA)
+    with database.connect() as db:
+        row = db.execute("SELECT annotators FROM task_index WHERE task_id=?", (task_id,)).fetchone()
+        if row is None:
+            return False
+        db.execute("UPDATE task_index SET annotators=?, annotations=?, updated_at=? WHERE task_id=?",
+                   (json.dumps(sorted(set(json.loads(row[0])) | {user})), sum(counts),
+                    _normalised(task.get("updated_at")), task_id))
+    return True

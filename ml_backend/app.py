@@ -18,12 +18,12 @@ import time
 
 from flask import Flask
 
+from connectors.service_auth import ML_USER  # Label Studio calls us as this user with the secret ml_backend_password
 from ml_backend.model import Model, Prediction
 from radlabel.http_guard import json_body, limit_body_size, require_basic_auth
 
 log = logging.getLogger("radlabel.ml")
 PREDICT_BUDGET_S = float(os.environ.get("RADLABEL_PREDICT_BUDGET_S", "60"))
-ML_USER = "radlabel-ml"  # Label Studio calls us with this user and the secret ml_backend_password
 # "Retrieve predictions" sends every selected task in one request: 1,000 tasks of 300 image URLs are ~45 MB.
 MAX_REQUEST_BYTES = 64 * 2**20
 

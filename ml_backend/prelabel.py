@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from connectors.provision import load_provisioned
+from connectors.projects import load_provisioned
 from ml_backend import classical, interactive, network
 from ml_backend.trainer import Trainer, load_checkpoint, trained_classes
 from ml_backend.model import Model, Prediction
@@ -103,7 +103,7 @@ class ProtocolPrelabeller(Model):
         """Annotation events may bring new final labels: train in the background when there are enough."""
         if event not in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"):
             return {"status": "ignored", "event": event}
-        from connectors.provision import MARKER
+        from connectors.projects import MARKER
 
         description = str((payload.get("project") or {}).get("description") or "")
         marker = MARKER.search(description)

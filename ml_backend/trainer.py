@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from connectors.label_studio import client, label_studio_errors
-from connectors.provision import Provisioner
+from connectors.label_studio import as_dict, client, label_studio_errors
+from connectors.projects import find_protocol_project
 from ml_backend import network
 from ml_backend.volumes import VolumeSource
 from radlabel.adjudication.reads import read_from_annotation
@@ -53,15 +53,15 @@ class Trainer:
 
     # -- data ---------------------------------------------------------------------------
     def collect(self) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
-        project, _ = Provisioner(self.settings).find_project(self.protocol.id)
+        ls = client(self.settings)
+        project, _ = find_protocol_project(ls, self.protocol.id)
         if project is None:
             raise RadlabelError(f"protocol {self.protocol.id} has no project to learn from.")
         classes = trained_classes(self.protocol)
-        ls = client(self.settings)
         volumes, labels, tasks = [], [], []
         with label_studio_errors("collect the final labels"):
             for task in ls.tasks.list(project=project.id, fields="all", page_size=100):
-                final = [a if isinstance(a, dict) else a.dict() for a in (task.annotations or [])]
+                final = [as_dict(a) for a in (task.annotations or [])]
                 final = [a for a in final if a.get("ground_truth") and not a.get("was_cancelled")]
                 if not final:
                     continue

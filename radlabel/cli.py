@@ -63,7 +63,7 @@ def cmd_up(args) -> int:
 def cmd_worker(args) -> int:
     import os
 
-    from connectors.jobs import work
+    from connectors.job_handlers import work
     from radlabel.settings import load_settings
 
     settings = load_settings()
@@ -330,7 +330,8 @@ def _prepare_releases(deid, groups: dict, in_dir: Path, report, policy) -> tuple
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # pydicom's warnings quote header values
-                releases.append(prepare_series(deid, datasets, names, report, policy.burned_in_text == "mask"))
+                releases.append(prepare_series(deid, datasets, names, report, policy.burned_in_text == "mask",
+                                              policy.face_risk))
         except RadlabelError:
             raise
         except Exception as exc:  # a header we read but cannot de-identify: name the series' first file
@@ -515,7 +516,7 @@ def cmd_seg_import(args) -> int:
     from radlabel.settings import load_settings
 
     ds = read_dicom(Path(args.seg))
-    result = SegImporter(Syncer(load_settings(), _protocol(args.protocol))).import_file(ds, args.reader)
+    result = SegImporter.for_syncer(Syncer(load_settings(), _protocol(args.protocol))).import_file(ds, args.reader)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
@@ -589,7 +590,7 @@ def cmd_export(args) -> int:
 
 def _protocol(name: str):
     """A template file, or the id of a protocol provisioned from this state directory."""
-    from connectors.provision import load_provisioned
+    from connectors.projects import load_provisioned
     from radlabel.protocol import load_template
     from radlabel.settings import load_settings
 
@@ -665,6 +666,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"radlabel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _stack_commands(sub)
+    _data_commands(sub)
+    _label_map_commands(sub)
+    _adjudication_commands(sub)
+    _qa_commands(sub)
+
+    # -- readers (issue #8: OHIF extension; defined in connectors/readers.py) --
+    from connectors.readers import add_cli as add_readers_cli
+    add_readers_cli(sub)
+    # -- end readers --
+    from connectors.authorship import add_cli as add_reads_cli  # issue 17: reads whose author is not verified
+    add_reads_cli(sub)
+    return parser
+
+
+def _stack_commands(sub) -> None:
+    """install, up, status, worker, down."""
     sub.add_parser("install", help="install Label Studio and the OHIF viewer (apt parts: make install)").set_defaults(func=cmd_install)
     for name, func, text in (("up", cmd_up, "start the local stack (idempotent)"),
                              ("status", cmd_status, "report each service's health (exit 1 unless all healthy)")):
@@ -682,6 +700,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
     sub.add_parser("down", help="stop the processes this state directory started").set_defaults(func=cmd_down)
 
+
+def _data_commands(sub) -> None:
+    """samples, templates, provision, sync, validate, deid."""
     samples = sub.add_parser("samples", help="sample studies").add_subparsers(dest="samples_command", required=True, metavar="ACTION")
     load = samples.add_parser("load", help="store synthetic studies, the real CT and any PATHS in Orthanc")
     load.add_argument("paths", nargs="*", help="extra DICOM files or folders to store")
@@ -737,6 +758,9 @@ def build_parser() -> argparse.ArgumentParser:
     deid.add_argument("--json", action="store_true")
     deid.set_defaults(func=cmd_deid)
 
+
+def _label_map_commands(sub) -> None:
+    """agreement, consensus, seg (conversions and the administrator's import)."""
     agreement = sub.add_parser("agreement", help="agreement between label maps (NIfTI or DICOM-SEG)")
     agreement.add_argument("labelmaps", nargs="+")
     agreement.add_argument("--spacing", type=float, nargs=3, metavar=("A0", "A1", "A2"),
@@ -772,6 +796,9 @@ def build_parser() -> argparse.ArgumentParser:
     seg_in.add_argument("--json", action="store_true")
     seg_in.set_defaults(func=cmd_seg_import)
 
+
+def _adjudication_commands(sub) -> None:
+    """reconcile, disagreements, audit, export."""
     reconcile = sub.add_parser("reconcile", help="adjudicate every task whose reads are in (catches missed webhooks)")
     reconcile.add_argument("--json", action="store_true")
     reconcile.set_defaults(func=cmd_reconcile)
@@ -796,6 +823,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--seed", type=int, default=0, help="seed of the split assignment")
     export.set_defaults(func=cmd_export)
 
+
+def _qa_commands(sub) -> None:
+    """gold, calibrate, report, demo."""
     gold = sub.add_parser("gold", help="the gold-standard set of a protocol (final tasks as reference)"
                           ).add_subparsers(dest="gold_command", required=True, metavar="ACTION")
     gold_add = gold.add_parser("add", help="mark final tasks as gold standard")
@@ -823,14 +853,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--profile", choices=["default", "scale"],
                       help="scale: the same pipeline on PostgreSQL, Redis and RQ workers (use a new RADLABEL_HOME)")
     demo.set_defaults(func=cmd_demo)
-
-    # -- readers (issue #8: OHIF extension; defined in connectors/readers.py) --
-    from connectors.readers import add_cli as add_readers_cli
-    add_readers_cli(sub)
-    # -- end readers --
-    from connectors.authorship import add_cli as add_reads_cli  # issue 17: reads whose author is not verified
-    add_reads_cli(sub)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

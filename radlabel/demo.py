@@ -45,6 +45,18 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
         summary["stages"].append({"stage": name, "seconds": round(time.monotonic() - started, 2), **details})
         progress(f"[{len(summary['stages'])}] {name}: done in {time.monotonic() - started:.1f} s")
 
+    ran = _data_in_stages(settings, sizes, progress, stage)
+    ran |= _loop_stages(settings, ran["synced"], progress, stage)
+    summary["open"] = _links(settings, ran)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    _print_summary(summary, ran)
+    return 0
+
+
+def _data_in_stages(settings, sizes: SampleSizes, progress, stage) -> dict:
+    """Stages 1-5: the stack, samples into the PACS and back over QIDO-RS, protocols provisioned, sync."""
     started = time.monotonic()
     states = Stack(settings).up(progress)
     from connectors.database import state_database
@@ -84,7 +96,11 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
         protocol = load_template(TEMPLATES / name)
         synced[protocol.id] = Syncer(settings, protocol, progress).run().as_dict()
     stage("sync: PACS -> de-identified research copies -> Label Studio tasks", started, sync=synced)
+    return {"loaded": loaded, "provisioned": provisioned, "synced": synced}
 
+
+def _loop_stages(settings, synced: dict, progress, stage) -> dict:
+    """Stages 6-11: adjudication, ML pre-labels, export, the QA campaign, an OHIF reader, the trust boundary."""
     started = time.monotonic()
     adjudicated = _adjudicate_demo_task(settings, synced.get("ct_lung_nodules", {}), progress)
     stage("adjudication: agreement, consensus, final DICOM-SEG", started,
@@ -109,14 +125,19 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
     started = time.monotonic()
     stage("trust boundary probed (an outsider, a reader, each archive user)", started,
           boundary=_boundary_demo(settings, reader["token_file"]))
+    return {"adjudicated": adjudicated, "prelabels": prelabels, "exported": exported, "campaign": campaign,
+            "reader": reader}
 
-    viewer = settings.url("viewer")
-    summary["open"] = {
+
+def _links(settings, ran: dict) -> dict:
+    """What to open after the demo, and with which credentials (named, never printed)."""
+    viewer, reader, campaign = settings.url("viewer"), ran["reader"], ran["campaign"]
+    return {
         "OHIF reader worklist (sign in with a reader token)": viewer + "/",
         "Label Studio editor for readers (sign in with the same reader token)": viewer + "/radlabel/editor/",
         "Label Studio": settings.url("label_studio") + f"  (user {settings.label_studio_user}, "
                         f"password in {settings.secrets_file})",
-        **{f"Label Studio: {r.protocol_id} {r.version}": r.url for r in provisioned},
+        **{f"Label Studio: {r.protocol_id} {r.version}": r.url for r in ran["provisioned"]},
         **({"QA report": campaign["report"]} if campaign.get("report") else {}),
         "OHIF reader sign-in": f"{viewer}/  (token in {reader['token_file']})",
         # Administrators only: never a door that faces readers.
@@ -126,26 +147,42 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
                                                          f"{settings.pacs_admin_user}, pacs_admin_password in "
                                                          f"{settings.secrets_file})",
     }
-    if as_json:
-        print(json.dumps(summary, indent=2))
-        return 0
+
+
+def _print_summary(summary: dict, ran: dict) -> None:
     print("\nradlabel demo — what ran:")
     for number, item in enumerate(summary["stages"], 1):
         print(f"  {number}. {item['stage']} ({item['seconds']} s)")
     print("\nSeries in the PACS:")
-    for series in loaded:
+    for series in ran["loaded"]:
         print(f"  - {series.source}: {series.modality}, {series.stored}/{series.instances} instances stored and found")
     print("\nLabel Studio projects from protocol templates:")
-    for r in provisioned:
+    for r in ran["provisioned"]:
         print(f"  - {r.protocol_id} {r.version}: project {r.project_id} ({r.action})")
     print("\nSync (validate, de-identify, render, task):")
-    for protocol_id, result in synced.items():
+    for protocol_id, result in ran["synced"].items():
         print(f"  - {protocol_id}: {result['selected']} series selected, {result['synced']} synced, "
-              f"{result['already_done']} already done, {result['quarantined']} quarantined, {result['held']} held")
+              f"{result['already_done']} already done, {result['quarantined']} quarantined, {result['held']} held; "
+              f"{result['linkage']['unique_series']} of {result['linkage']['series']} released series unique on "
+              f"their quasi-identifiers and shape")
         for series in result["series"]:
             flags = ", ".join(f["code"] for f in series["flags"] if f["code"] != "deidentified")
             print(f"      series {series['series_key']}: {series['status']}"
                   + (f", task {series['task_id']}" if series["task_id"] else "") + (f" ({flags})" if flags else ""))
+    _print_loop(ran)
+    print(f"\nReader {ran['reader']['email']} ({ran['reader']['tier']}) signs in to OHIF and to Label Studio's editor "
+          f"({ran['reader']['label_studio_editor']}) with the token in {ran['reader']['token_file']}")
+    print("\nTrust boundary (HTTP status or count each door gave):")
+    for probe, answer in summary["stages"][-1]["boundary"].items():
+        print(f"  - {probe}: {answer}")
+    print("\nOpen:")
+    for name, url in summary["open"].items():
+        print(f"  {name:<38} {url}")
+    print("\nStop the stack with `radlabel down`.")
+
+
+def _print_loop(ran: dict) -> None:
+    adjudicated, prelabels, exported, campaign = ran["adjudicated"], ran["prelabels"], ran["exported"], ran["campaign"]
     if adjudicated:
         print("\nAdjudication (simulated readers on the lung task):")
         print(f"  - task {adjudicated['task_id']}: {adjudicated['status']}"
@@ -166,16 +203,6 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
             print(f"  - {name}: {'certified' if certified else 'NOT certified'}")
         for alert in campaign["alerts"]:
             print(f"  ! {alert}")
-    print(f"\nReader {reader['email']} ({reader['tier']}) signs in to OHIF ({viewer}/) and to Label Studio's editor "
-          f"({reader['label_studio_editor']}) with the token in {reader['token_file']}")
-    print("\nTrust boundary (HTTP status or count each door gave):")
-    for probe, answer in summary["stages"][-1]["boundary"].items():
-        print(f"  - {probe}: {answer}")
-    print("\nOpen:")
-    for name, url in summary["open"].items():
-        print(f"  {name:<38} {url}")
-    print("\nStop the stack with `radlabel down`.")
-    return 0
 
 
 def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:

@@ -283,6 +283,19 @@ def make_ct_study(seed: int = 0, slices: int = 60, size: int = 512, pixel_spacin
 
     hu_lookup = np.array([CT_HU[v] for v in range(len(CT_HU))], np.float32)
     patient = FakePatient.from_seed(seed)
+    template = _ct_header(patient, seed, slice_spacing, burned_in)
+    datasets = []
+    for k in range(slices):
+        hu = hu_lookup[labelmap[k]] + rng.normal(0, noise_hu, (size, size)).astype(np.float32)
+        stored = np.clip(np.round(hu + 1024), 0, 4095)
+        if burned_in:  # the patient's name and ID in the pixels, bright in every window
+            stored = burn_in_text(stored, [patient.name.replace("^", " "), patient.patient_id], 4095)
+        datasets.append(_finish_slice(template, geometry, k, stored, f"ct-{seed}"))
+    return SyntheticStudy(datasets, labelmap, dict(CT_LABELS), geometry, lesions)
+
+
+def _ct_header(patient: FakePatient, seed: int, slice_spacing: float, burned_in: bool):
+    """The header every slice of the CT phantom shares: a contrast-enhanced chest-abdomen CT in HU."""
     template = _base_dataset(patient, CTImageStorage, "CT", seed, 2, "Chest-Abdomen 2.5mm soft tissue", "chest")
     template.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
     template.KVP = "120"
@@ -303,14 +316,7 @@ def make_ct_study(seed: int = 0, slices: int = 60, size: int = 512, pixel_spacin
     template.WindowWidth = [400, 1500]
     if burned_in:
         template.BurnedInAnnotation = "YES"
-    datasets = []
-    for k in range(slices):
-        hu = hu_lookup[labelmap[k]] + rng.normal(0, noise_hu, (size, size)).astype(np.float32)
-        stored = np.clip(np.round(hu + 1024), 0, 4095)
-        if burned_in:  # the patient's name and ID in the pixels, bright in every window
-            stored = burn_in_text(stored, [patient.name.replace("^", " "), patient.patient_id], 4095)
-        datasets.append(_finish_slice(template, geometry, k, stored, f"ct-{seed}"))
-    return SyntheticStudy(datasets, labelmap, dict(CT_LABELS), geometry, lesions)
+    return template
 
 
 def _lesion_component(labelmap: np.ndarray, lesion: Lesion, geometry: VolumeGeometry) -> np.ndarray:
@@ -359,7 +365,24 @@ def make_mr_study(seed: int = 0, slices: int = 40, size: int = 512, pixel_spacin
         lesion.voxels = int(np.count_nonzero(labelmap == value))
 
     signal = np.array([MR_SIGNAL[v] for v in range(len(MR_SIGNAL))], np.float32)
-    patient = FakePatient.from_seed(seed + 5000)
+    template = _mr_header(FakePatient.from_seed(seed + 5000), seed, slice_spacing)
+    datasets = []
+    for k in range(slices):
+        values = signal[labelmap[k]] + np.abs(rng.normal(0, noise, (size, size))).astype(np.float32)
+        datasets.append(_finish_slice(template, geometry, k, np.clip(np.round(values), 0, 4095), f"mr-{seed}"))
+    return SyntheticStudy(datasets, labelmap, dict(MR_LABELS), geometry, lesions)
+
+
+def study_digest(study: SyntheticStudy) -> str:
+    """A short digest of the pixels (tests use it to check determinism)."""
+    digest = hashlib.sha256()
+    for ds in study.datasets:
+        digest.update(ds.PixelData)
+    return digest.hexdigest()[:16]
+
+
+def _mr_header(patient: FakePatient, seed: int, slice_spacing: float):
+    """The header every slice of the MR phantom shares: a T1 MPRAGE after gadolinium."""
     template = _base_dataset(patient, MRImageStorage, "MR", seed, 5, "AX T1 MPRAGE +C", "head")
     template.ImageType = ["ORIGINAL", "PRIMARY", "M", "NORM"]
     template.ScanningSequence = "GR"
@@ -382,16 +405,4 @@ def make_mr_study(seed: int = 0, slices: int = 40, size: int = 512, pixel_spacin
     template.HighBit = 11
     template.WindowCenter = 600
     template.WindowWidth = 1200
-    datasets = []
-    for k in range(slices):
-        values = signal[labelmap[k]] + np.abs(rng.normal(0, noise, (size, size))).astype(np.float32)
-        datasets.append(_finish_slice(template, geometry, k, np.clip(np.round(values), 0, 4095), f"mr-{seed}"))
-    return SyntheticStudy(datasets, labelmap, dict(MR_LABELS), geometry, lesions)
-
-
-def study_digest(study: SyntheticStudy) -> str:
-    """A short digest of the pixels (tests use it to check determinism)."""
-    digest = hashlib.sha256()
-    for ds in study.datasets:
-        digest.update(ds.PixelData)
-    return digest.hexdigest()[:16]
+    return template

@@ -16,6 +16,7 @@ from pydicom.uid import generate_uid
 
 from radlabel import __version__
 from radlabel.protocol.content import CodedConcept, LabelClass
+from radlabel.protocol.enum import Geometry
 from radlabel.protocol.template import Protocol
 
 
@@ -155,3 +156,29 @@ def decode(ds: Dataset, source_sop_instance_uids: list[str]) -> list[DecodedSegm
         out.append(DecodedSegment(number, str(description.segment_label),
                                   str(description.segmented_property_type.value), mask))
     return out
+
+
+def segment_class(protocol: Protocol, label: str, type_code: str) -> LabelClass | None:
+    """The protocol class a segment is a read of: the class its label names (name or display name, in any
+    case: OHIF's and radlabel's SEGs use the name, other tools often the display name), else the one class
+    coded with its segmented property type (none when several classes share that type)."""
+    wanted = label.strip().lower()
+    for cls in protocol.classes:
+        if wanted in (cls.name.lower(), cls.display_name.lower()):
+            return cls
+    by_type = [c for c in protocol.classes if c.type.value == type_code]
+    return by_type[0] if len(by_type) == 1 else None
+
+
+def class_masks(segments: list[DecodedSegment], protocol: Protocol) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Decoded segments as one mask per mask class of the protocol (segments of one class are joined), and the
+    labels of the segments no mask class takes. The one segment-to-class rule of every SEG import."""
+    masks: dict[str, np.ndarray] = {}
+    skipped = []
+    for segment in segments:
+        cls = segment_class(protocol, segment.label, segment.type_code)
+        if cls is None or Geometry.MASK not in cls.geometry:
+            skipped.append(segment.label)
+            continue
+        masks[cls.name] = masks[cls.name] | segment.mask if cls.name in masks else segment.mask
+    return masks, skipped

@@ -17,10 +17,10 @@ import time
 from flask import Flask, request
 
 from connectors.database import Database, state_database
+from connectors.service_auth import SECRET_HEADER
 from radlabel.http_guard import json_body, limit_body_size
 from radlabel.settings import load_settings
 
-SECRET_HEADER = "X-Radlabel-Secret"
 # Label Studio sends a task's data and its annotation; brush masks of a few hundred slices stay far below.
 MAX_WEBHOOK_BYTES = 64 * 2**20
 MAX_ATTEMPTS = 8  # tries of one event before only `radlabel reconcile` (or the next start's catch-up) takes it
@@ -88,6 +88,18 @@ def _annotation_ids(body: dict) -> tuple[int, int]:
     return project, task
 
 
+def _note_in_task_index(settings, body: dict) -> None:
+    """The readers' worklists learn of the read without listing Label Studio; the index is a cache, so
+    a failure here is logged and left to the worklist's own catch-up, never failing the event."""
+    from connectors.database import state_database
+    from connectors.task_index import note_annotation_event
+
+    try:
+        note_annotation_event(state_database(settings), body)
+    except Exception as exc:  # noqa: BLE001 - see above
+        logging.getLogger("radlabel.hooks").warning("task index not updated: %s", exc.__class__.__name__)
+
+
 def work(queue: EventQueue, settings, stop: threading.Event, interval: float = 0.5) -> None:
     """Take queued events in order; annotation events go to the adjudicator (in this process by
     default, as a job for the workers in the scale profile)."""
@@ -107,6 +119,7 @@ def work(queue: EventQueue, settings, stop: threading.Event, interval: float = 0
             try:
                 if action in ANNOTATION_ACTIONS:
                     project, task = _annotation_ids(body)
+                    _note_in_task_index(settings, body)
                     if jobs:
                         jobs.submit("adjudicate", f"adjudicate:event:{event_id}", project_id=project, task_id=task)
                     else:

@@ -32,9 +32,9 @@ from flask import Blueprint, g, jsonify, request
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
-from connectors.adjudicate import CONSENSUS_USER, SCHEMA as ADJUDICATIONS_SCHEMA
+from connectors.adjudications import CONSENSUS_USER, Adjudications
 from connectors.database import state_database
-from connectors.provision import ProjectKind, load_provisioned, project_kind
+from connectors.projects import ProjectKind, load_provisioned, project_kind
 from connectors.readers import Reader, ReaderRegistry, pseudonym_from_name
 from connectors.task_index import IndexedTasks
 from connectors.viewer.outbox import Outbox, Submission
@@ -77,9 +77,9 @@ def _annotator(annotation: dict) -> int:
 
 
 def _plain(obj) -> dict:
-    if isinstance(obj, dict):
-        return obj
-    return obj.model_dump() if hasattr(obj, "model_dump") else obj.dict()
+    from connectors.label_studio import as_dict
+
+    return as_dict(obj)
 
 
 class LabelStudioTasks:
@@ -169,8 +169,9 @@ class LabelStudioTasks:
 
     def consensus_user(self) -> int | None:
         if self._consensus is None:
-            found = [u.id for u in self.ls.users.list() if u.email == CONSENSUS_USER]
-            self._consensus = found[0] if found else -1
+            from connectors.label_studio import user_id
+
+            self._consensus = user_id(self.ls, CONSENSUS_USER) or -1
         return self._consensus
 
 
@@ -301,13 +302,7 @@ class Workspace:
 
     def arbitration(self, task: dict) -> dict:
         source = task["data"].get("source_task")
-        decision = {}
-        database = state_database(self.settings)
-        database.ensure(ADJUDICATIONS_SCHEMA)
-        with database.connect() as db:
-            row = db.execute("SELECT decision FROM adjudications WHERE task_id=?", (source,)).fetchone()
-        if row and row[0]:
-            decision = json.loads(row[0])
+        decision = Adjudications(state_database(self.settings)).decision(source) or {}
         reads = [{"read": n, "reader": p.get("model_version"), "score": p.get("score")}
                  for n, p in enumerate(task["predictions"])]
         return {"source_task": source, "reads": reads, "reasons": decision.get("reasons", []),

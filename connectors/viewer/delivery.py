@@ -28,39 +28,29 @@ def stow(settings: Settings, path: Path) -> None:
 def import_into_task(settings: Settings, submission: Submission, path: Path) -> int:
     """The SEG as the reader's annotation of the task; the annotation id."""
     from connectors.label_studio import client, label_studio_errors
-    from connectors.provision import load_provisioned
+    from connectors.projects import load_provisioned
+    from connectors.seg_import import ImportedSegs, store_read
     from radlabel import seg as seg_codec
     from radlabel.audit import audit_log
     from radlabel.brush_rle import mask_regions
-    from radlabel.protocol.enum import Geometry
 
-    from connectors.seg_import import IMPORTED_SEGS_SCHEMA
-
-    database = state_database(settings)
-    database.ensure(IMPORTED_SEGS_SCHEMA)
-    with database.connect() as db:
-        done = db.execute("SELECT annotation_id FROM imported_segs WHERE seg_key=?", (submission.seg_key,)).fetchone()
+    imported = ImportedSegs(state_database(settings))
+    done = imported.get(submission.seg_key)
     if done:
-        return done[0]
+        return done[1]
     protocol = load_provisioned(settings, submission.protocol.split()[0])
     ls = client(settings)
     with label_studio_errors(f"read task {submission.task_id}"):
         task = ls.tasks.get(id=submission.task_id)
-    masks = {}
-    mask_classes = {c.name for c in protocol.classes_with(Geometry.MASK)}
-    for segment in seg_codec.decode(dcmread(path), list(task.data["sop_instance_uids"])):
-        if segment.label in mask_classes:
-            masks[segment.label] = masks[segment.label] | segment.mask if segment.label in masks else segment.mask
-    regions = mask_regions(masks)
-    from connectors.authorship import post_read
-
-    with label_studio_errors(f"store the reader's SEG in task {submission.task_id}"):  # vouched: the API checked the reader
-        annotation_id = post_read(settings, ls, submission.task_id, submission.reader, regions, "ohif")
-    with database.connect() as db:
-        db.execute("INSERT INTO imported_segs VALUES (?,?,?) ON CONFLICT DO NOTHING",
-                   (submission.seg_key, submission.task_id, annotation_id))
+    seg = dcmread(path)
+    segments = seg_codec.decode(seg, list(task.data["sop_instance_uids"]))
+    masks, _ = seg_codec.class_masks(segments, protocol)  # the readers' API named every segment after a class
+    # vouched: the API checked the reader
+    annotation_id = store_read(settings, ls, submission.task_id, submission.reader, masks, "ohif")
+    imported.add(submission.seg_key, submission.task_id, annotation_id)
     audit_log(settings).append("seg_import", f"reader-{submission.reader}", submission.protocol, task=submission.task_id,
-                               annotation=annotation_id, seg=submission.seg_key, regions=len(regions), source="ohif")
+                               annotation=annotation_id, seg=submission.seg_key, regions=len(mask_regions(masks)),
+                               source="ohif")
     return annotation_id
 
 

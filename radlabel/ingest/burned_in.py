@@ -5,7 +5,8 @@ header says so (BurnedInAnnotation, secondary capture SOP classes, screen-captur
 image types, modalities that usually carry overlays: ultrasound, XA, SC...).
 Every frame of an image at risk is read by Tesseract (offline) in views that
 show text (bright and dark strokes whatever lies behind them, log-stretched,
-enlarged), not a reading window; every box
+enlarged), not a reading window, and only inside the regions where burned-in
+text can be (``pixel_regions``: borders, text bars, flat ground, never anatomy); every box
 found is masked on the frame where it was found; a second, stricter pass on the
 masked frames must read nothing. Anything still readable, or any image that
 cannot be checked (no OCR, a photometric interpretation we cannot decode), is
@@ -33,6 +34,7 @@ MIN_TEXT_PX = 6  # a "word" lower than this is speckle: nobody reads 5-pixel tex
 MASK_ROUNDS = 3
 FLAT_GROUND_SHARE = 0.4  # overlay text: most of its box is one background value
 OCR_SCALE = 2  # Tesseract reads 10-12 px ultrasound fonts only when enlarged
+REGION_MARGIN = 6  # ground left around a text region for OCR
 KNOWN_PHOTOMETRIC = {"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "HSV", "ARGB", "CMYK", "YBR_FULL",
                      "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "XYB"}
 SUPPORTED_PHOTOMETRIC = {"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "PALETTE COLOR"}
@@ -193,11 +195,24 @@ def clean_pixels(ds: Dataset, file: str, ocr: bool | None = None, mask: bool = T
 
 
 def _read(ds: Dataset, frame: np.ndarray, min_confidence: float, min_chars: int) -> list[TextBox]:
-    """Words read in any of the frame's text views (full range; bright strokes)."""
+    """Words read in any of the frame's text views (full range; bright strokes), only inside the regions where
+    burned-in text can be (``pixel_regions.text_regions``): anatomy is neither read nor masked, a frame with
+    no such region costs no OCR at all, and one with some costs one OCR call on a mosaic of them."""
+    from radlabel.ingest.pixel_regions import merged, mosaic, text_regions
     from radlabel.ingest.render import text_views
 
-    return [box for view in text_views(text_view(ds, frame))
-            for box in find_text(view, min_confidence, min_chars, OCR_SCALE)]
+    grey = text_view(ds, frame)
+    regions = merged(text_regions(grey), REGION_MARGIN, grey.shape)
+    if not regions:
+        return []
+    cut = mosaic([(view, region) for view in text_views(grey) for region in regions])  # one OCR call
+    boxes = []
+    for box in find_text(cut.image, min_confidence, min_chars, OCR_SCALE):
+        where = cut.to_frame(box.top, box.left, box.height)
+        if where is not None:
+            box.top, box.left = where
+            boxes.append(box)
+    return boxes
 
 
 def _on_flat_ground(grey: np.ndarray, box: TextBox) -> bool:

@@ -13,6 +13,7 @@ import numpy as np
 from pydicom import Dataset
 
 from radlabel.ingest.burned_in import store_native
+from radlabel.ingest.pixel_regions import otsu
 from radlabel.ingest.series import Frame, frame_pixels, frames_of
 
 FACE_HEIGHT = 0.55  # the brow, as a share of the head's height from its lowest point
@@ -29,18 +30,6 @@ def patient_yz(frame: Frame) -> tuple[np.ndarray, np.ndarray]:
     y = origin[1] + columns * spacing_col * row_dir[1] + rows * spacing_row * col_dir[1]
     z = origin[2] + columns * spacing_col * row_dir[2] + rows * spacing_row * col_dir[2]
     return y, z
-
-
-def otsu(values: np.ndarray) -> float:
-    """The threshold that best splits air (and its noise) from tissue: Otsu's, on a 256-bin histogram."""
-    counts, edges = np.histogram(values, bins=256)
-    centres = (edges[:-1] + edges[1:]) / 2
-    weight = np.cumsum(counts)
-    mean = np.cumsum(counts * centres)
-    total, grand = weight[-1], mean[-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = (grand * weight - total * mean) ** 2 / (weight * (total - weight))
-    return float(centres[int(np.nanargmax(between[:-1]))])
 
 
 def deface(copies: list[Dataset]) -> dict:

@@ -8,6 +8,7 @@ to the input folder (never by a header value: those are PHI).
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -42,8 +43,11 @@ class SeriesRelease:
 
 
 def prepare_series(deid: Deidentifier, datasets: list[Dataset], names: list[str], report: DeidReport,
-                   mask_text: bool = True) -> SeriesRelease:
-    """De-identify headers and pixels of one series; a file whose pixels fail the check holds the series."""
+                   mask_text: bool = True, face_policy: str = "flag") -> SeriesRelease:
+    """De-identify headers and pixels of one series; a file whose pixels fail the check holds the series.
+
+    ``face_policy`` is the protocol's ``face_risk``: ``hold`` holds a series that may show a face; ``deface``
+    (and ``flag`` under Clean Recognizable Visual Features) removes the face and releases the series."""
     copies = [deid.deidentify(ds, report) for ds in datasets]
     release = SeriesRelease(str(copies[0].get("SeriesInstanceUID", "") or ""))
     for name, copy in zip(names, copies):
@@ -55,12 +59,13 @@ def prepare_series(deid: Deidentifier, datasets: list[Dataset], names: list[str]
         elif outcome.status == "masked":
             _record_clean_pixel_data(copy)
         release.copies.append((name, copy))
-    _faces(deid, datasets, release)
+    _faces(deid, datasets, release, face_policy)
     return release
 
 
-def _faces(deid: Deidentifier, datasets: list[Dataset], release: SeriesRelease) -> None:
-    """Head CT/MR long enough to show a face: defaced under Clean Recognizable Visual Features, else flagged."""
+def _faces(deid: Deidentifier, datasets: list[Dataset], release: SeriesRelease, policy: str) -> None:
+    """Head CT/MR long enough to show a face: held under ``hold``, defaced under Clean Recognizable Visual
+    Features, else flagged."""
     from radlabel.ingest.deface import deface
     from radlabel.ingest.series import frames_of, normal_of, sort_frames
     from radlabel.protocol.enum import DeidentificationOption as Option
@@ -78,7 +83,9 @@ def _faces(deid: Deidentifier, datasets: list[Dataset], release: SeriesRelease) 
     if not risk:
         return
     release.face = {"risk": risk}
-    if Option.CLEAN_RECOGNIZABLE_VISUAL_FEATURES in deid.options:
+    if policy == "hold":
+        release.held.append({"file": release.copies[0][0], "reason": risk + ": held for review (face_risk: hold)"})
+    elif policy == "deface" or Option.CLEAN_RECOGNIZABLE_VISUAL_FEATURES in deid.options:
         release.face |= deface([copy for _, copy in release.copies])
         if not release.face["defaced"]:
             release.held.append({"file": release.copies[0][0], "reason": "the face cannot be removed: "
@@ -99,11 +106,19 @@ def kept_quasi_identifiers(copy: Dataset) -> list[str]:
     return [name for name in tables.QUASI_IDENTIFIERS if str(copy.get(name, "") or "").strip()]
 
 
-def _signature(release: SeriesRelease) -> tuple:
-    first = release.copies[0][1]
-    values = tuple(str(first.get(name, "") or "") for name in release.quasi_identifiers)
-    shape = tuple(str(first.get(name, "") or "") for name in tables.SHAPE)
-    return tuple(release.quasi_identifiers), values, shape, len(release.copies)
+def linkage_signature(copies: list[Dataset]) -> str:
+    """What an output series shows an outsider who knows the source: its kept quasi-identifiers with their
+    (de-identified) values, its shape and its instance count, as canonical JSON. Series with equal signatures
+    form one class of size k; the CLI batch and sync's register (connectors/linkage_register.py) both use it."""
+    first = copies[0]
+    names = kept_quasi_identifiers(first)
+    values = [str(first.get(name, "") or "") for name in names]
+    shape = [str(first.get(name, "") or "") for name in tables.SHAPE]
+    return json.dumps([names, values, shape, len(copies)], separators=(",", ":"))
+
+
+def _signature(release: SeriesRelease) -> str:
+    return linkage_signature([copy for _, copy in release.copies])
 
 
 def linkage(releases: list[SeriesRelease], max_risk: float | None = None) -> dict:
@@ -142,7 +157,7 @@ def prepare_synced_series(deid: Deidentifier, datasets: list[Dataset], frames: l
 
     report = DeidReport()
     names = [f"{series_key}/instance-{index + 1:04d}" for index in range(len(datasets))]
-    release = prepare_series(deid, datasets, names, report, policy.burned_in_text == "mask")
+    release = prepare_series(deid, datasets, names, report, policy.burned_in_text == "mask", policy.face_risk)
     linkage([release])  # one series at a time: the kept quasi-identifiers are reported, k needs a batch
     flags.append({"code": "deidentified", "message": ", ".join(f"{k}: {v}" for k, v in sorted(report.changed.items()))
                   + f"; quasi-identifiers kept: {', '.join(release.quasi_identifiers) or 'none'}"})
@@ -162,9 +177,7 @@ def prepare_synced_series(deid: Deidentifier, datasets: list[Dataset], frames: l
         if name in masked:
             for frame in (f for f in frames if f.instance is source):
                 values[id(frame)] = frame_pixels(replace(frame, instance=copy))
-    face = release.face.get("risk") if not release.face.get("defaced") else None
     if release.face:
         flags.append({"code": "defaced" if release.face.get("defaced") else "face_risk",
                       "message": release.face["risk"]})
-    hold = release.is_held or bool(face and policy.face_risk == "hold")
-    return [copy for _, copy in release.copies], hold
+    return [copy for _, copy in release.copies], release.is_held

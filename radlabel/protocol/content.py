@@ -169,7 +169,9 @@ class Deidentification(Part):
     profile: str = Field(default="basic", pattern=r"^basic$")
     options: list[DeidentificationOption] = Field(default_factory=list)
     burned_in_text: str = Field(default="mask", pattern=r"^(mask|hold)$")
-    face_risk: str = Field(default="flag", pattern=r"^(flag|hold)$")
+    face_risk: str = Field(default="flag", pattern=r"^(flag|hold|deface)$", description="a head CT/MR that may "
+                           "show a face: flag it (defaced when the options include clean_recognizable_visual_features), hold "
+                           "it for review, or deface it and release it to readers")
     max_linkage_risk: Optional[float] = Field(
         default=None, gt=0, le=1, description="hold output series whose re-identification risk 1/k is above this "
         "(k: output series sharing the kept quasi-identifiers and shape)")
@@ -182,6 +184,14 @@ class Deidentification(Part):
         if both <= set(value):
             raise ValueError("retain_longitudinal_full_dates and retain_longitudinal_modified_dates exclude each other")
         return value
+
+    @model_validator(mode="after")
+    def _deface_records_its_option(self) -> "Deidentification":
+        if self.face_risk == "deface" and \
+                DeidentificationOption.CLEAN_RECOGNIZABLE_VISUAL_FEATURES not in self.options:
+            raise ValueError("face_risk: deface needs clean_recognizable_visual_features in options "
+                             "(the header records the option that removed the face)")
+        return self
 
 
 class Selection(Part):

@@ -24,21 +24,12 @@ plt.rcParams["svg.fonttype"] = "none"  # text stays text: smaller files, searcha
 plt.rcParams["font.size"] = 9
 
 
-def build_figures(protocol, *, scores: list[dict], certifications: list[dict], tiers: dict[str, str],
-                  decisions: list[dict], profiles: list[dict], reviews: list[dict], counts: dict,
-                  unverified: list[dict] | None = None) -> dict:
-    """The report's figures from what the pipeline stored: scored reads (time order), certifications,
-    readers' tiers, adjudication decisions, acquisition profiles of the labelled series, QA reviews."""
-    from radlabel.adjudication.analytics import disagreement_report
+def _reader_charts(protocol, production: list[dict], names: list[str], tiers: dict[str, str],
+                   certified: set[str]) -> dict[str, dict]:
+    """Each reader's control chart of scored production reads, against the floor and relative to the peers who
+    read the same task (a drift alert when the reader falls away)."""
     from radlabel.qa.control_chart import control_chart, pooled_sigma
-    from radlabel.qa.representativeness import representativeness
-    from radlabel.qa.workload import fatigue, geometry_cost, measured_cost, time_per_task
 
-    certified = {f"reader-{c['reader']}" for c in certifications if c["certified"]}
-    floor = protocol.qa.calibration.pass_thresholds.dice
-    readers, alerts = {}, []
-    production = [s for s in scores if s["source"] in ("gold", "consensus") and s["mean_dice"] is not None]
-    names = sorted({s["reader"] for s in scores} | set(tiers))
     by_task: dict[tuple, dict[str, float]] = {}
     for s in production:
         by_task.setdefault((s["task"], s["source"]), {})[s["reader"]] = s["mean_dice"]
@@ -50,14 +41,28 @@ def build_figures(protocol, *, scores: list[dict], certifications: list[dict], t
     series = {name: [s["mean_dice"] for s in production if s["reader"] == name] for name in names}
     relative = {name: [versus_peers(s) for s in production if s["reader"] == name] for name in names}
     cohort = pooled_sigma(list(relative.values()), protocol.qa.drift_window)
+    readers = {}
     for name in names:
-        values = series[name]
-        chart = control_chart(name, values, protocol.qa.drift_window, floor, cohort_sigma=cohort,
-                              relative=relative[name])
-        readers[name] = {"tier": tiers.get(name), "certified": name in certified, "reads": len(values),
+        chart = control_chart(name, series[name], protocol.qa.drift_window, protocol.qa.calibration.pass_thresholds.dice,
+                              cohort_sigma=cohort, relative=relative[name])
+        readers[name] = {"tier": tiers.get(name), "certified": name in certified, "reads": len(series[name]),
                          "chart": chart.as_dict(), "alert": chart.alert}
-        if chart.alert:
-            alerts.append(chart.alert)
+    return readers
+
+
+def build_figures(protocol, *, scores: list[dict], certifications: list[dict], tiers: dict[str, str],
+                  decisions: list[dict], profiles: list[dict], reviews: list[dict], counts: dict,
+                  unverified: list[dict] | None = None) -> dict:
+    """The report's figures from what the pipeline stored: scored reads (time order), certifications,
+    readers' tiers, adjudication decisions, acquisition profiles of the labelled series, QA reviews."""
+    from radlabel.adjudication.analytics import disagreement_report
+    from radlabel.qa.representativeness import representativeness
+    from radlabel.qa.workload import fatigue, geometry_cost, measured_cost, time_per_task
+
+    production = [s for s in scores if s["source"] in ("gold", "consensus") and s["mean_dice"] is not None]
+    certified = {f"reader-{c['reader']}" for c in certifications if c["certified"]}
+    readers = _reader_charts(protocol, production, sorted({s["reader"] for s in scores} | set(tiers)), tiers, certified)
+    alerts = [reader["alert"] for reader in readers.values() if reader["alert"]]
     certifications = [c | {"reader_name": f"reader-{c['reader']}"} for c in certifications]
     alerts += [f"reader-{c['reader']} failed certification as {c['tier']}: "
                f"{', '.join(c['failed_classes']) or 'findings'} below the pass thresholds"

@@ -7,7 +7,8 @@ from radlabel.demo import run_demo
 
 
 def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
-    assert run_demo(as_json=True, progress=lambda message: None, sizes=SampleSizes(ct_slices=24, mr_slices=6)) == 0
+    # 26 MR slices of 4 mm: 104 mm of head, enough to show a face (and so to be defaced)
+    assert run_demo(as_json=True, progress=lambda message: None, sizes=SampleSizes(ct_slices=24, mr_slices=26)) == 0
     summary = json.loads(capsys.readouterr().out)
     stages = [s["stage"] for s in summary["stages"]]
     assert stages == ["stack up", "samples into the PACS (STOW-RS)", "queried back over QIDO-RS",
@@ -23,6 +24,14 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
     sync = summary["stages"][4]["sync"]
     assert set(sync) == {"ct_liver_lesions", "ct_lung_nodules", "mr_brain_tumour"}
     assert sum(r["synced"] + r["already_done"] for r in sync.values()) >= 1
+    # linkage measured over what each protocol released (sync's register): every released series counted
+    for result in sync.values():
+        done = sum(1 for s in result["series"] if s["status"] == "done")
+        linkage = result["linkage"]
+        assert linkage["series"] >= done and 0 <= linkage["unique_series"] <= linkage["series"]
+    # the head MR is defaced and goes to readers (the brain protocol's face_risk: deface)
+    brain = [s for s in sync["mr_brain_tumour"]["series"] if s["status"] == "done"]
+    assert brain and any(f["code"] == "defaced" for s in brain for f in s["flags"]) and all(s["task_id"] for s in brain)
     adjudication = summary["stages"][5]["adjudication"]
     assert adjudication["status"] in ("final", "already final") and adjudication["dice"]["lung_field"] > 0.8
     prelabels = summary["stages"][6]["prelabels"]

@@ -19,7 +19,8 @@ import pytest
 import requests
 
 import connectors.database
-from connectors.adjudicate import CONSENSUS_CREATOR, Adjudicator
+from connectors.adjudicate import Adjudicator
+from connectors.adjudications import CONSENSUS_CREATOR
 from connectors.database import state_database
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.hooks.app import SECRET_HEADER

@@ -91,7 +91,7 @@ def test_bad_tasks_and_foreign_configs_get_empty_predictions_without_harm(settin
 def test_deferred_predictions_run_as_jobs_once_per_task_and_model_version(settings, project):
     """What /predict has no time for: a `predict` job (on the workers in the scale profile, in-process by
     default) stores the task's pre-label once, however often it is submitted."""
-    from connectors.jobs import job_queue
+    from connectors.job_handlers import job_queue
 
     protocol, project_id, task_id, study = project
     ls = client(settings)

@@ -133,7 +133,7 @@ def seg_codec_binary() -> str:
 
 
 def load_protocol(settings):
-    from connectors.provision import load_provisioned
+    from connectors.projects import load_provisioned
 
     return load_provisioned(settings, "ohif_e2e_test")
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from connectors.dicomweb import OrthancDicomWeb
-from connectors.jobs import JobStore, job_queue
+from connectors.job_handlers import job_queue
+from connectors.jobs import JobStore
 from connectors.label_studio import client
 from connectors.sync import Syncer
 from radlabel.phantom import make_ct_study

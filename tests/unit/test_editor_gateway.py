@@ -178,7 +178,7 @@ def test_pages_are_public_shells_and_the_bundle_comes_from_label_studio(env):
 
 def test_an_uncertified_readers_read_takes_no_overlap_slot_once_certification_counts(env):
     from connectors.database import state_database
-    from connectors.qa import SCHEMA as QA_SCHEMA
+    from connectors.qa_records import SCHEMA as QA_SCHEMA
 
     env["tasks"].tasks_[100]["annotations"] += [{"id": 1, "completed_by": 12, "result": []},   # b: certified
                                                 {"id": 2, "completed_by": 13, "result": []}]   # c: not certified

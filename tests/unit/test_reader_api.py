@@ -17,7 +17,7 @@ from pydicom import dcmread
 
 from connectors.database import state_database
 from connectors.readers import ReaderRegistry, check_email, pseudonym_from_name
-from connectors.provision import project_kind
+from connectors.projects import project_kind
 from connectors.viewer.api import create_api, viewing_conditions
 from connectors.viewer.outbox import Outbox
 from radlabel import seg as seg_codec

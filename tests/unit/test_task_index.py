@@ -148,3 +148,33 @@ def test_a_read_saved_through_the_index_needs_no_listing(lab, tmp_path):
     assert index.create_annotation(2, [], 7) == 99
     assert annotators(index)[2] == [7] and saved == [(2, 7)]
     assert lab.listings == []
+
+
+def event(task_id=2, user=7, total=1, cancelled=0, stamp="2026-12-06T13:00:00.000000Z"):
+    return {"action": "ANNOTATION_CREATED", "annotation": {"id": 50, "completed_by": user},
+            "task": {"id": task_id, "total_annotations": total, "cancelled_annotations": cancelled, "updated_at": stamp}}
+
+
+def test_an_annotation_webhook_updates_the_index_so_no_listing_is_needed(lab, tmp_path):
+    from connectors.task_index import note_annotation_event
+
+    index = index_over(lab, tmp_path)
+    annotators(index)
+    lab.annotate(2, user=7)
+    lab.listings.clear()
+    assert note_annotation_event(index.database, event()) is True
+    assert note_annotation_event(index.database, event()) is True  # delivered twice: counts are absolute
+    assert annotators(index)[2] == [7]
+    assert lab.listings == []
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"task": "2", "annotation": {}}, event(task_id=True), event(user="7"), event(total=-1), event(task_id=99),
+])
+def test_webhooks_that_name_no_indexed_task_change_nothing(lab, tmp_path, body):
+    from connectors.task_index import note_annotation_event
+
+    index = index_over(lab, tmp_path)
+    annotators(index)
+    assert note_annotation_event(index.database, body) is False
+    assert annotators(index) == {1: [], 2: [], 3: []}
