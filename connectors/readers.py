@@ -168,7 +168,7 @@ def label_studio_user(settings: Settings, email: str) -> int:
     """The Label Studio user id of this email, created (no password, API only) when missing."""
     from connectors.label_studio import client, label_studio_errors, user_id
 
-    from connectors.adjudicate import CONSENSUS_USER
+    from connectors.adjudications import CONSENSUS_USER
 
     ls = client(settings)
     with label_studio_errors("identify radlabel's own Label Studio user"):
