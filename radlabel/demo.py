@@ -3,14 +3,15 @@
 Stages so far: 1. stack up  2. samples into Orthanc  3. check them over QIDO-RS
 4. protocol templates linted and provisioned as Label Studio projects
 5. sync: series selected per protocol, validated, de-identified, rendered, turned into tasks
-6. adjudication: two simulated readers label the synthetic CT's lung task from its ground truth
-   (one slightly off); agreement, STAPLE consensus, final labels in Label Studio and a DICOM-SEG in Orthanc
+6. adjudication: two simulated readers (registered readers saving through the Label Studio editor gateway with
+   their own tokens) label the synthetic CT's lung task from its ground truth (one slightly off); agreement, STAPLE consensus, final labels in Label Studio and a DICOM-SEG in Orthanc
 7. ML pre-labels: Label Studio asks the ML backend for the lung project's predictions
 8. export of the lung protocol's final labels as a NIfTI training set with a manifest; the audit trail verified.
 9. QA campaign: four simulated readers (two good, one poor, one drifting) calibrate on a gold standard
    and read production series with hidden gold copies; certification, drift alert, QA review sampling,
    and the HTML QA report
-10. OHIF: a radiologist registered with a reader token for the viewer's worklist (token in a 0600 file).
+10. readers: a radiologist registered with a reader token for OHIF's worklist and Label Studio's editor behind
+    radlabel's gateway (token in a 0600 file); their Label Studio user is sealed.
 11. trust boundary probed.
 12. arbitration: two simulated readers disagree on a small chest CT; the senior's OHIF worklist offers it (the link).
 Each later capability appends its stage here, so the demo always shows the
@@ -127,7 +128,7 @@ def _loop_stages(settings, synced: dict, progress, stage) -> dict:
 
     started = time.monotonic()
     reader = _reader_demo(settings)
-    stage("OHIF reader registered (token for the viewer's worklist)", started, reader=reader)
+    stage("reader registered (one token for OHIF and the Label Studio editor gateway)", started, reader=reader)
 
     started = time.monotonic()
     stage("trust boundary probed (an outsider, a reader, each archive user)", started,
@@ -145,6 +146,7 @@ def _links(settings, ran: dict) -> dict:
     viewer, reader, campaign, arbitration = settings.url("viewer"), ran["reader"], ran["campaign"], ran["arbitration"]
     return {
         "OHIF reader worklist (sign in with a reader token)": viewer + "/",
+        "Label Studio editor for readers (sign in with the same reader token)": viewer + "/radlabel/editor/",
         "Label Studio": settings.url("label_studio") + f"  (user {settings.label_studio_user}, "
                         f"password in {settings.secrets_file})",
         **{f"Label Studio: {r.protocol_id} {r.version}": r.url for r in ran["provisioned"]},
@@ -185,8 +187,8 @@ def _print_summary(summary: dict, ran: dict) -> None:
             print(f"      series {series['series_key']}: {series['status']}"
                   + (f", task {series['task_id']}" if series["task_id"] else "") + (f" ({flags})" if flags else ""))
     _print_loop(ran)
-    print(f"\nOHIF: reader {ran['reader']['email']} ({ran['reader']['tier']}) can sign in with the token in "
-          f"{ran['reader']['token_file']}")
+    print(f"\nReader {ran['reader']['email']} ({ran['reader']['tier']}) signs in to OHIF and to Label Studio's editor "
+          f"({ran['reader']['label_studio_editor']}) with the token in {ran['reader']['token_file']}")
     print("\nTrust boundary (HTTP status or count each door gave):")
     for probe, answer in next(s["boundary"] for s in summary["stages"] if "boundary" in s).items():
         print(f"  - {probe}: {answer}")
@@ -237,7 +239,6 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
     from scipy import ndimage
 
     from connectors.adjudicate import Adjudicator
-    from connectors.authorship import post_read
     from connectors.label_studio import client
     from radlabel.brush_rle import mask_regions
 
@@ -259,12 +260,7 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
     in_plane[1] = ndimage.generate_binary_structure(2, 1)  # one pixel off at every in-plane edge
     second = {"lung_field": ndimage.binary_erosion(first["lung_field"], structure=in_plane),
               "solid_nodule": first["solid_nodule"]}
-    users = _demo_readers(ls)
-    existing = {a.completed_by for a in ls.annotations.list(id=task.id)}
-    for (name, user), masks in zip(users.items(), (first, second)):
-        if user not in existing:
-            progress(f"{name} submits a read of task {task.id} …")
-            post_read(settings, ls, task.id, user, mask_regions(masks), "simulated")  # vouched: radlabel simulates it
+    _demo_readers_read(settings, ls, task.id, [mask_regions(m) for m in (first, second)], progress)
     outcome = Adjudicator(settings, progress).reconcile()  # the webhook worker may have done it already
     mine = next((o for o in outcome if o.task_id == task.id), None)
     from radlabel.adjudication.metrics import mask_agreement
@@ -276,12 +272,18 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
             "_lung_truth": first["lung_field"]}
 
 
-def _demo_readers(ls) -> dict[str, int]:
-    """The two simulated readers' Label Studio user ids (made on first use)."""
-    from connectors.label_studio import user_id
+def _demo_readers_read(settings, ls, task_id: int, reads: list[list], progress) -> None:
+    """The two simulated readers, registered readers each saving their read with their own token through the
+    editor gateway, as in Label Studio's editor (once: a reader who has read the task is skipped)."""
+    from connectors.campaign import save_through_gateway
+    from connectors.readers import issue_credentials
 
-    return {name: user_id(ls, f"{name}@readers.radlabel.local", create_as=name)
-            for name in ("demo-reader-1", "demo-reader-2")}
+    existing = {a.completed_by for a in ls.annotations.list(id=task_id)}
+    for name, result in zip(("demo-reader-1", "demo-reader-2"), reads):
+        credentials = issue_credentials(settings, f"{name}@readers.radlabel.local", "radiologist")
+        if int(credentials["reader"].removeprefix("reader-")) not in existing:
+            progress(f"{name} ({credentials['reader']}) submits a read of task {task_id} through the editor gateway …")
+            save_through_gateway(settings, credentials["label_studio"]["token"], task_id, result)
 
 
 def _arbitration_demo(settings, token_file: str, progress) -> dict:
@@ -292,7 +294,6 @@ def _arbitration_demo(settings, token_file: str, progress) -> dict:
     import requests
 
     from connectors.adjudicate import Adjudicator
-    from connectors.authorship import post_read
     from connectors.label_studio import client
     from radlabel.brush_rle import mask_regions
     from radlabel.phantom import make_ct_study
@@ -314,11 +315,7 @@ def _arbitration_demo(settings, token_file: str, progress) -> dict:
     misplaced = np.roll(nodule, 14, axis=2)  # the second reader marks the wrong spot
     lungs = study.labelmap == 3
     reads = ({"lung_field": lungs, "solid_nodule": nodule}, {"lung_field": lungs & ~misplaced, "solid_nodule": misplaced})
-    existing = {a.completed_by for a in ls.annotations.list(id=task_id)}
-    for (name, user), masks in zip(_demo_readers(ls).items(), reads):
-        if user not in existing:
-            progress(f"{name} submits a read of task {task_id} …")
-            post_read(settings, ls, task_id, user, mask_regions(masks), "simulated")  # vouched: radlabel simulates it
+    _demo_readers_read(settings, ls, task_id, [mask_regions(m) for m in reads], progress)
     Adjudicator(settings, progress).reconcile()
     from connectors.database import state_database
 
@@ -448,6 +445,11 @@ def _boundary_demo(settings, token_file: str) -> dict:
         "reader /dicom-web/%2e%2e/patients": _raw_status(settings, "/dicom-web/%2e%2e/patients", token),
         "reader POST /dicom-web/studies": _raw_status(settings, "/dicom-web/studies", token, "POST"),
         "reader studies visible (own tasks only)": len(reader_studies.json()) if reader_studies.ok else reader_studies.status_code,
+        # the reader's token opens radlabel's doors only: Label Studio's own API and editor gateway of others refuse it
+        "reader token on Label Studio's API": requests.get(settings.url("label_studio") + "/api/projects", timeout=30,
+                                                           headers={"Authorization": f"Token {token}"}).status_code,
+        "reader editor worklist (gateway)": requests.get(settings.url("viewer") + "/radlabel/editor/api/worklist", timeout=60,
+                                                         headers={"Authorization": f"Bearer {token}"}).status_code,
         "sync's PACS user STOW": requests.post(settings.url("pacs") + "/dicom-web/studies", data=b"", headers=stow, timeout=30,
                                                auth=(settings.pacs_sync_user, secrets["pacs_sync_password"])).status_code,
         "gateway's archive user DELETE": requests.delete(settings.url("orthanc") + "/studies/x", timeout=30,
@@ -460,12 +462,15 @@ def _boundary_demo(settings, token_file: str) -> dict:
 def _reader_demo(settings) -> dict:
     import os
 
-    from connectors.readers import ReaderRegistry, add_reader
+    from connectors.readers import ReaderRegistry, editor_url, issue_credentials
 
     email, tier = "demo-radiologist@readers.radlabel.local", "senior"
     token_file = settings.home / "demo-reader.token"
-    if not any(r.email == email for r in ReaderRegistry.from_settings(settings).readers()) or not token_file.exists():
-        _, token = add_reader(settings, email, tier)
-        token_file.write_text(token + "\n")
-        os.chmod(token_file, 0o600)
-    return {"email": email, "tier": tier, "token_file": str(token_file)}
+    if not any(r.email == email and r.active for r in ReaderRegistry.from_settings(settings).readers()) or \
+            not token_file.exists():
+        credentials = issue_credentials(settings, email, tier)  # its Label Studio user sealed: both doors are radlabel's
+        token_file.unlink(missing_ok=True)
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(credentials["ohif_token"] + "\n")
+    return {"email": email, "tier": tier, "token_file": str(token_file), "label_studio_editor": editor_url(settings)}

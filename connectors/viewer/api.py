@@ -162,10 +162,11 @@ class LabelStudioTasks:
         with label_studio_errors(f"read task {task_id}"):
             return self._task(found)
 
-    def create_annotation(self, task_id: int, result: list, user: int, **extra) -> int:
+    def create_annotation(self, task_id: int, result: list, user: int, source: str = "ohif", **extra) -> int:
+        """Saved as ``user``'s read, vouched: the readers' API or the editor gateway checked the reader."""
         from connectors.authorship import post_read
 
-        return post_read(self.settings, self.ls, task_id, user, result, "ohif", **extra)  # vouched: the API checked the reader
+        return post_read(self.settings, self.ls, task_id, user, result, source, **extra)
 
     def consensus_user(self) -> int | None:
         if self._consensus is None:
@@ -193,6 +194,7 @@ class Workspace:
         self.settings = settings
         self.tasks = tasks
         self._protocols: dict[str, object] = {}
+        self._counting: dict[str, set[int] | None] = {}
 
     def protocol(self, protocol_id: str):
         if protocol_id not in self._protocols:
@@ -216,10 +218,19 @@ class Workspace:
         if reader.ls_user_id in readers:
             return True
         try:
-            needed = self.protocol(kind.protocol_id).readers.per_study
+            protocol = self.protocol(kind.protocol_id)
         except RadlabelError:
             return False
-        return len(readers) < needed
+        return len(self._filling(protocol, readers)) < protocol.readers.per_study
+
+    def _filling(self, protocol, readers: set[int]) -> set[int]:
+        """The reads that fill the task's overlap: an uncertified reader's read does not count, so it takes no slot."""
+        from connectors.quality.calibration import counting_readers
+
+        if protocol.id not in self._counting:
+            self._counting[protocol.id] = counting_readers(state_database(self.settings), protocol)
+        counting = self._counting[protocol.id]
+        return readers if counting is None else readers & counting
 
     def open_for(self, reader: Reader, kind: ProjectKind, task: dict) -> bool:
         """Is this task on the reader's worklist (assigned and not yet read by them)?"""

@@ -2,7 +2,8 @@
 
 Serves the prebuilt OHIF viewer and the radlabel extension (static, public: they hold nothing),
 a generated ``app-config.js`` whose DICOMweb data source is ``/dicom-web`` on this same origin,
-the readers' API (``/radlabel/api``) and the gateway (``connectors/viewer/gateway.py``): read-only
+the readers' API (``/radlabel/api``), Label Studio's editor for readers (``/radlabel/editor``,
+``connectors/viewer/editor.py``) and the gateway (``connectors/viewer/gateway.py``): read-only
 DICOMweb to the research archive, each reader's own task series only, bearer token required.
 The archive's credentials stay on the server; the PACS is not in this front's settings at all.
 Every answer carries CSP, frame and sniffing protections. Unknown paths fall back to
@@ -178,6 +179,7 @@ def _reader_routes(app: Flask, settings, gateway: DicomWebGateway, registry) -> 
 def create_app() -> Flask:
     from connectors.readers import ReaderRegistry
     from connectors.viewer.api import Workspace, create_api, reader_tasks
+    from connectors.viewer.editor import create_editor_api
 
     settings = load_settings()
     secrets = settings.secrets()
@@ -193,6 +195,8 @@ def create_app() -> Flask:
 
     tasks = reader_tasks(settings)  # one Label Studio view shared by the readers' API and the gateway
     app.register_blueprint(create_api(settings, tasks=tasks), url_prefix="/radlabel/api")
+    # the Label Studio door: Label Studio's editor behind the reader's token (issue 17)
+    app.register_blueprint(create_editor_api(settings, tasks=tasks), url_prefix="/radlabel/editor")
     gateway = DicomWebGateway(settings.url("orthanc"), (settings.gateway_user, secrets["gateway_password"]),
                               ReaderScope(lambda reader: Workspace(settings, tasks).accessible_series(reader)))
     _reader_routes(app, settings, gateway, ReaderRegistry.from_settings(settings))

@@ -19,7 +19,7 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
                       "ML pre-labels requested by Label Studio",
                       "training export and audit check",
                       "QA campaign: calibration, hidden gold, drift alert, QA report",
-                      "OHIF reader registered (token for the viewer's worklist)",
+                      "reader registered (one token for OHIF and the Label Studio editor gateway)",
                       "trust boundary probed (an outsider, a reader, each archive user)",
                       "arbitration: two readers disagree, the senior's OHIF worklist offers the task"]
     assert {p["protocol_id"] for p in summary["stages"][3]["projects"]} >= {"ct_lung_nodules", "spine_landmarks"}
@@ -59,6 +59,7 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
     assert boundary["outsider /dicom-web/studies"] == 401 and boundary["reader /dicom-web/%2e%2e/patients"] == 404
     assert boundary["reader POST /dicom-web/studies"] == 404 and boundary["sync's PACS user STOW"] == 403
     assert boundary["gateway's archive user DELETE"] == 403 == boundary["pipeline's archive user REST /patients"]
+    assert boundary["reader token on Label Studio's API"] == 401 and boundary["reader editor worklist (gateway)"] == 200
     # The demo reaches arbitration: the simulated readers disagree on the nodule, the senior's worklist offers the
     # arbitration task and the demo prints the link that opens it in OHIF.
     arbitration = summary["stages"][11]["arbitration"]

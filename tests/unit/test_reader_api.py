@@ -61,9 +61,11 @@ class FakeTasks:
     def consensus_user(self):
         return 99
 
-    def create_annotation(self, task_id, result, user, **extra):
+    def create_annotation(self, task_id, result, user, source="ohif", **extra):
         annotation = {"id": 8000 + sum(len(t["annotations"]) for t in self.tasks_.values()), "completed_by": user,
                       "result": list(result), **extra}
+        if source != "ohif":
+            annotation["source"] = source
         self.tasks_[task_id]["annotations"].append(annotation)
         return annotation["id"]
 
