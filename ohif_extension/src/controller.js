@@ -282,11 +282,16 @@ export class Controller {
       else this.say('ok', `Submitted: stored and in Label Studio (annotation ${reply.annotation_id}).`);
       this.win.radlabelLastSubmit = reply;
     } catch (error) {
-      this.state.busy = false;
-      if (error.status === 401) this.tokenRefused(error.message);
-      else this.say('err', `Not submitted: ${error.message}`);
-      this.win.radlabelLastSubmit = { error: error.message };
+      this.submitFailed(error);
     }
+  }
+
+  // A refused token says why (sign in again); any other failure leaves the task open to submit again.
+  submitFailed(error) {
+    this.state.busy = false;
+    if (error.status === 401) this.tokenRefused(error.message);
+    else this.say('err', `Not submitted: ${error.message}`);
+    this.win.radlabelLastSubmit = { error: error.message };
   }
 
   // No findings: an empty read (an empty SEG is not valid DICOM), recorded by the connector with the W/L log.
@@ -301,10 +306,7 @@ export class Controller {
       this.say('ok', `Submitted: no findings (annotation ${reply.annotation_id}).`);
       this.win.radlabelLastSubmit = reply;
     } catch (error) {
-      this.state.busy = false;
-      if (error.status === 401) this.tokenRefused(error.message);
-      else this.say('err', `Not submitted: ${error.message}`);
-      this.win.radlabelLastSubmit = { error: error.message };
+      this.submitFailed(error);
     }
   }
 
