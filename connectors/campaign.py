@@ -26,7 +26,8 @@ from radlabel.brush_rle import mask_regions
 from radlabel.errors import RadlabelError
 from radlabel.phantom import make_ct_study
 from radlabel.protocol import parse_template
-from radlabel.protocol.enum import ReaderTier
+from radlabel.protocol.enum import Geometry, ReaderTier
+from radlabel.protocol.labelconfig import class_targets
 from radlabel.protocol.template import Protocol
 from radlabel.qa.simulate import SimulatedReader
 from radlabel.settings import Settings
@@ -95,7 +96,8 @@ class Campaign:
         from connectors.authorship import post_read
 
         with label_studio_errors(f"save a simulated read of task {task_id}"):  # vouched: radlabel simulates it
-            post_read(self.settings, self.ls, task_id, reader, mask_regions(masks), "simulated", lead_time=lead_time)
+            post_read(self.settings, self.ls, task_id, reader, mask_regions(masks, targets=class_targets(self.protocol, Geometry.MASK)),
+                      "simulated", lead_time=lead_time)
 
     def store_and_sync(self, seeds) -> tuple[list[int], list[int]]:
         """Synthetic studies into the PACS and through sync: (their tasks, hidden gold copies inserted)."""

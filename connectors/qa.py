@@ -34,7 +34,8 @@ from radlabel.adjudication.reads import Read, annotator, read_from_annotation, t
 from radlabel.audit import audit_log
 from radlabel.brush_rle import mask_regions
 from radlabel.errors import RadlabelError
-from radlabel.protocol.enum import ReaderTier
+from radlabel.protocol.enum import Geometry, ReaderTier
+from radlabel.protocol.labelconfig import class_targets
 from radlabel.protocol.template import Protocol
 from radlabel.qa.certification import Certification, certify, tier_classes
 from radlabel.qa.sampling import gold_copies_due, sampled_for_review
@@ -291,7 +292,7 @@ class QualityDesk:
                                 f"QA review {protocol.id}",
                                 f"QA review of final labels of {protocol.name} {protocol.version}: correct what is "
                                 "wrong and submit; submitting unchanged confirms them.", protocol)
-        review = self._copy_task(project, task, "review", protocol, None, prediction=mask_regions(masks))
+        review = self._copy_task(project, task, "review", protocol, None, prediction=mask_regions(masks, targets=class_targets(protocol, Geometry.MASK)))
         audit_log(self.settings).append("qa_sampling", "radlabel-qa", f"{protocol.id} {protocol.version}",
                                         task=task.id, review_task=review)
         return review

@@ -27,7 +27,7 @@ from ml_backend.volumes import VolumeSource
 from radlabel.audit import audit_log
 from radlabel.brush_rle import mask_regions
 from radlabel.errors import RadlabelError
-from radlabel.protocol.labelconfig import IMAGE, REGION_CONTROLS
+from radlabel.protocol.labelconfig import class_targets
 from radlabel.protocol.enum import Geometry
 from radlabel.settings import Settings
 
@@ -77,7 +77,8 @@ class ProtocolPrelabeller(Model):
                 continue
             masks[name] = mask
             scores.append(score)
-        result = mask_regions({k: v for k, v in masks.items() if v.any()}, REGION_CONTROLS[Geometry.MASK][1], IMAGE)
+        result = mask_regions({k: v for k, v in masks.items() if v.any()},
+                              targets=class_targets(protocol, Geometry.MASK))
         check(result, controls_of(label_config), len(task["data"].get("images", [])))
         prediction = Prediction(result, round(float(np.mean(scores)) if scores else 0.0, 4), "+".join(dict.fromkeys(versions)))
         audit_log(self.settings).append("prediction", prediction.model_version, f"{protocol.id} {protocol.version}",
@@ -132,7 +133,7 @@ class ProtocolPrelabeller(Model):
         """Interactive: the reader's click or box grown into a 3-D mask of that class."""
         volume = self.volumes.load(task.get("data") or {})
         masks = {k: v for k, v in interactive.from_context(volume.values, volume.spacing, context).items() if v.any()}
-        result = mask_regions(masks, REGION_CONTROLS[Geometry.MASK][1], IMAGE)
+        result = mask_regions(masks, targets=class_targets(self.protocol_for(label_config), Geometry.MASK))
         check(result, controls_of(label_config), len(task["data"].get("images", [])))
         return Prediction(result, 1.0 if result else 0.0, f"{self.version}-assist")
 

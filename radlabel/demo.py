@@ -221,8 +221,11 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
     from connectors.authorship import post_read
     from connectors.label_studio import client, user_id
     from radlabel.brush_rle import mask_regions
+    from radlabel.protocol.enum import Geometry
+    from radlabel.protocol.labelconfig import class_targets
 
-    syncer = Syncer(settings, load_template(TEMPLATES / "ct-lung-nodules.yaml"))
+    protocol = load_template(TEMPLATES / "ct-lung-nodules.yaml")
+    syncer = Syncer(settings, protocol)
     done = {s["series_key"]: s for s in lung_sync.get("series", []) if s["status"] == "done" and s.get("task_id")}
     # the synthetic study whose ground truth we kept, among the synced series
     truth_folder = next((p for p in sorted((settings.home / "samples").iterdir())
@@ -248,7 +251,8 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
     for (name, user), masks in zip(users.items(), (first, second)):
         if user not in existing:
             progress(f"{name} submits a read of task {task.id} …")
-            post_read(settings, ls, task.id, user, mask_regions(masks), "simulated")  # vouched: radlabel simulates it
+            post_read(settings, ls, task.id, user, mask_regions(masks, targets=class_targets(protocol, Geometry.MASK)),
+                      "simulated")  # vouched: radlabel simulates it
     outcome = Adjudicator(settings, progress).reconcile()  # the webhook worker may have done it already
     mine = next((o for o in outcome if o.task_id == task.id), None)
     from radlabel.adjudication.metrics import mask_agreement

@@ -46,7 +46,7 @@ def import_into_task(settings: Settings, submission: Submission, path: Path) -> 
     segments = seg_codec.decode(seg, list(task.data["sop_instance_uids"]))
     masks, _ = seg_codec.class_masks(segments, protocol)  # the readers' API named every segment after a class
     # vouched: the API checked the reader
-    annotation_id = store_read(settings, ls, submission.task_id, submission.reader, masks, "ohif")
+    annotation_id = store_read(settings, ls, submission.task_id, submission.reader, masks, "ohif", protocol)
     imported.add(submission.seg_key, submission.task_id, annotation_id)
     audit_log(settings).append("seg_import", f"reader-{submission.reader}", submission.protocol, task=submission.task_id,
                                annotation=annotation_id, seg=submission.seg_key, regions=len(mask_regions(masks)),

@@ -21,7 +21,7 @@ from flask import Blueprint, g, jsonify, request
 from connectors.readers import ReaderRegistry
 from connectors.viewer.api import ApiError, Workspace, _json_object, reader_tasks
 from radlabel.errors import RadlabelError
-from radlabel.protocol.labelconfig import IMAGE, label_config
+from radlabel.protocol.labelconfig import label_config
 from radlabel.settings import Settings
 
 MAX_REGIONS = 20_000
@@ -30,11 +30,18 @@ _LABELLED = {"brushlabels", "rectanglelabels", "polygonlabels", "keypointlabels"
 
 def controls(protocol) -> dict[str, tuple[str, set[str]]]:
     """{control name: (region type, allowed values)} of the protocol's labelling configuration."""
+    return {name: (kind, values) for name, (kind, values, _) in _controls(protocol).items()}
+
+
+def _controls(protocol) -> dict[str, tuple[str, set[str], str]]:
+    """{control name: (region type, allowed values, the image it draws on)}; one image per window preset."""
+    root = fromstring(label_config(protocol))
+    images = {element.get("name") for element in root.iter("Image")}
     found = {}
-    for element in fromstring(label_config(protocol)).iter():
-        if element.get("toName") == IMAGE and element.get("name"):
+    for element in root.iter():
+        if element.get("toName") in images and element.get("name"):
             values = {child.get("value") for child in element if child.get("value")}
-            found[element.get("name")] = (element.tag.lower(), values)
+            found[element.get("name")] = (element.tag.lower(), values, element.get("toName"))
     return found
 
 
@@ -73,13 +80,13 @@ def result_problem(result, protocol, data: dict) -> str | None:
     """None if every region is one this protocol's editor can produce on this task; else one sentence."""
     if not isinstance(result, list) or len(result) > MAX_REGIONS:
         return f"'result' must be a list of at most {MAX_REGIONS} regions."
-    allowed, slices = controls(protocol), len(data.get("images") or data.get("sop_instance_uids") or [])
+    allowed, slices = _controls(protocol), len(data.get("images") or data.get("sop_instance_uids") or [])
     for n, region in enumerate(result):
         where = f"result[{n}]"
         if not isinstance(region, dict) or not isinstance(region.get("value"), dict):
             return f"{where} must be an object with a 'value' object."
-        kind, values = allowed.get(region.get("from_name"), (None, set()))
-        if kind is None or region.get("to_name") != IMAGE or region.get("type") != kind:
+        kind, values, image = allowed.get(region.get("from_name"), (None, set(), None))
+        if kind is None or region.get("to_name") != image or region.get("type") != kind:
             return f"{where}: from_name, to_name and type must name a control of the protocol's labelling configuration."
         index = region.get("item_index", 0)
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < max(slices, 1):

@@ -13,10 +13,10 @@ import numpy as np
 
 from radlabel import brush_rle
 from radlabel.protocol.enum import Geometry
-from radlabel.protocol.labelconfig import EDGE_CASES, ESCALATION, FINDINGS, REGION_CONTROLS
+from radlabel.protocol.labelconfig import EDGE_CASES, ESCALATION, FINDINGS, REGION_CONTROLS, control_presets
 from radlabel.protocol.template import Protocol
 
-MASK_CONTROL = REGION_CONTROLS[Geometry.MASK][1]
+MASK_CONTROL = REGION_CONTROLS[Geometry.MASK][1]  # the one brush control of configurations before per-preset images
 
 
 @dataclass
@@ -29,6 +29,7 @@ class Read:
     findings: set[str] = field(default_factory=set)
     edge_cases: set[str] = field(default_factory=set)
     escalated: bool = False
+    painted_in: dict[str, set[str]] = field(default_factory=dict)  # class -> window presets its strokes were made in
 
 
 def annotator(annotation: dict) -> int:
@@ -55,14 +56,17 @@ def read_from_annotation(annotation: dict, protocol: Protocol, shape: tuple[int,
     read = Read(annotator(annotation), int(annotation["id"]))
     for cls in protocol.classes_with(Geometry.MASK):
         read.masks[cls.name] = np.zeros(shape, dtype=bool)
+    # Brush strokes of a class are merged over every preset's control; the control says the preset.
+    brush_presets = control_presets(protocol, Geometry.MASK) | {MASK_CONTROL: protocol.default_preset}
     for region in annotation.get("result") or []:
         value = region.get("value") or {}
         kind = region.get("type", "")
         index = int(region.get("item_index") or 0)
-        if kind == "brushlabels" and region.get("from_name") == MASK_CONTROL:
+        if kind == "brushlabels" and region.get("from_name") in brush_presets:
             for name in value.get("brushlabels", []):
                 if name in read.masks and 0 <= index < shape[0]:
                     read.masks[name][index] |= brush_rle.decode(value["rle"], shape[1], shape[2]) > 0
+                    read.painted_in.setdefault(name, set()).add(brush_presets[region["from_name"]])
         elif kind == "rectanglelabels":
             box = (value["x"] * shape[2] / 100, value["y"] * shape[1] / 100,
                    value["width"] * shape[2] / 100, value["height"] * shape[1] / 100)

@@ -23,7 +23,7 @@ DATA = {"series": "2.25.1", "study": "2.25.2", "sop_instance_uids": [f"2.25.3.{k
 def brush(index=1):
     mask = np.zeros((4, 16, 16), bool)
     mask[index, 4:9, 4:9] = True
-    return mask_regions({"solid_nodule": mask})
+    return mask_regions({"solid_nodule": mask}, "mask_lung", "image_lung")
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_regions_the_protocol_cannot_produce_are_refused_in_one_sentence(env, re
 
 
 def test_every_control_of_the_protocol_is_accepted():
-    findings = [{"from_name": "escalation", "to_name": "image", "type": "choices", "value": {"choices": ["escalate"]}},
-                {"from_name": "escalation_note", "to_name": "image", "type": "textarea", "value": {"text": ["why"]}}]
+    findings = [{"from_name": "escalation", "to_name": "image_lung", "type": "choices", "value": {"choices": ["escalate"]}},
+                {"from_name": "escalation_note", "to_name": "image_lung", "type": "textarea", "value": {"text": ["why"]}}]
     assert result_problem(brush() + findings, PROTOCOL, DATA) is None
     assert "a note needs" in result_problem([dict(findings[1], value={"text": ["x" * 1001]})], PROTOCOL, DATA)
