@@ -25,7 +25,7 @@ from radlabel.protocol.labelconfig import label_config
 from radlabel.settings import Settings
 
 MAX_REGIONS = 20_000
-_LABELLED = {"brushlabels", "rectanglelabels", "polygonlabels", "keypointlabels", "choices"}
+_LABELLED = {"brushlabels", "rectanglelabels", "polygonlabels", "keypointlabels", "vectorlabels", "choices"}
 
 
 def controls(protocol) -> dict[str, tuple[str, set[str]]]:
@@ -65,6 +65,11 @@ def _value_problem(kind: str, value: dict, data: dict) -> str | None:
         if not isinstance(points, list) or not points or not all(
                 isinstance(p, list) and len(p) == 2 and _numbers({"x": p[0], "y": p[1]}, ("x", "y")) for p in points):
             return "an outline needs points as [x, y] pairs in percent (0 to 100)"
+    elif kind == "vectorlabels":
+        vertices = value.get("vertices")
+        if not isinstance(vertices, list) or len(vertices) != 2 or not all(
+                isinstance(v, dict) and _numbers(v, ("x", "y")) for v in vertices):
+            return "a ruler needs 'vertices': two points with x and y in percent (0 to 100)"
     elif kind == "textarea":
         text = value.get("text")
         if not isinstance(text, list) or len(text) > 1 or not all(isinstance(t, str) and len(t) <= 1000 for t in text):

@@ -30,6 +30,8 @@ class Read:
     edge_cases: set[str] = field(default_factory=set)
     escalated: bool = False
     painted_in: dict[str, set[str]] = field(default_factory=dict)  # class -> window presets its strokes were made in
+    # class -> (slice, ((column, row), (column, row))): the two ends of each ruler, in pixels
+    rulers: dict[str, list[tuple[int, tuple[tuple[float, float], tuple[float, float]]]]] = field(default_factory=dict)
 
 
 def annotator(annotation: dict) -> int:
@@ -51,6 +53,30 @@ def task_spacing(data: dict) -> tuple[float, float, float]:
     return float(data.get("slice_spacing_mm") or 1.0), float(pixel[0]), float(pixel[1])
 
 
+def ruler_length_mm(ends: tuple[tuple[float, float], tuple[float, float]], pixel_spacing: tuple[float, float]) -> float:
+    """Length of a two-point ruler given in pixels (column, row); ``pixel_spacing`` is DICOM's (row, column) mm."""
+    (x0, y0), (x1, y1) = ends
+    return float(np.hypot((x1 - x0) * pixel_spacing[1], (y1 - y0) * pixel_spacing[0]))
+
+
+def diameters_mm(read: Read, pixel_spacing: tuple[float, float]) -> dict[str, list[dict]]:
+    """class -> [{"slice", "mm"}] of a read's rulers."""
+    return {name: [{"slice": index, "mm": round(ruler_length_mm(ends, pixel_spacing), 2)} for index, ends in rulers]
+            for name, rulers in read.rulers.items()}
+
+
+def _ruler(value: dict, shape: tuple[int, int, int]):
+    """The two ends of a ruler region in pixels, or None unless it has exactly two finite points."""
+    vertices = value.get("vertices")
+    if not isinstance(vertices, list) or len(vertices) != 2:
+        return None
+    try:
+        ends = tuple((float(v["x"]) * shape[2] / 100, float(v["y"]) * shape[1] / 100) for v in vertices)
+    except (TypeError, KeyError, ValueError):
+        return None
+    return ends if np.isfinite(ends).all() else None
+
+
 def read_from_annotation(annotation: dict, protocol: Protocol, shape: tuple[int, int, int]) -> Read:
     """``shape`` is the task's (slices, rows, columns)."""
     read = Read(annotator(annotation), int(annotation["id"]))
@@ -67,6 +93,9 @@ def read_from_annotation(annotation: dict, protocol: Protocol, shape: tuple[int,
                 if name in read.masks and 0 <= index < shape[0]:
                     read.masks[name][index] |= brush_rle.decode(value["rle"], shape[1], shape[2]) > 0
                     read.painted_in.setdefault(name, set()).add(brush_presets[region["from_name"]])
+        elif kind == "vectorlabels" and (ends := _ruler(value, shape)) is not None:
+            for name in value.get("vectorlabels", []):
+                read.rulers.setdefault(name, []).append((index, ends))
         elif kind == "rectanglelabels":
             box = (value["x"] * shape[2] / 100, value["y"] * shape[1] / 100,
                    value["width"] * shape[2] / 100, value["height"] * shape[1] / 100)

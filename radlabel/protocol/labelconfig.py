@@ -48,6 +48,11 @@ def region_control(geometry: Geometry, preset: str) -> str:
     return f"{REGION_CONTROLS[geometry][1]}_{preset}"
 
 
+def ruler_control(preset: str) -> str:
+    """The two-point ruler (``VectorLabels``, two vertices) of the measured classes read in ``preset``."""
+    return f"ruler_{preset}"
+
+
 def main_image(protocol: Protocol) -> str:
     """The image per-series controls (findings, flags, escalation) point at: the default preset's."""
     return image_name(protocol.default_preset)
@@ -104,6 +109,13 @@ def _preset_view(view: Element, protocol: Protocol, preset: str) -> None:
         control = SubElement(panel, tag, attributes)
         for cls in classes:
             SubElement(control, "Label", value=cls.name, background=cls.color, hint=_hint(cls))
+    measured = [c for c in protocol.classes_with(Geometry.MEASUREMENT) if c.read_in == preset]
+    if measured:  # a ruler per measured class; radlabel turns its two points into mm with the pixel spacing
+        ruler = SubElement(panel, "VectorLabels", name=ruler_control(preset), toName=image_name(preset),
+                           maxPoints="2", strokeWidth="2")
+        for cls in measured:
+            SubElement(ruler, "Label", value=cls.name, background=cls.color,
+                       hint=f"{cls.display_name}: click both ends of the longest axial diameter")
     if any(c.read_in == preset for c in protocol.classes_with(Geometry.LANDMARK)) and \
             not any(c.read_in == preset for c in protocol.classes_with(Geometry.BOX)):
         # Label Studio 1.23's exporter removes the COCO format twice for a multi-image config with
