@@ -51,6 +51,8 @@ class ProtocolPrelabeller(Model):
     def predict_one(self, task: dict, label_config: str) -> Prediction:
         protocol = self.protocol_for(label_config)
         plan = (protocol.ml or {}).get("prelabel", {})
+        if not any((cls := protocol.label_class(name)) and Geometry.MASK in cls.geometry for name in plan):
+            return Prediction([], 0.0, self.version, offered=False)  # no model for any class: no prediction tab
         volume = self.volumes.load(task.get("data") or {})
         masks: dict[str, np.ndarray] = {}
         scores = []
