@@ -76,6 +76,11 @@ def _hint(cls) -> str:
     return hint[:500]
 
 
+_ROW = "display: flex; gap: 12px; align-items: flex-start"
+_IMAGE_COLUMN = "flex: 1 1 auto; min-width: 0"
+_SIDE_COLUMN = "flex: 0 0 260px; max-height: calc(100vh - 160px); overflow-y: auto"
+
+
 def _preset_selector(view: Element, protocol: Protocol) -> None:
     SubElement(view, "Header", value="Window preset (each class is drawn in the preset it must be read in)", size="6")
     selector = SubElement(view, "Choices", name=PRESET_SELECTOR, toName=main_image(protocol), choice="single-radio",
@@ -91,12 +96,14 @@ def _preset_selector(view: Element, protocol: Protocol) -> None:
 
 def _preset_view(view: Element, protocol: Protocol, preset: str) -> None:
     """The image of one preset with the region controls of the classes read in it."""
-    panel = SubElement(view, "View", visibleWhen="choice-selected", whenTagName=PRESET_SELECTOR, whenChoiceValue=preset)
+    shown = SubElement(view, "View", visibleWhen="choice-selected", whenTagName=PRESET_SELECTOR, whenChoiceValue=preset)
+    row = SubElement(shown, "View", style=_ROW)  # the class buttons beside the image, not below it
     # Brightness/contrast stay off: slices come pre-windowed with the protocol's presets,
     # so every reader labels under the same viewing conditions.
-    SubElement(panel, "Image", name=image_name(preset), valueList=f"${PRESET_IMAGES_KEY}.{preset}", zoom="true",
+    SubElement(SubElement(row, "View", style=_IMAGE_COLUMN), "Image", name=image_name(preset), valueList=f"${PRESET_IMAGES_KEY}.{preset}", zoom="true",
                zoomControl="true", rotateControl="false", brightnessControl="false", contrastControl="false",
                crosshair="true")
+    panel = SubElement(row, "View", style=_SIDE_COLUMN)
     for geometry, (tag, _) in REGION_CONTROLS.items():
         classes = [c for c in protocol.classes_with(geometry) if c.read_in == preset]
         if not classes:
@@ -129,10 +136,13 @@ def _preset_view(view: Element, protocol: Protocol, preset: str) -> None:
 def label_config(protocol: Protocol) -> str:
     view = Element("View")
     SubElement(view, "Header", value=f"{protocol.name} (protocol {protocol.id} {protocol.version})", size="5")
-    _preset_selector(view, protocol)
+    row = SubElement(view, "View", style=_ROW)
+    images = SubElement(row, "View", style=_IMAGE_COLUMN)
     for preset in protocol.window_presets:
-        _preset_view(view, protocol, preset.name)
-    _series_controls(view, protocol)
+        _preset_view(images, protocol, preset.name)
+    side = SubElement(row, "View", style=_SIDE_COLUMN)  # presets, findings, flags and escalation beside the image
+    _preset_selector(side, protocol)
+    _series_controls(side, protocol)
     indent(view)
     return tostring(view, encoding="unicode")
 

@@ -73,10 +73,10 @@ def test_every_preset_is_viewable_and_classes_sit_in_their_read_in_preset(templa
     for preset in protocol.window_presets:
         [panel] = [v for v in root.iter("View") if v.get("whenChoiceValue") == preset.name]
         assert panel.get("visibleWhen") == "choice-selected" and panel.get("whenTagName") == "preset"
-        [image] = panel.findall("Image")
+        [image] = panel.iter("Image")
         assert image.get("name") == f"image_{preset.name}"
         assert image.get("valueList") == f"$images_by_preset.{preset.name}"
-        drawn = {label.get("value") for control in panel if control.get("toName") == image.get("name")
+        drawn = {label.get("value") for control in panel.iter() if control.get("toName") == image.get("name")
                  and control.tag.endswith("Labels") and control.tag != "VectorLabels"
                  and not control.get("name", "").startswith("export_")
                  for label in control}
@@ -123,3 +123,15 @@ def test_reads_from_the_single_image_configuration_still_count_in_the_default_pr
                                 protocol, mask.shape)
     assert np.array_equal(read.masks["lung_field"], mask)
     assert read.painted_in == {"lung_field": {protocol.default_preset}}
+
+
+def test_labels_and_flags_sit_beside_the_image():
+    root = ElementTree.fromstring(label_config(load_template(LUNG)))
+    row = next(v for v in root.iter("View") if "display: flex" in (v.get("style") or ""))
+    images, side = list(row)
+    assert list(images.iter("Image")) and not list(side.iter("Image"))
+    assert {c.get("name") for c in side.iter("Choices")} == {"preset", "edge_cases", "escalation"}
+    for panel in (v for v in images.iter("View") if v.get("whenChoiceValue")):
+        [inner] = list(panel)
+        image_column, controls = list(inner)
+        assert [e.tag for e in image_column] == ["Image"] and "Image" not in [e.tag for e in controls.iter()]
