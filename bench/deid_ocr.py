@@ -16,12 +16,12 @@ from unittest import mock
 
 import numpy as np
 import pydicom
-from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bench_args, report, timed  # noqa: E402
 
 from radlabel.ingest import burned_in, pixel_regions  # noqa: E402
+from radlabel.phantom import burn_corner_text  # noqa: E402
 
 SLICES = sorted((Path(__file__).resolve().parents[1] / "radlabel" / "sample_data" / "totalseg-ct-20" / "dicom").iterdir())
 CORNERS = {(0, 0): ["DOE^JANE", "MRN 48213977"], (0, 1): ["ST MARY HOSPITAL", "2023-04-17 09:41"],
@@ -30,19 +30,7 @@ CORNERS = {(0, 0): ["DOE^JANE", "MRN 48213977"], (0, 1): ["ST MARY HOSPITAL", "2
 
 def with_corner_text(path: Path) -> tuple[pydicom.Dataset, np.ndarray]:
     ds = pydicom.dcmread(path)
-    pixels = ds.pixel_array.copy()
-    canvas = Image.new("L", (pixels.shape[1], pixels.shape[0]), 0)
-    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default(size=16)
-    for (bottom, right), lines in CORNERS.items():
-        for number, line in enumerate(lines):
-            x = pixels.shape[1] - 6 - draw.textlength(line, font=font) if right else 6
-            y = (pixels.shape[0] - 6 - 20 * len(lines) if bottom else 6) + 20 * number
-            draw.text((x, y), line, fill=255, font=font)
-    text = np.asarray(canvas) > 127
-    pixels[text] = pixels.max()
-    burned_in.store_native(ds, pixels, "MONOCHROME2")
-    ds.BurnedInAnnotation = "YES"
-    return ds, text
+    return ds, burn_corner_text(ds, CORNERS)
 
 
 def whole_frame(grey: np.ndarray) -> list[pixel_regions.Region]:

@@ -5,6 +5,10 @@ calibration cases, frequent gold and QA sampling) is provisioned; a gold standar
 three good readers' consensus; four simulated readers of known skill — two good, one poor, one
 drifting — calibrate and then read every production task, hidden gold copies included; the
 adjudication loop decides; the QA figures follow from what was stored.
+
+The simulated readers are registered readers (``radlabel readers add``): each saves its reads itself,
+with its own token, through the running viewer front's Label Studio editor gateway — the route Label
+Studio's editor posts to in a reader's browser — so overlap, blinding and authorship are the real ones.
 """
 
 from __future__ import annotations
@@ -79,6 +83,26 @@ class CampaignResult:
                 "certified": {name: c.certified for name, c in self.certifications.items()}}
 
 
+def save_through_gateway(settings: Settings, token: str, task_id: int, result: list, lead_time: float | None = None) -> int:
+    """Save a read as the reader holding ``token``, as Label Studio's editor does in the reader's browser: through the
+    viewer front's editor gateway. The annotation id; RadlabelError with the gateway's own sentence if refused."""
+    import requests
+
+    body = {"result": result} | ({"lead_time": lead_time} if lead_time is not None else {})
+    try:
+        reply = requests.post(f"{settings.url('viewer')}/radlabel/editor/tasks/{task_id}/annotation", json=body,
+                              headers={"Authorization": f"Bearer {token}"}, timeout=300)
+    except requests.RequestException:
+        raise RadlabelError(f"the viewer front did not answer at {settings.url('viewer')}: check `radlabel status`.") from None
+    if reply.status_code != 201:
+        try:
+            reason = reply.json().get("error", "")
+        except ValueError:
+            reason = reply.text[:200]
+        raise RadlabelError(f"the editor gateway refused a read of task {task_id} (HTTP {reply.status_code}): {reason}")
+    return reply.json()["annotation_id"]
+
+
 class Campaign:
     def __init__(self, settings: Settings, protocol: Protocol, progress: Callable[[str], None] = lambda m: None):
         self.settings, self.protocol, self.progress = settings, protocol, progress
@@ -88,16 +112,18 @@ class Campaign:
         self.desk = QualityDesk(settings, self.ls)
         self.adjudicator = Adjudicator(settings)
         self.truth: dict[str, dict] = {}
+        self.tokens: dict[str, str] = {}  # simulated reader -> its reader token (in memory only)
 
     def _user(self, name: str) -> int:
-        return self.desk.reader_id(f"{name}@{READER_DOMAIN}")
+        from connectors.readers import issue_credentials
 
-    def _post(self, task_id: int, reader: int, masks: dict, lead_time: float) -> None:
-        from connectors.authorship import post_read
+        credentials = issue_credentials(self.settings, f"{name}@{READER_DOMAIN}", ReaderTier.RADIOLOGIST.value)
+        self.tokens[name] = credentials["label_studio"]["token"]
+        return int(credentials["reader"].removeprefix("reader-"))
 
-        with label_studio_errors(f"save a simulated read of task {task_id}"):  # vouched: radlabel simulates it
-            post_read(self.settings, self.ls, task_id, reader, mask_regions(masks, targets=class_targets(self.protocol, Geometry.MASK)),
-                      "simulated", lead_time=lead_time)
+    def _post(self, task_id: int, reader: str, masks: dict, lead_time: float) -> None:
+        regions = mask_regions(masks, targets=class_targets(self.protocol, Geometry.MASK))
+        save_through_gateway(self.settings, self.tokens[reader], task_id, regions, lead_time)
 
     def store_and_sync(self, seeds) -> tuple[list[int], list[int]]:
         """Synthetic studies into the PACS and through sync: (their tasks, hidden gold copies inserted)."""
@@ -140,7 +166,7 @@ class Campaign:
         for task_id in gold_tasks:
             truth = self._truth_of(task_id)
             for reader in builders:
-                self._post(task_id, ids[reader.name], reader.read(truth), 200)
+                self._post(task_id, reader.name, reader.read(truth), 200)
             with self.adjudicator._lock("reads", task_id):
                 outcome = self.adjudicator.adjudicate_task(self.protocol, task_id)
             if outcome.status not in ("final", "already final"):
@@ -151,15 +177,17 @@ class Campaign:
             self.progress(f"campaign: {reader.name} reads the calibration set …")
             self.desk.calibrate(self.protocol, ids[reader.name], ReaderTier.RADIOLOGIST)
             for task_id in self.desk.calibration_tasks(self.protocol.id, ids[reader.name]):
-                self._post(task_id, ids[reader.name], reader.read(self._truth_of(task_id)), 300)
+                self._post(task_id, reader.name, reader.read(self._truth_of(task_id)), 300)
             certifications[reader.name], _ = self.desk.calibrate(self.protocol, ids[reader.name], ReaderTier.RADIOLOGIST)
         self.progress(f"campaign: {production} production series, every reader reads every task …")
         start = first_seed + 100
         production_tasks, copies = self.store_and_sync(range(start, start + production))
+        # an uncertified reader's read fills no slot, so it reads while the certified readers' slots are open
+        order = sorted(readers, key=lambda r: certifications[r.name].certified)
         for task_id in sorted(production_tasks + copies):
             truth = self._truth_of(task_id)
-            for reader in readers:
-                self._post(task_id, ids[reader.name], reader.read(truth), 250 + 20 * (reader.name == "drifting"))
+            for reader in order:
+                self._post(task_id, reader.name, reader.read(truth), 250 + 20 * (reader.name == "drifting"))
         self.adjudicator.reconcile(self.protocol.id)  # whatever the webhook worker has not done yet
         return CampaignResult(self.protocol, ids, readers, gold_tasks, production_tasks, copies, certifications,
                               self.truth)

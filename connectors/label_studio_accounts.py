@@ -1,14 +1,16 @@
-"""A reader's own Label Studio account: opened with a personal token, closed at revocation.
+"""A reader's Label Studio user: kept for authorship, sealed so that no reader credential opens Label Studio.
 
-Label Studio's API cannot hand out another user's token, set a password or deactivate a user
-(``users/api.py``: tokens only for the current user; ``is_active`` is not a serializer field), so
-radlabel does both inside Label Studio's own Django, in its virtual environment and on its database,
-as ``label-studio reset_password`` would. The token travels over a pipe, never on a command line
-or into a log.
+Readers annotate in Label Studio's editor behind radlabel's gateway (``connectors/viewer/editor.py``):
+their reads are saved by radlabel in their name, so each reader keeps a Label Studio user (its id is
+``completed_by``), but nothing the reader holds may open Label Studio's own API or UI. Label Studio
+makes a legacy token for every new user and its API cannot deactivate a user or drop another user's
+token (``users/api.py``; ``is_active`` is not a serializer field), so radlabel does it inside Label
+Studio's own Django, in its virtual environment and on its database, as ``label-studio
+reset_password`` would.
 
-Opening: the user is made active, a member of radlabel's organisation with it as the active one,
-and gets a fresh legacy API token (any earlier one stops working). Closing: ``is_active`` off (Label
-Studio's token and session authentication refuse inactive users: HTTP 401), the token deleted and
+Sealing (at ``readers add`` and again at ``readers revoke``): the user stays a member of radlabel's
+organisation (radlabel finds it there), ``is_active`` off (Label Studio's token, session and JWT
+authentication refuse inactive users: HTTP 401), no usable password, its legacy token deleted and
 every personal access (JWT refresh) token blacklisted.
 """
 
@@ -20,7 +22,7 @@ import subprocess
 from radlabel.errors import RadlabelError
 from radlabel.settings import Settings
 
-# Runs inside Label Studio's venv; reads {"action", "user_id"} on stdin, writes one JSON object.
+# Runs inside Label Studio's venv; reads {"user_id"} on stdin, writes one JSON object.
 _SCRIPT = r"""
 import json, os, sys
 import label_studio
@@ -35,29 +37,26 @@ request = json.loads(sys.stdin.read())
 user = User.objects.filter(id=int(request["user_id"])).first()
 if user is None:
     print(json.dumps({"error": "no such user"})); sys.exit(0)
-if request["action"] == "open":
-    organization = Organization.objects.order_by("id").first()
-    if not organization.has_user(user):
-        organization.add_user(user)
-    user.active_organization = organization
-    user.is_active = True
-    user.save()
-    print(json.dumps({"token": user.reset_token().key}))
-else:
-    user.is_active = False
-    user.save()
-    Token.objects.filter(user=user).delete()
-    try:
-        from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
-        for outstanding in OutstandingToken.objects.filter(user=user):
-            BlacklistedToken.objects.get_or_create(token=outstanding)
-    except ImportError:
-        pass
-    print(json.dumps({"closed": True}))
+organization = Organization.objects.order_by("id").first()
+if not organization.has_user(user):
+    organization.add_user(user)
+user.active_organization = organization
+user.is_active = False
+user.set_unusable_password()
+user.save()
+Token.objects.filter(user=user).delete()
+try:
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+    for outstanding in OutstandingToken.objects.filter(user=user):
+        BlacklistedToken.objects.get_or_create(token=outstanding)
+except ImportError:
+    pass
+print(json.dumps({"sealed": True}))
 """
 
 
-def _run(settings: Settings, action: str, user_id: int) -> dict:
+def seal_account(settings: Settings, user_id: int) -> None:
+    """Deactivate the reader's Label Studio user: no password, no token (its reads are still attributed to it)."""
     from connectors.stack.services import label_studio
 
     service = label_studio(settings, settings.secrets())  # the environment Label Studio itself runs with
@@ -65,7 +64,7 @@ def _run(settings: Settings, action: str, user_id: int) -> dict:
     if not python.exists():
         raise RadlabelError(f"Label Studio is not installed at {settings.label_studio_venv}: run `radlabel install`.")
     try:
-        done = subprocess.run([str(python), "-c", _SCRIPT], input=json.dumps({"action": action, "user_id": user_id}),
+        done = subprocess.run([str(python), "-c", _SCRIPT], input=json.dumps({"user_id": user_id}),
                               capture_output=True, text=True, env=service.env, cwd=service.cwd, timeout=180)
     except subprocess.TimeoutExpired:
         raise RadlabelError("Label Studio's database did not answer within 180 s: check `radlabel status`.") from None
@@ -73,18 +72,6 @@ def _run(settings: Settings, action: str, user_id: int) -> dict:
     if done.returncode != 0 or not lines:
         # stderr is Django's traceback: it names no secret, but only its last line is useful here
         last = (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
-        raise RadlabelError(f"could not {action} the reader's Label Studio account ({last}).")
-    answer = json.loads(lines[-1])
-    if "error" in answer:
+        raise RadlabelError(f"could not seal the reader's Label Studio user ({last}).")
+    if "error" in json.loads(lines[-1]):
         raise RadlabelError(f"Label Studio has no user {user_id}: add the reader again with `radlabel readers add`.")
-    return answer
-
-
-def open_account(settings: Settings, user_id: int) -> str:
-    """Activate the reader's Label Studio user; a new personal token (the earlier one stops working)."""
-    return _run(settings, "open", user_id)["token"]
-
-
-def close_account(settings: Settings, user_id: int) -> None:
-    """Deactivate the reader's Label Studio user and void its tokens."""
-    _run(settings, "close", user_id)

@@ -1,13 +1,13 @@
-"""The reader registry: who may read, at which tier, with which credentials for both doors.
+"""The reader registry: who may read, at which tier, with which credential for both doors.
 
-``radlabel readers add EMAIL --tier T`` finds (or creates) the reader's Label Studio user,
-issues a random per-reader OHIF token (only its SHA-256 is kept, table ``reader_tokens``) and
-opens the reader's own Label Studio account with a personal token
-(``connectors/label_studio_accounts.py``); both are handed out once: printed with ``--json``,
-else written to a file only the administrator can read. The connector API
-(``connectors/viewer/api.py``) authenticates every request by the OHIF token, compared in
-constant time. ``readers revoke`` closes both doors: the OHIF token stops working at once and the
-Label Studio account is deactivated (its token answers 401).
+``radlabel readers add EMAIL --tier T`` finds (or creates) the reader's Label Studio user (reads are
+attributed to its id) and seals it (``connectors/label_studio_accounts.py``: inactive, no password, no
+token), then issues a random per-reader token (only its SHA-256 is kept, table ``reader_tokens``). That
+one token opens both of radlabel's doors on the viewer front: OHIF with the readers' API, and Label
+Studio's editor behind radlabel's gateway (``/radlabel/editor/``); nothing the reader holds opens Label
+Studio itself. It is handed out once: printed with ``--json``, else written to a file only the
+administrator can read. Every request is authenticated by the token, compared in constant time.
+``readers revoke`` closes both doors at once (the token) and seals the Label Studio user again.
 """
 
 from __future__ import annotations
@@ -33,6 +33,20 @@ _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 SCHEMA = """CREATE TABLE IF NOT EXISTS reader_tokens (
     email TEXT PRIMARY KEY, ls_user_id INTEGER NOT NULL, tier TEXT NOT NULL,
     token_sha256 TEXT, created DOUBLE PRECISION NOT NULL, revoked DOUBLE PRECISION)"""
+# Digests of tokens that no longer open anything, and why: a reader holding one is told so (not "sign in").
+RETIRED_SCHEMA = """CREATE TABLE IF NOT EXISTS retired_reader_tokens (
+    token_sha256 TEXT PRIMARY KEY, reason TEXT NOT NULL, retired DOUBLE PRECISION NOT NULL)"""
+
+# Why a token opens nothing, in one sentence for the reader (the readers' API and the viewer front say it).
+TOKEN_REFUSALS = {
+    "missing": "sign in with your reader token (ask the administrator: `radlabel readers add`).",
+    "malformed": "this is not a radlabel reader token (they start with rlr_): paste the whole token the administrator "
+                 "gave you.",
+    "unknown": "this reader token is not valid here (mistyped, cut short, or from another radlabel installation): "
+               "paste it again or ask the administrator.",
+    "revoked": "this reader token was revoked by the administrator: ask them for a new one if you should still read.",
+    "replaced": "this reader token has expired: the administrator issued you a newer one; sign in with that.",
+}
 
 
 @dataclass(frozen=True)
@@ -73,7 +87,7 @@ def _digest(token: str) -> str:
 class ReaderRegistry:
     def __init__(self, database: Database):
         self.database = database
-        database.ensure(SCHEMA)
+        database.ensure(SCHEMA, RETIRED_SCHEMA)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ReaderRegistry":
@@ -89,14 +103,24 @@ class ReaderRegistry:
             raise RadlabelError(f"tier {tier!r} is not one of {', '.join(TIERS)}.")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._connect() as db:
+            self._retire(db, email, "replaced")
             db.execute("INSERT INTO reader_tokens VALUES (?,?,?,?,?,NULL) ON CONFLICT(email) DO UPDATE SET "
                        "ls_user_id=excluded.ls_user_id, tier=excluded.tier, token_sha256=excluded.token_sha256, "
                        "created=excluded.created, revoked=NULL",
                        (email, ls_user_id, tier, _digest(token), time.time()))
         return token
 
+    @staticmethod
+    def _retire(db, email: str, reason: str) -> None:
+        row = db.execute("SELECT token_sha256 FROM reader_tokens WHERE email=? AND token_sha256 IS NOT NULL",
+                         (email,)).fetchone()
+        if row:
+            db.execute("INSERT INTO retired_reader_tokens VALUES (?,?,?) ON CONFLICT(token_sha256) DO UPDATE SET "
+                       "reason=excluded.reason, retired=excluded.retired", (row[0], reason, time.time()))
+
     def revoke(self, email: str) -> bool:
         with self._connect() as db:
+            self._retire(db, email.strip().lower(), "revoked")
             changed = db.execute("UPDATE reader_tokens SET token_sha256=NULL, revoked=? WHERE email=? AND revoked IS NULL",
                                  (time.time(), email.strip().lower())).rowcount
         return bool(changed)
@@ -120,6 +144,18 @@ class ReaderRegistry:
                 found = Reader(email, user, tier)
         return found
 
+    def refusal(self, token: str) -> tuple[str, str]:
+        """Why ``token`` opens nothing: (reason, the sentence for the reader). Call it only once authenticate failed."""
+        if not token:
+            reason = "missing"
+        elif not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+            reason = "malformed"
+        else:
+            with self._connect() as db:
+                row = db.execute("SELECT reason FROM retired_reader_tokens WHERE token_sha256=?", (_digest(token),)).fetchone()
+            reason = row[0] if row and row[0] in TOKEN_REFUSALS else "unknown"
+        return reason, TOKEN_REFUSALS[reason]
+
 
 def check_email(email: str) -> str:
     email = (email or "").strip().lower()
@@ -130,9 +166,17 @@ def check_email(email: str) -> str:
 
 def label_studio_user(settings: Settings, email: str) -> int:
     """The Label Studio user id of this email, created (no password, API only) when missing."""
-    from connectors.label_studio import client, user_id
+    from connectors.label_studio import client, label_studio_errors, user_id
 
-    return user_id(client(settings), email, create_as=email.split("@")[0][:30])
+    from connectors.adjudications import CONSENSUS_USER
+
+    ls = client(settings)
+    with label_studio_errors("identify radlabel's own Label Studio user"):
+        own = {CONSENSUS_USER, (ls.users.whoami().email or "").lower()}
+    if email in own:  # sealing radlabel's own users would lock radlabel out of Label Studio
+        raise RadlabelError(f"{email} is one of radlabel's own Label Studio users, not a reader: give the reader's "
+                            "own address.")
+    return user_id(ls, email, create_as=email.split("@")[0][:30])
 
 
 def add_reader(settings: Settings, email: str, tier: str) -> tuple[Reader, str]:
@@ -150,30 +194,37 @@ def add_reader(settings: Settings, email: str, tier: str) -> tuple[Reader, str]:
 
 
 # -- the `radlabel readers` command (wired into radlabel/cli.py) ------------------------------------------
-def issue_credentials(settings: Settings, email: str, tier: str, open_account=None) -> dict:
-    """Register the reader and open both doors: {"reader", "tier", "ohif_token", "label_studio": {url, email, token}}.
-    ``open_account(settings, user_id) -> token`` is Label Studio's side (injected by tests)."""
+def editor_url(settings: Settings) -> str:
+    """Where readers annotate in Label Studio's editor: radlabel's gateway on the viewer front."""
+    return settings.url("viewer") + "/radlabel/editor/"
+
+
+def issue_credentials(settings: Settings, email: str, tier: str, seal_account=None) -> dict:
+    """Register the reader: {"reader", "tier", "ohif_token", "label_studio": {url, email, token}}. Both doors are
+    radlabel's and take the same token. ``seal_account(settings, user_id)`` is Label Studio's side (injected by tests)."""
     from radlabel.audit import audit_log
 
-    if open_account is None:
-        from connectors.label_studio_accounts import open_account
-    reader, ohif_token = add_reader(settings, email, tier)
+    if seal_account is None:
+        from connectors.label_studio_accounts import seal_account
+    reader, token = add_reader(settings, email, tier)
     try:
-        ls_token = open_account(settings, reader.ls_user_id)
-    except RadlabelError as exc:  # the OHIF token just issued is never shown: a rerun issues both again
-        raise RadlabelError(f"{reader.pseudonym} is registered, but their Label Studio account could not be opened: "
-                            f"{exc} Run `radlabel readers add` again: it issues new credentials for both doors.") from None
-    audit_log(settings).append("reader_label_studio_account_opened", "admin", None, reader=reader.pseudonym)
-    return {"reader": reader.pseudonym, "tier": reader.tier, "ohif_token": ohif_token,
-            "label_studio": {"url": settings.url("label_studio"), "email": reader.email, "token": ls_token}}
+        seal_account(settings, reader.ls_user_id)
+    except RadlabelError as exc:  # the token just issued is never shown, and stops working now
+        ReaderRegistry.from_settings(settings).revoke(reader.email)
+        raise RadlabelError(f"{reader.pseudonym} was not registered: their Label Studio user could not be sealed: "
+                            f"{exc} Run `radlabel readers add` again.") from None
+    audit_log(settings).append("reader_label_studio_user_sealed", "admin", None, reader=reader.pseudonym)
+    return {"reader": reader.pseudonym, "tier": reader.tier, "ohif_token": token,
+            "label_studio": {"url": editor_url(settings), "email": reader.email, "token": token}}
 
 
-def revoke_reader(settings: Settings, email: str, close_account=None) -> Reader:
-    """Close both doors: the OHIF token at once, then the Label Studio account (repeatable if that step failed)."""
+def revoke_reader(settings: Settings, email: str, seal_account=None) -> Reader:
+    """Close both doors: the token at once (OHIF and the editor gateway), then the Label Studio user is sealed again
+    (repeatable if that step failed)."""
     from radlabel.audit import audit_log
 
-    if close_account is None:
-        from connectors.label_studio_accounts import close_account
+    if seal_account is None:
+        from connectors.label_studio_accounts import seal_account
     email = check_email(email)
     registry = ReaderRegistry.from_settings(settings)
     known = {r.email: r for r in registry.readers()}
@@ -182,11 +233,12 @@ def revoke_reader(settings: Settings, email: str, close_account=None) -> Reader:
     if registry.revoke(email):
         audit_log(settings).append("reader_token_revoked", "admin", None, reader=known[email].pseudonym)
     try:
-        close_account(settings, known[email].ls_user_id)
+        seal_account(settings, known[email].ls_user_id)
     except RadlabelError as exc:
-        raise RadlabelError(f"the OHIF token of {known[email].pseudonym} is revoked, but its Label Studio account is "
-                            f"still open: {exc} Run `radlabel readers revoke` again.") from None
-    audit_log(settings).append("reader_label_studio_account_closed", "admin", None, reader=known[email].pseudonym)
+        raise RadlabelError(f"the token of {known[email].pseudonym} is revoked (both of radlabel's doors are closed), "
+                            f"but its Label Studio user could not be checked sealed: {exc} Run `radlabel readers "
+                            "revoke` again.") from None
+    audit_log(settings).append("reader_label_studio_user_sealed", "admin", None, reader=known[email].pseudonym)
     return known[email]
 
 
@@ -223,9 +275,10 @@ def cmd_readers(args) -> int:
     except RadlabelError as exc:
         return _fail(args, exc)
     if args.json:
-        print(json.dumps({"reader": reader.pseudonym, "ohif_token": "revoked", "label_studio": "deactivated"}, indent=2))
+        print(json.dumps({"reader": reader.pseudonym, "ohif_token": "revoked", "label_studio": "revoked"}, indent=2))
     else:
-        print(f"revoked {reader.pseudonym} ({reader.email}): OHIF token revoked, Label Studio account deactivated")
+        print(f"revoked {reader.pseudonym} ({reader.email}): token revoked (OHIF and the Label Studio editor), "
+              "Label Studio user sealed")
     return 0
 
 
@@ -235,7 +288,7 @@ def _add(settings: Settings, args) -> int:
         print(json.dumps(credentials, indent=2))
         return 0
     path = write_credentials(settings, credentials)
-    print(f"{credentials['reader']} ({args.tier}): credentials for OHIF and Label Studio written to {path} "
+    print(f"{credentials['reader']} ({args.tier}): credentials for OHIF and the Label Studio editor written to {path} "
           "(readable by you only); hand them to the reader, then delete the file.")
     return 0
 
@@ -255,7 +308,7 @@ def _list(settings: Settings, args) -> int:
 def add_cli(sub) -> None:
     readers = sub.add_parser("readers", help="OHIF readers and their tokens").add_subparsers(
         dest="readers_command", required=True, metavar="ACTION")
-    add = readers.add_parser("add", help="register a reader; their OHIF and Label Studio credentials, once "
+    add = readers.add_parser("add", help="register a reader; their OHIF and Label Studio editor credentials, once "
                              "(--json prints them; else a 0600 file)")
     add.add_argument("email")
     add.add_argument("--tier", required=True, help=f"one of {', '.join(TIERS)}")  # checked by us: --json answers JSON
@@ -264,7 +317,7 @@ def add_cli(sub) -> None:
     listing = readers.add_parser("list", help="registered readers (no tokens)")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_readers)
-    revoke = readers.add_parser("revoke", help="close both doors: revoke the OHIF token, deactivate the Label Studio account")
+    revoke = readers.add_parser("revoke", help="close both doors: revoke the reader's token, seal the Label Studio user")
     revoke.add_argument("email")
     revoke.add_argument("--json", action="store_true")
     revoke.set_defaults(func=cmd_readers)

@@ -72,8 +72,8 @@ class ImportedSegs:
 
 def store_read(settings: Settings, ls, task_id: int, user_id: int, masks: dict[str, np.ndarray], source: str,
                protocol: Protocol, **extra) -> int:
-    """A SEG's class masks as ``user_id``'s annotation of a task (vouched by radlabel; ``extra``: more annotation
-    fields, e.g. ``lead_time``); the annotation id. Each class lands on its preset's brush control."""
+    """A SEG's class masks as ``user_id``'s annotation of a task (vouched by radlabel); the annotation id. Each class
+    lands on its preset's brush control. ``extra`` goes on the annotation as it is (an OHIF read's ``lead_time``)."""
     from connectors.authorship import post_read
 
     regions = mask_regions(masks, targets=class_targets(protocol, Geometry.MASK))

@@ -107,9 +107,10 @@ class IndexedTasks:
             newest = db.execute("SELECT MAX(updated_at) FROM task_index WHERE project_id=?", (project_id,)).fetchone()[0]
         return _stamp(newest) if newest else None
 
-    def create_annotation(self, task_id: int, result: list, user: int) -> int:
-        """Saved through the source; the index learns of the read at once, so the next worklist needs no listing."""
-        annotation = self.source.create_annotation(task_id, result, user)
+    def create_annotation(self, task_id: int, result: list, user: int, **options) -> int:
+        """Saved through the source (``options``: its source and lead time); the index learns of the read at once,
+        so the next worklist needs no listing."""
+        annotation = self.source.create_annotation(task_id, result, user, **options)
         with self.database.connect() as db:
             row = db.execute("SELECT annotators FROM task_index WHERE task_id=?", (task_id,)).fetchone()
             if row is not None:

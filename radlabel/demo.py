@@ -3,14 +3,17 @@
 Stages so far: 1. stack up  2. samples into Orthanc  3. check them over QIDO-RS
 4. protocol templates linted and provisioned as Label Studio projects
 5. sync: series selected per protocol, validated, de-identified, rendered, turned into tasks
-6. adjudication: two simulated readers label the synthetic CT's lung task from its ground truth
-   (one slightly off); agreement, STAPLE consensus, final labels in Label Studio and a DICOM-SEG in Orthanc
+6. adjudication: two simulated readers (registered readers saving through the Label Studio editor gateway with
+   their own tokens) label the synthetic CT's lung task from its ground truth (one slightly off); agreement, STAPLE consensus, final labels in Label Studio and a DICOM-SEG in Orthanc
 7. ML pre-labels: Label Studio asks the ML backend for the lung project's predictions
 8. export of the lung protocol's final labels as a NIfTI training set with a manifest; the audit trail verified.
 9. QA campaign: four simulated readers (two good, one poor, one drifting) calibrate on a gold standard
    and read production series with hidden gold copies; certification, drift alert, QA review sampling,
    and the HTML QA report
-10. OHIF: a radiologist registered with a reader token for the viewer's worklist (token in a 0600 file).
+10. readers: a radiologist registered with a reader token for OHIF's worklist and Label Studio's editor behind
+    radlabel's gateway (token in a 0600 file); their Label Studio user is sealed.
+11. trust boundary probed.
+12. arbitration: two simulated readers disagree on a small chest CT; the senior's OHIF worklist offers it (the link).
 Each later capability appends its stage here, so the demo always shows the
 pipeline end to end.
 """
@@ -104,7 +107,8 @@ def _data_in_stages(settings, sizes: SampleSizes, progress, stage) -> dict:
 
 
 def _loop_stages(settings, synced: dict, progress, stage) -> dict:
-    """Stages 6-11: adjudication, ML pre-labels, export, the QA campaign, an OHIF reader, the trust boundary."""
+    """Stages 6-12: adjudication, ML pre-labels, export, the QA campaign, an OHIF reader, the trust boundary,
+    arbitration offered to the senior."""
     started = time.monotonic()
     adjudicated = _adjudicate_demo_task(settings, synced.get("ct_lung_nodules", {}), progress)
     stage("adjudication: agreement, consensus, final DICOM-SEG", started,
@@ -124,25 +128,31 @@ def _loop_stages(settings, synced: dict, progress, stage) -> dict:
 
     started = time.monotonic()
     reader = _reader_demo(settings)
-    stage("OHIF reader registered (token for the viewer's worklist)", started, reader=reader)
+    stage("reader registered (one token for OHIF and the Label Studio editor gateway)", started, reader=reader)
 
     started = time.monotonic()
     stage("trust boundary probed (an outsider, a reader, each archive user)", started,
           boundary=_boundary_demo(settings, reader["token_file"]))
+
+    started = time.monotonic()
+    arbitration = _arbitration_demo(settings, reader["token_file"], progress)
+    stage("arbitration: two readers disagree, the senior's OHIF worklist offers the task", started, arbitration=arbitration)
     return {"adjudicated": adjudicated, "prelabels": prelabels, "exported": exported, "campaign": campaign,
-            "reader": reader}
+            "reader": reader, "arbitration": arbitration}
 
 
 def _links(settings, ran: dict) -> dict:
     """What to open after the demo, and with which credentials (named, never printed)."""
-    viewer, reader, campaign = settings.url("viewer"), ran["reader"], ran["campaign"]
+    viewer, reader, campaign, arbitration = settings.url("viewer"), ran["reader"], ran["campaign"], ran["arbitration"]
     return {
         "OHIF reader worklist (sign in with a reader token)": viewer + "/",
+        "Label Studio editor for readers (sign in with the same reader token)": viewer + "/radlabel/editor/",
         "Label Studio": settings.url("label_studio") + f"  (user {settings.label_studio_user}, "
                         f"password in {settings.secrets_file})",
         **{f"Label Studio: {r.protocol_id} {r.version}": r.url for r in ran["provisioned"]},
         **({"QA report": campaign["report"]} if campaign.get("report") else {}),
         "OHIF reader sign-in": f"{viewer}/  (token in {reader['token_file']})",
+        **({"OHIF arbitration (senior)": arbitration["link"]} if arbitration.get("link") else {}),
         # Administrators only: never a door that faces readers.
         "Orthanc research archive (administrator)": settings.url("orthanc") + "/app/explorer.html  (user admin, "
                                                     f"orthanc_admin_password in {settings.secrets_file})",
@@ -177,15 +187,26 @@ def _print_summary(summary: dict, ran: dict) -> None:
             print(f"      series {series['series_key']}: {series['status']}"
                   + (f", task {series['task_id']}" if series["task_id"] else "") + (f" ({flags})" if flags else ""))
     _print_loop(ran)
-    print(f"\nOHIF: reader {ran['reader']['email']} ({ran['reader']['tier']}) can sign in with the token in "
-          f"{ran['reader']['token_file']}")
+    print(f"\nReader {ran['reader']['email']} ({ran['reader']['tier']}) signs in to OHIF and to Label Studio's editor "
+          f"({ran['reader']['label_studio_editor']}) with the token in {ran['reader']['token_file']}")
     print("\nTrust boundary (HTTP status or count each door gave):")
-    for probe, answer in summary["stages"][-1]["boundary"].items():
+    for probe, answer in next(s["boundary"] for s in summary["stages"] if "boundary" in s).items():
         print(f"  - {probe}: {answer}")
+    _print_arbitration(ran["arbitration"])
     print("\nOpen:")
     for name, url in summary["open"].items():
         print(f"  {name:<38} {url}")
     print("\nStop the stack with `radlabel down`.")
+
+
+def _print_arbitration(arbitration: dict) -> None:
+    if arbitration.get("link"):
+        print(f"\nArbitration: task {arbitration['source_task']} went to senior arbitration "
+              f"({'; '.join(arbitration['reasons'][:2])}); task {arbitration['arbitration_task']} is on the senior's "
+              f"OHIF worklist:\n  {arbitration['link']}")
+    else:  # e.g. a later run in the same state directory, after the senior arbitrated it
+        print(f"\nArbitration: task {arbitration.get('source_task')} is {arbitration.get('status')}, "
+              "not on the senior's worklist")
 
 
 def _print_loop(ran: dict) -> None:
@@ -218,8 +239,7 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
     from scipy import ndimage
 
     from connectors.adjudicate import Adjudicator
-    from connectors.authorship import post_read
-    from connectors.label_studio import client, user_id
+    from connectors.label_studio import client
     from radlabel.brush_rle import mask_regions
     from radlabel.protocol.enum import Geometry
     from radlabel.protocol.labelconfig import class_targets
@@ -243,16 +263,8 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
     in_plane[1] = ndimage.generate_binary_structure(2, 1)  # one pixel off at every in-plane edge
     second = {"lung_field": ndimage.binary_erosion(first["lung_field"], structure=in_plane),
               "solid_nodule": first["solid_nodule"]}
-    users = {}
-    for name in ("demo-reader-1", "demo-reader-2"):
-        email = f"{name}@readers.radlabel.local"
-        users[name] = user_id(ls, email, create_as=name)
-    existing = {a.completed_by for a in ls.annotations.list(id=task.id)}
-    for (name, user), masks in zip(users.items(), (first, second)):
-        if user not in existing:
-            progress(f"{name} submits a read of task {task.id} …")
-            post_read(settings, ls, task.id, user, mask_regions(masks, targets=class_targets(protocol, Geometry.MASK)),
-                      "simulated")  # vouched: radlabel simulates it
+    targets = class_targets(protocol, Geometry.MASK)
+    _demo_readers_read(settings, ls, task.id, [mask_regions(m, targets=targets) for m in (first, second)], progress)
     outcome = Adjudicator(settings, progress).reconcile()  # the webhook worker may have done it already
     mine = next((o for o in outcome if o.task_id == task.id), None)
     from radlabel.adjudication.metrics import mask_agreement
@@ -262,6 +274,75 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
     return {"task_id": task.id, "status": mine.status if mine else "unknown",
             "seg_sop_uid": mine.seg_sop_uid if mine else None, "study": task.data["study"], "dice": dice,
             "_lung_truth": first["lung_field"]}
+
+
+def _demo_readers_read(settings, ls, task_id: int, reads: list[list], progress) -> None:
+    """The two simulated readers, registered readers each saving their read with their own token through the
+    editor gateway, as in Label Studio's editor (once: a reader who has read the task is skipped)."""
+    from connectors.campaign import save_through_gateway
+    from connectors.readers import issue_credentials
+
+    existing = {a.completed_by for a in ls.annotations.list(id=task_id)}
+    for name, result in zip(("demo-reader-1", "demo-reader-2"), reads):
+        credentials = issue_credentials(settings, f"{name}@readers.radlabel.local", "radiologist")
+        if int(credentials["reader"].removeprefix("reader-")) not in existing:
+            progress(f"{name} ({credentials['reader']}) submits a read of task {task_id} through the editor gateway …")
+            save_through_gateway(settings, credentials["label_studio"]["token"], task_id, result)
+
+
+def _arbitration_demo(settings, token_file: str, progress) -> dict:
+    """A small chest CT into the PACS and synced by the lung protocol; one simulated reader labels the nodule where it
+    is, the other misplaces it; the lung protocol sends the task to senior arbitration, and the demo senior's OHIF
+    worklist (the readers' API, with the demo token) offers it: the link opens it in OHIF after sign-in."""
+    import numpy as np
+    import requests
+
+    from connectors.adjudicate import Adjudicator
+    from connectors.label_studio import client
+    from radlabel.brush_rle import mask_regions
+    from radlabel.phantom import make_ct_study
+    from radlabel.protocol.enum import Geometry
+    from radlabel.protocol.labelconfig import class_targets
+
+    protocol = load_template(TEMPLATES / "ct-lung-nodules.yaml")
+    study = make_ct_study(seed=1901, slices=24, size=128, pixel_spacing=3.0, lung_nodules=1)
+    for ds in study.datasets:
+        ds.SeriesDescription = "chest (arbitration demo)"
+    if not OrthancDicomWeb.source_pacs(settings).search_series(study.study_uid, SeriesInstanceUID=study.series_uid):
+        OrthancDicomWeb.pacs_loader(settings).store(study.datasets)
+    syncer = Syncer(settings, protocol)
+    syncer.run()
+    record = syncer.state.get(syncer.series_key(study.series_uid), protocol.id)
+    task_id = getattr(record, "task_id", None)
+    if not task_id:
+        return {"status": "the demo chest CT was not synced: see `radlabel sync ct-lung-nodules.yaml`"}
+    ls = client(settings)
+    nodule = study.labelmap == 7
+    misplaced = np.roll(nodule, 14, axis=2)  # the second reader marks the wrong spot
+    lungs = study.labelmap == 3
+    reads = ({"lung_field": lungs, "solid_nodule": nodule}, {"lung_field": lungs & ~misplaced, "solid_nodule": misplaced})
+    targets = class_targets(protocol, Geometry.MASK)
+    _demo_readers_read(settings, ls, task_id, [mask_regions(m, targets=targets) for m in reads], progress)
+    Adjudicator(settings, progress).reconcile()
+    from connectors.database import state_database
+
+    with state_database(settings).connect() as db:
+        row = db.execute("SELECT status, arbitration_task_id, decision FROM adjudications WHERE task_id=?",
+                         (task_id,)).fetchone()
+    status, arbitration_task, decision = row if row else (None, None, None)
+    token = open(token_file).read().strip()
+    worklist = requests.get(settings.url("viewer") + "/radlabel/api/worklist", timeout=120,
+                            headers={"Authorization": f"Bearer {token}"}).json().get("tasks", [])
+    item = next((t for t in worklist if t["task_id"] == arbitration_task and t["kind"] == "arbitration"), None)
+    link = None
+    if item:  # the extension's own task link (ohif_extension/src/controller.js taskUrl)
+        from urllib.parse import urlencode
+
+        link = settings.url("viewer") + "/segmentation?" + urlencode(
+            {"StudyInstanceUIDs": item["study"], "SeriesInstanceUIDs": item["series"], "radlabelTask": item["task_id"]})
+    return {"source_task": task_id, "status": status, "arbitration_task": arbitration_task,
+            "reasons": json.loads(decision).get("reasons", []) if decision else [],
+            "on_senior_worklist": item is not None, "link": link}
 
 
 def _prelabel_demo(settings, adjudicated: dict, progress) -> dict:
@@ -371,6 +452,11 @@ def _boundary_demo(settings, token_file: str) -> dict:
         "reader /dicom-web/%2e%2e/patients": _raw_status(settings, "/dicom-web/%2e%2e/patients", token),
         "reader POST /dicom-web/studies": _raw_status(settings, "/dicom-web/studies", token, "POST"),
         "reader studies visible (own tasks only)": len(reader_studies.json()) if reader_studies.ok else reader_studies.status_code,
+        # the reader's token opens radlabel's doors only: Label Studio's own API and editor gateway of others refuse it
+        "reader token on Label Studio's API": requests.get(settings.url("label_studio") + "/api/projects", timeout=30,
+                                                           headers={"Authorization": f"Token {token}"}).status_code,
+        "reader editor worklist (gateway)": requests.get(settings.url("viewer") + "/radlabel/editor/api/worklist", timeout=60,
+                                                         headers={"Authorization": f"Bearer {token}"}).status_code,
         "sync's PACS user STOW": requests.post(settings.url("pacs") + "/dicom-web/studies", data=b"", headers=stow, timeout=30,
                                                auth=(settings.pacs_sync_user, secrets["pacs_sync_password"])).status_code,
         "gateway's archive user DELETE": requests.delete(settings.url("orthanc") + "/studies/x", timeout=30,
@@ -383,12 +469,15 @@ def _boundary_demo(settings, token_file: str) -> dict:
 def _reader_demo(settings) -> dict:
     import os
 
-    from connectors.readers import ReaderRegistry, add_reader
+    from connectors.readers import ReaderRegistry, editor_url, issue_credentials
 
     email, tier = "demo-radiologist@readers.radlabel.local", "senior"
     token_file = settings.home / "demo-reader.token"
-    if not any(r.email == email for r in ReaderRegistry.from_settings(settings).readers()) or not token_file.exists():
-        _, token = add_reader(settings, email, tier)
-        token_file.write_text(token + "\n")
-        os.chmod(token_file, 0o600)
-    return {"email": email, "tier": tier, "token_file": str(token_file)}
+    if not any(r.email == email and r.active for r in ReaderRegistry.from_settings(settings).readers()) or \
+            not token_file.exists():
+        credentials = issue_credentials(settings, email, tier)  # its Label Studio user sealed: both doors are radlabel's
+        token_file.unlink(missing_ok=True)
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(credentials["ohif_token"] + "\n")
+    return {"email": email, "tier": tier, "token_file": str(token_file), "label_studio_editor": editor_url(settings)}

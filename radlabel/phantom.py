@@ -238,6 +238,36 @@ def burn_in_text(stored: np.ndarray, lines: list[str], value: int) -> np.ndarray
     return out
 
 
+def corner_text_mask(shape: tuple[int, int], corners: dict[tuple[bool, bool], list[str]],
+                     font_size: int = 16) -> np.ndarray:
+    """Where text lines drawn into a slice's corners fall: ``corners`` maps (bottom?, right?) to its lines,
+    as monitors and screen captures print patient, site and time."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    canvas = Image.new("L", (shape[1], shape[0]), 0)
+    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default(size=font_size)
+    step = font_size + 4
+    for (bottom, right), lines in corners.items():
+        for number, line in enumerate(lines):
+            x = shape[1] - 6 - draw.textlength(line, font=font) if right else 6
+            y = (shape[0] - 6 - step * len(lines) if bottom else 6) + step * number
+            draw.text((x, y), line, fill=255, font=font)
+    return np.asarray(canvas) > 127
+
+
+def burn_corner_text(ds: Dataset, corners: dict[tuple[bool, bool], list[str]]) -> np.ndarray:
+    """Write text into the slice's corners at its top value, as a scanner burns in its overlay, and mark
+    the header so; returns where the text is."""
+    from radlabel.ingest.burned_in import store_native
+
+    pixels = ds.pixel_array.copy()
+    text = corner_text_mask(pixels.shape, corners)
+    pixels[text] = pixels.max()
+    store_native(ds, pixels, "MONOCHROME2")
+    ds.BurnedInAnnotation = "YES"
+    return text
+
+
 def make_ct_study(seed: int = 0, slices: int = 60, size: int = 512, pixel_spacing: float = 0.8,
                   slice_spacing: float = 2.5, noise_hu: float = 12.0, liver_lesions: int = 2,
                   lung_nodules: int = 2, burned_in: bool = False) -> SyntheticStudy:

@@ -2,7 +2,9 @@
 
 - Label Studio (PyPI, pinned) in its own virtual environment under RADLABEL_TOOLS;
 - the prebuilt OHIF viewer (npm ``@ohif/app``, pinned), fetched with ``npm pack``
-  (``npm install`` fails on its dependency tree) and pruned of what we do not serve.
+  (``npm install`` fails on its dependency tree) and pruned of what we do not serve;
+- the ITK-Wasm pipeline behind OHIF's labelmap interpolation (npm, pinned to the version the viewer
+  was built with), served by the viewer front itself: the prebuilt viewer fetches it from a CDN at run time.
 Both are skipped when already complete; an interrupted install is redone.
 """
 
@@ -75,6 +77,41 @@ def install_ohif(settings: Settings, progress: Callable[[str], None]) -> bool:
     return True
 
 
+# OHIF 3.13.2's labelmap interpolation runs this ITK-Wasm pipeline; its bundle names the CDN copy.
+ITK_INTERPOLATION = "@itk-wasm/morphological-contour-interpolation"
+ITK_INTERPOLATION_VERSION = "1.1.0"
+_ITK_CDN = f"https://cdn.jsdelivr.net/npm/{ITK_INTERPOLATION}@${{dist_version}}/dist/pipelines"
+ITK_PIPELINES_PATH = "radlabel-itk/morphological-contour-interpolation"
+
+
+def install_interpolation_pipeline(settings: Settings, progress: Callable[[str], None]) -> bool:
+    """The interpolation pipeline under the viewer's own origin, and the bundle pointed at it (nothing downloads
+    at run time; the front's CSP allows only its own origin anyway)."""
+    target = settings.ohif_dist / ITK_PIPELINES_PATH
+    marker = target / ".radlabel-installed"
+    if marker.exists() or not (settings.ohif_dist / "index.html").exists():
+        return False
+    progress(f"fetching {ITK_INTERPOLATION} {ITK_INTERPOLATION_VERSION} (OHIF's labelmap interpolation) with npm pack …")
+    with tempfile.TemporaryDirectory(dir=settings.tools) as staging:
+        staging_path = Path(staging)
+        _run(["npm", "pack", "--silent", f"{ITK_INTERPOLATION}@{ITK_INTERPOLATION_VERSION}"], f"npm pack {ITK_INTERPOLATION}",
+             cwd=staging_path)
+        with tarfile.open(next(staging_path.glob("*.tgz"))) as tar:
+            tar.extractall(staging_path, filter="data")
+        shutil.rmtree(target, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (staging_path / "package" / "dist" / "pipelines").rename(target)
+    local = "${globalThis.location.origin}/" + ITK_PIPELINES_PATH  # also evaluated inside web workers
+    for bundle in settings.ohif_dist.glob("*.js"):
+        text = bundle.read_text(errors="surrogateescape")
+        if _ITK_CDN in text:
+            partial = bundle.with_suffix(".partial")
+            partial.write_text(text.replace(_ITK_CDN, local), errors="surrogateescape")
+            partial.replace(bundle)
+    marker.write_text(ITK_INTERPOLATION_VERSION + "\n")
+    return True
+
+
 def install(settings: Settings, progress: Callable[[str], None] = lambda message: None) -> list[str]:
     """Install what is missing; names of what was installed now."""
     done = []
@@ -82,4 +119,6 @@ def install(settings: Settings, progress: Callable[[str], None] = lambda message
         done.append(f"label-studio {LABEL_STUDIO_VERSION}")
     if install_ohif(settings, progress):
         done.append(f"ohif {OHIF_VERSION}")
+    if install_interpolation_pipeline(settings, progress):
+        done.append(f"{ITK_INTERPOLATION} {ITK_INTERPOLATION_VERSION}")
     return done

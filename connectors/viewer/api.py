@@ -38,6 +38,7 @@ from connectors.projects import ProjectKind, load_provisioned, project_kind
 from connectors.readers import Reader, ReaderRegistry, pseudonym_from_name
 from connectors.task_index import IndexedTasks
 from connectors.viewer.outbox import Outbox, Submission
+from connectors.viewer.timing import SCHEMA as TIMING_SCHEMA, reading_time, record_timing
 from radlabel.dicom_files import READ_ERRORS, check_read
 from radlabel.errors import RadlabelError
 from radlabel.settings import Settings
@@ -161,10 +162,11 @@ class LabelStudioTasks:
         with label_studio_errors(f"read task {task_id}"):
             return self._task(found)
 
-    def create_annotation(self, task_id: int, result: list, user: int) -> int:
+    def create_annotation(self, task_id: int, result: list, user: int, source: str = "ohif", **extra) -> int:
+        """Saved as ``user``'s read, vouched: the readers' API or the editor gateway checked the reader."""
         from connectors.authorship import post_read
 
-        return post_read(self.settings, self.ls, task_id, user, result, "ohif")  # vouched: the API checked the reader
+        return post_read(self.settings, self.ls, task_id, user, result, source, **extra)
 
     def consensus_user(self) -> int | None:
         if self._consensus is None:
@@ -192,6 +194,7 @@ class Workspace:
         self.settings = settings
         self.tasks = tasks
         self._protocols: dict[str, object] = {}
+        self._counting: dict[str, set[int] | None] = {}
 
     def protocol(self, protocol_id: str):
         if protocol_id not in self._protocols:
@@ -215,10 +218,19 @@ class Workspace:
         if reader.ls_user_id in readers:
             return True
         try:
-            needed = self.protocol(kind.protocol_id).readers.per_study
+            protocol = self.protocol(kind.protocol_id)
         except RadlabelError:
             return False
-        return len(readers) < needed
+        return len(self._filling(protocol, readers)) < protocol.readers.per_study
+
+    def _filling(self, protocol, readers: set[int]) -> set[int]:
+        """The reads that fill the task's overlap: an uncertified reader's read does not count, so it takes no slot."""
+        from connectors.qa import counting_readers
+
+        if protocol.id not in self._counting:
+            self._counting[protocol.id] = counting_readers(state_database(self.settings), protocol)
+        counting = self._counting[protocol.id]
+        return readers if counting is None else readers & counting
 
     def open_for(self, reader: Reader, kind: ProjectKind, task: dict) -> bool:
         """Is this task on the reader's worklist (assigned and not yet read by them)?"""
@@ -363,6 +375,10 @@ def check_seg(ds, task: dict, reader: Reader, kind: ProjectKind, segment_names: 
         refuse(f"the SEG's radlabel JSON does not name task {task['id']}.")
     if not isinstance(meta.get("wl_log", []), list):
         refuse("the SEG's W/L log is not a list.")
+    try:
+        meta["timing"] = reading_time(meta)
+    except ValueError as exc:
+        refuse(f"the SEG's radlabel JSON: {exc}")
     return meta
 
 
@@ -469,80 +485,67 @@ def _json_object() -> dict:
     return payload
 
 
-def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, retry_interval: float | None = None) -> Blueprint:
-    """The blueprint; ``tasks`` (Label Studio) and ``outbox`` are built from the settings unless given."""
-    from connectors.viewer.delivery import default_outbox
+def _reader_required(registry: ReaderRegistry, view):
+    """The view for a signed-in reader only (``g.reader``); refusals say why, errors become JSON answers."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        reader = registry.authenticate(token)
+        if reader is None:
+            reason, sentence = registry.refusal(token)
+            return jsonify({"error": sentence, "reason": reason}), 401
+        g.reader = reader
+        try:
+            return view(*args, **kwargs)
+        except ApiError as exc:
+            return _error(exc.status, str(exc))
+        except RadlabelError as exc:
+            return _error(502, str(exc))
+    return wrapper
 
-    api = Blueprint("radlabel_api", __name__)
-    registry = ReaderRegistry.from_settings(settings)
-    state = {"tasks": tasks, "outbox": outbox}
-    state_database(settings).ensure(VIEWING_SCHEMA, ESCALATION_SCHEMA)
 
-    def workspace() -> Workspace:
-        if state["tasks"] is None:  # built on first use: the front must start even while Label Studio is down
-            state["tasks"] = reader_tasks(settings)
-        return Workspace(settings, state["tasks"])
+class ReaderApi:
+    """The readers' API's handlers, for the reader in ``g.reader``; Label Studio and the outbox are built on
+    first use from the settings unless given (the front must start even while Label Studio is down)."""
 
-    def the_outbox() -> Outbox:
-        if state["outbox"] is None:
-            state["outbox"] = default_outbox(settings)
-        return state["outbox"]
+    def __init__(self, settings: Settings, tasks=None, outbox: Outbox | None = None):
+        self.settings = settings
+        self._tasks, self._outbox = tasks, outbox
 
-    interval = retry_interval if retry_interval is not None else float(os.environ.get("RADLABEL_OUTBOX_RETRY_S", "10"))
-    if interval > 0:
-        the_outbox().start(interval)
-        the_outbox().wake()  # anything kept from before a restart goes out now
+    def workspace(self) -> Workspace:
+        if self._tasks is None:
+            self._tasks = reader_tasks(self.settings)
+        return Workspace(self.settings, self._tasks)
 
-    def reader_required(view):
-        @wraps(view)
-        def wrapper(*args, **kwargs):
-            header = request.headers.get("Authorization", "")
-            token = header[7:].strip() if header[:7].lower() == "bearer " else ""
-            reader = registry.authenticate(token)
-            if reader is None:
-                return _error(401, "sign in with your reader token (ask the administrator: `radlabel readers add`).")
-            g.reader = reader
-            try:
-                return view(*args, **kwargs)
-            except ApiError as exc:
-                return _error(exc.status, str(exc))
-            except RadlabelError as exc:
-                return _error(502, str(exc))
-        return wrapper
+    def outbox(self) -> Outbox:
+        if self._outbox is None:
+            from connectors.viewer.delivery import default_outbox
 
-    @api.get("/me")
-    @reader_required
-    def me():
+            self._outbox = default_outbox(self.settings)
+        return self._outbox
+
+    def me(self):
         r = g.reader
         return {"email": r.email, "tier": r.tier, "reader": r.pseudonym}
 
-    @api.get("/worklist")
-    @reader_required
-    def worklist():
-        return {"tasks": workspace().worklist(g.reader)}
+    def worklist(self):
+        return {"tasks": self.workspace().worklist(g.reader)}
 
-    @api.get("/tasks/<int:task_id>")
-    @reader_required
-    def task(task_id: int):
-        return workspace().detail(g.reader, task_id, the_outbox())
+    def task(self, task_id: int):
+        return self.workspace().detail(g.reader, task_id, self.outbox())
 
-    @api.get("/tasks/<int:task_id>/reads")
-    @reader_required
-    def reads(task_id: int):
-        space = workspace()
+    def reads(self, task_id: int):
+        space = self.workspace()
         kind, found = space.task_for(g.reader, task_id)
         if kind.kind != "arbitration":
             raise ApiError(403, "other readers' labels are shown only on arbitration tasks.")
         return {"reads": space.read_masks(found, space.protocol(kind.protocol_id)),
                 "shape": [len(found["data"]["sop_instance_uids"]), found["data"]["rows"], found["data"]["columns"]]}
 
-    @api.post("/tasks/<int:task_id>/seg")
-    @reader_required
-    def submit(task_id: int):
-        from radlabel.audit import audit_log
-        from radlabel.ingest.deid import Deidentifier
-
-        reader = g.reader
+    @staticmethod
+    def _seg_body() -> tuple[bytes, object]:
+        """The request's SEG, bounded and readable, or the refusal that says what is wrong with it."""
         if (request.content_length or 0) > MAX_SEG_BYTES:
             raise ApiError(413, "the SEG is larger than 512 MB.")
         if request.mimetype != "application/dicom":
@@ -553,7 +556,14 @@ def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, ret
             check_read(ds, body)  # pydicom reads a cut or damaged file without complaint
         except (InvalidDicomError, *READ_ERRORS):
             raise ApiError(400, "the body is not a readable DICOM file.") from None
-        space = workspace()
+        return body, ds
+
+    def submit(self, task_id: int):
+        from radlabel.audit import audit_log
+        from radlabel.ingest.deid import Deidentifier
+
+        reader, space = g.reader, self.workspace()
+        body, ds = self._seg_body()
         kind, found = space.task_for(reader, task_id)
         ohif = space.protocol_config(kind.protocol_id)
         meta = check_seg(ds, found, reader, kind, {s["name"] for s in ohif.get("segments", [])})
@@ -561,35 +571,36 @@ def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, ret
             raise ApiError(409, f"task {task_id} already has your read (or its arbitration): it cannot be read again.")
         # The server names the SEG: its UIDs come from (reader, task, content), never from the reader, so one
         # reader's SEG can neither replace nor join another's; the same SEG sent twice is one submission.
-        deid = Deidentifier(bytes.fromhex(settings.secrets()["pseudonym_key"]))
+        deid = Deidentifier(bytes.fromhex(self.settings.secrets()["pseudonym_key"]))
         body = assign_seg_uids(ds, deid, reader.ls_user_id, task_id, body)
         key = deid.digest("seg", str(ds.SOPInstanceUID)).hex()[:24]
         protocol = f"{kind.protocol_id} {kind.version}"
-        outbox_ = the_outbox()
+        outbox_ = self.outbox()
         first = outbox_.get(key) is None
         outbox_.keep(Submission(key, task_id, reader.ls_user_id, kind.kind, protocol), body)
         viewing = viewing_conditions(meta.get("wl_log") or [], ohif)
         if first:
-            record_viewing(settings, key, task_id, reader.ls_user_id, protocol, viewing, meta.get("wl_log") or [])
-            audit_log(settings).append("reader_submit", reader.pseudonym, protocol, task=task_id, kind=kind.kind, seg=key,
-                                       wl_changes=viewing["wl_changes"], presets_used=viewing["presets_used"],
-                                       out_of_preset=[o["class"] for o in viewing["out_of_preset"]])
+            record_viewing(self.settings, key, task_id, reader.ls_user_id, protocol, viewing, meta.get("wl_log") or [])
+            if meta["timing"]:
+                record_timing(self.settings, key, task_id, reader.ls_user_id, protocol, meta["timing"])
+            audit_log(self.settings).append("reader_submit", reader.pseudonym, protocol, task=task_id, kind=kind.kind,
+                                            seg=key, wl_changes=viewing["wl_changes"],
+                                            presets_used=viewing["presets_used"],
+                                            out_of_preset=[o["class"] for o in viewing["out_of_preset"]],
+                                            **(meta["timing"] or {}))
         result = outbox_.deliver(key)
-        body = {"seg_key": key, "status": result.status, "viewing": viewing}
+        answer = {"seg_key": key, "status": result.status, "viewing": viewing}
         if result.status == "imported":
-            return body | {"annotation_id": result.annotation_id}, 201
+            return answer | {"annotation_id": result.annotation_id}, 201
         outbox_.wake()
         # Kept on disk and retried in the background; the reason is an infrastructure sentence, no PHI.
-        return body | {"status": "queued", "stage": result.status, "detail": result.last_error}, 202
+        return answer | {"status": "queued", "stage": result.status, "detail": result.last_error}, 202
 
-    @api.post("/tasks/<int:task_id>/empty")
-    @reader_required
-    def empty(task_id: int):
+    def empty(self, task_id: int):
         """No findings: the reader's read with no labels (an empty result list in Label Studio)."""
         from radlabel.audit import audit_log
 
-        reader = g.reader
-        space = workspace()
+        reader, space = g.reader, self.workspace()
         kind, found = space.task_for(reader, task_id)
         if not space.open_for(reader, kind, found):
             raise ApiError(409, f"task {task_id} already has your read (or its arbitration): it cannot be read again.")
@@ -598,44 +609,69 @@ def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, ret
         if wl_log is not None and not isinstance(wl_log, list):
             raise ApiError(422, "the W/L log is not a list.")
         wl_log = wl_log or []
+        try:
+            timing = reading_time(payload)
+        except ValueError as exc:
+            raise ApiError(422, str(exc)) from None
         viewing = viewing_conditions(wl_log, space.protocol_config(kind.protocol_id))
         protocol = f"{kind.protocol_id} {kind.version}"
-        annotation_id = space.tasks.create_annotation(task_id, [], reader.ls_user_id)
+        annotation_id = space.tasks.create_annotation(task_id, [], reader.ls_user_id,
+                                                      **({"lead_time": timing["lead_time_s"]} if timing else {}))
         key = f"empty-{task_id}-{reader.ls_user_id}-{annotation_id}"
-        record_viewing(settings, key, task_id, reader.ls_user_id, protocol, viewing, wl_log)
-        audit_log(settings).append("reader_submit", reader.pseudonym, protocol, task=task_id, kind=kind.kind,
-                                   empty=True, annotation=annotation_id, wl_changes=viewing["wl_changes"],
-                                   presets_used=viewing["presets_used"])
+        record_viewing(self.settings, key, task_id, reader.ls_user_id, protocol, viewing, wl_log)
+        if timing:
+            record_timing(self.settings, key, task_id, reader.ls_user_id, protocol, timing)
+        audit_log(self.settings).append("reader_submit", reader.pseudonym, protocol, task=task_id, kind=kind.kind,
+                                        empty=True, annotation=annotation_id, wl_changes=viewing["wl_changes"],
+                                        presets_used=viewing["presets_used"],
+                                        out_of_preset=[o["class"] for o in viewing["out_of_preset"]], **(timing or {}))
         return {"status": "imported", "empty": True, "annotation_id": annotation_id, "viewing": viewing}, 201
 
-    @api.post("/tasks/<int:task_id>/escalate")
-    @reader_required
-    def escalate(task_id: int):
+    def escalate(self, task_id: int):
         from radlabel.audit import audit_log
 
-        reader = g.reader
-        space = workspace()
+        reader, space = g.reader, self.workspace()
         kind, _ = space.task_for(reader, task_id)
         payload = _json_object()
         # Lone surrogates (valid in JSON, not in UTF-8) would fail the database write.
         note = str(payload.get("note") or "")[:1000].encode("utf-8", "replace").decode("utf-8")
-        protocol = space.protocol(kind.protocol_id)
-        route = protocol.escalation.route_to.value
-        with state_database(settings).connect() as db:
+        route = space.protocol(kind.protocol_id).escalation.route_to.value
+        protocol = f"{kind.protocol_id} {kind.version}"
+        with state_database(self.settings).connect() as db:
             db.execute("INSERT INTO reader_escalations VALUES (?,?,?,?,?,?) ON CONFLICT(task_id, reader) DO UPDATE SET "
                        "note=excluded.note, created=excluded.created",
-                       (task_id, reader.ls_user_id, f"{kind.protocol_id} {kind.version}", route, note, time.time()))
+                       (task_id, reader.ls_user_id, protocol, route, note, time.time()))
         # The note stays in the state DB only: free text may hold what the audit trail must not.
-        audit_log(settings).append("escalation", reader.pseudonym, f"{kind.protocol_id} {kind.version}",
-                                   task=task_id, route_to=route, with_note=bool(note))
+        audit_log(self.settings).append("escalation", reader.pseudonym, protocol, task=task_id, route_to=route,
+                                        with_note=bool(note))
         return {"task_id": task_id, "route_to": route, "status": "escalated"}
 
-    @api.route("/", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-    @api.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-    def unknown(rest: str):
-        """Anything else (a task id that is not a number, a GET of a POST endpoint): JSON, as the extension expects."""
-        return _error(404, "no such endpoint of the radlabel reader API (me, worklist, tasks/<number>[/reads, /seg, "
-                           "/empty, /escalate]).")
 
+def _unknown(rest: str):
+    """Anything else (a task id that is not a number, a GET of a POST endpoint): JSON, as the extension expects."""
+    return _error(404, "no such endpoint of the radlabel reader API (me, worklist, tasks/<number>[/reads, /seg, "
+                       "/empty, /escalate]).")
+
+
+def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, retry_interval: float | None = None) -> Blueprint:
+    """The blueprint; ``tasks`` (Label Studio) and ``outbox`` are built from the settings unless given."""
+    state_database(settings).ensure(VIEWING_SCHEMA, ESCALATION_SCHEMA, TIMING_SCHEMA)
+    handlers = ReaderApi(settings, tasks, outbox)
+    interval = retry_interval if retry_interval is not None else float(os.environ.get("RADLABEL_OUTBOX_RETRY_S", "10"))
+    if interval > 0:
+        handlers.outbox().start(interval)
+        handlers.outbox().wake()  # anything kept from before a restart goes out now
+    registry = ReaderRegistry.from_settings(settings)
+    api = Blueprint("radlabel_api", __name__)
+    for method, rule, view in (("GET", "/me", handlers.me), ("GET", "/worklist", handlers.worklist),
+                               ("GET", "/tasks/<int:task_id>", handlers.task),
+                               ("GET", "/tasks/<int:task_id>/reads", handlers.reads),
+                               ("POST", "/tasks/<int:task_id>/seg", handlers.submit),
+                               ("POST", "/tasks/<int:task_id>/empty", handlers.empty),
+                               ("POST", "/tasks/<int:task_id>/escalate", handlers.escalate)):
+        api.add_url_rule(rule, view.__name__, _reader_required(registry, view), methods=[method])
+    every = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    api.add_url_rule("/", "unknown", _unknown, defaults={"rest": ""}, methods=every)
+    api.add_url_rule("/<path:rest>", "unknown", _unknown, methods=every)
     return api
 

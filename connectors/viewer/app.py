@@ -2,7 +2,8 @@
 
 Serves the prebuilt OHIF viewer and the radlabel extension (static, public: they hold nothing),
 a generated ``app-config.js`` whose DICOMweb data source is ``/dicom-web`` on this same origin,
-the readers' API (``/radlabel/api``) and the gateway (``connectors/viewer/gateway.py``): read-only
+the readers' API (``/radlabel/api``), Label Studio's editor for readers (``/radlabel/editor``,
+``connectors/viewer/editor.py``) and the gateway (``connectors/viewer/gateway.py``): read-only
 DICOMweb to the research archive, each reader's own task series only, bearer token required.
 The archive's credentials stay on the server; the PACS is not in this front's settings at all.
 Every answer carries CSP, frame and sniffing protections. Unknown paths fall back to
@@ -39,6 +40,8 @@ def ohif_config(extensions: list[str] | None = None) -> dict:
         "modes": [],
         # The entry page is the radlabel worklist (the extension's panel), not OHIF's study list.
         "showStudyList": False,
+        # Readers are told what the viewer is for in the radlabel panel; OHIF's banner would cover the viewport.
+        "investigationalUseDialog": {"option": "never"},
         "maxNumberOfWebWorkers": 2,
         "showWarningMessageForCrossOrigin": False,
         "showCPUFallbackMessage": True,
@@ -94,10 +97,11 @@ def security_headers(index_html: Path) -> dict[str, str]:
             "Referrer-Policy": "no-referrer"}
 
 
-def _unauthorised() -> Response:
-    return Response(json.dumps({"error": "sign in with your reader token: it is missing, invalid, expired or "
-                                         "revoked (ask the administrator: `radlabel readers add`)."}),
-                    status=401, mimetype="application/json", headers={"WWW-Authenticate": "Bearer"})
+def _unauthorised(registry, token: str) -> Response:
+    """401 saying why the token opens nothing (missing, not a reader token, unknown, revoked, replaced)."""
+    reason, sentence = registry.refusal(token)
+    return Response(json.dumps({"error": sentence, "reason": reason}), status=401, mimetype="application/json",
+                    headers={"WWW-Authenticate": "Bearer"})
 
 
 def _public_routes(app: Flask, dist: Path) -> None:
@@ -147,15 +151,18 @@ def _slice_route(app: Flask, settings, image_key: str) -> None:
 
 def _reader_routes(app: Flask, settings, gateway: DicomWebGateway, registry) -> None:
     """What only a signed-in reader may fetch: protocol configurations and DICOMweb through the gateway."""
-    def signed_in_reader():
+    def bearer() -> str:
         header = request.headers.get("Authorization", "")
-        return registry.authenticate(header[7:].strip() if header[:7].lower() == "bearer " else "")
+        return header[7:].strip() if header[:7].lower() == "bearer " else ""
+
+    def signed_in_reader():
+        return registry.authenticate(bearer())
 
     @app.get("/radlabel/protocols/<protocol_id>.json")
     def protocol_config(protocol_id: str):
         """OHIF-side configuration of a provisioned protocol (presets, segments, codes): readers only."""
         if signed_in_reader() is None:
-            return _unauthorised()
+            return _unauthorised(registry, bearer())
         if not protocol_id.replace("_", "").isalnum():
             abort(404)
         return send_from_directory(settings.home / "protocols", f"{protocol_id}.json", max_age=0)
@@ -165,13 +172,14 @@ def _reader_routes(app: Flask, settings, gateway: DicomWebGateway, registry) -> 
     def dicomweb(path: str):
         reader = signed_in_reader()
         if reader is None:
-            return _unauthorised()
+            return _unauthorised(registry, bearer())
         return gateway.answer(reader, reader.ls_user_id)
 
 
 def create_app() -> Flask:
     from connectors.readers import ReaderRegistry
     from connectors.viewer.api import Workspace, create_api, reader_tasks
+    from connectors.viewer.editor import create_editor_api
 
     settings = load_settings()
     secrets = settings.secrets()
@@ -187,6 +195,8 @@ def create_app() -> Flask:
 
     tasks = reader_tasks(settings)  # one Label Studio view shared by the readers' API and the gateway
     app.register_blueprint(create_api(settings, tasks=tasks), url_prefix="/radlabel/api")
+    # the Label Studio door: Label Studio's editor behind the reader's token (issue 17)
+    app.register_blueprint(create_editor_api(settings, tasks=tasks), url_prefix="/radlabel/editor")
     gateway = DicomWebGateway(settings.url("orthanc"), (settings.gateway_user, secrets["gateway_password"]),
                               ReaderScope(lambda reader: Workspace(settings, tasks).accessible_series(reader)))
     _reader_routes(app, settings, gateway, ReaderRegistry.from_settings(settings))

@@ -13,6 +13,7 @@ from pydicom import dcmread
 
 from connectors.database import state_database
 from connectors.viewer.outbox import Outbox, Submission
+from connectors.viewer.timing import seg_reading_time
 from radlabel.errors import RadlabelError
 from radlabel.settings import Settings
 
@@ -46,7 +47,9 @@ def import_into_task(settings: Settings, submission: Submission, path: Path) -> 
     segments = seg_codec.decode(seg, list(task.data["sop_instance_uids"]))
     masks, _ = seg_codec.class_masks(segments, protocol)  # the readers' API named every segment after a class
     # vouched: the API checked the reader
-    annotation_id = store_read(settings, ls, submission.task_id, submission.reader, masks, "ohif", protocol)
+    timing = seg_reading_time(seg)  # lead time on the annotation, as Label Studio's own editor records it
+    annotation_id = store_read(settings, ls, submission.task_id, submission.reader, masks, "ohif", protocol,
+                               **({"lead_time": timing["lead_time_s"]} if timing else {}))
     imported.add(submission.seg_key, submission.task_id, annotation_id)
     audit_log(settings).append("seg_import", f"reader-{submission.reader}", submission.protocol, task=submission.task_id,
                                annotation=annotation_id, seg=submission.seg_key, regions=len(mask_regions(masks)),

@@ -1,30 +1,46 @@
-"""The Label Studio door behind radlabel's gateway (issue 17, chosen design), first slice: saving a read.
+"""The Label Studio door behind radlabel's gateway (issue 17, chosen design), on the viewer front.
 
-Readers get no Label Studio account in this design: the editor page (Label Studio's standalone
-editor, not built yet) runs in the reader's browser and its ``onSubmitAnnotation`` posts the
-annotation's ``result`` here with the reader's bearer token. radlabel checks that the task is the
-reader's to read now (the readers' API blinding rules), that every region is one the protocol's
-labelling configuration can produce, and saves it with its service token as *that* reader's read,
-vouched in the ledger — the author comes from the token, never from the body.
+Readers hold no usable Label Studio credential: Label Studio's own editor (taken from the installed
+Label Studio, ``connectors/viewer/editor_bundle.py``) runs in a page of this front, signed in with
+the reader's token (sessionStorage, sent as ``Authorization: Bearer``, as in the OHIF extension).
+Everything it gets comes through the readers' API rules (``Workspace``): the reader's own tasks,
+the protocol's labelling configuration, only the task data that configuration shows (the slices, as
+same-origin signed URLs) and only the reader's own earlier annotations. Its ``onSubmitAnnotation``
+posts the ``result`` back; radlabel checks every region against the protocol and saves it with its
+service token as *that* reader's read, vouched in the ledger — the author comes from the token,
+never from the body.
 
-``POST /radlabel/editor/tasks/<id>/annotation``  body ``{"result": [...]}``  → 201 ``{"annotation_id"}``
+Public (they hold nothing): ``GET /radlabel/editor/`` (sign-in and worklist page),
+``GET /radlabel/editor/tasks/<id>`` (the editor page), ``/radlabel/editor/page/<file>`` (its script
+and style), ``/radlabel/editor/static/<file>`` (Label Studio's bundle).
+Reader only: ``GET api/worklist``, ``GET api/tasks/<id>``, ``POST tasks/<id>/annotation``
+(body ``{"result": [...], "lead_time": seconds}`` → 201 ``{"annotation_id"}``).
 """
 
 from __future__ import annotations
 
 import math
+import re
+from html import escape
 from functools import wraps
+from pathlib import Path
+from urllib.parse import urlsplit
 from xml.etree.ElementTree import fromstring
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request, send_from_directory
 
 from connectors.readers import ReaderRegistry
-from connectors.viewer.api import ApiError, Workspace, _json_object, reader_tasks
+from connectors.viewer.api import ApiError, Workspace, _annotator, _json_object, reader_tasks
+from connectors.viewer.editor_bundle import bundle_folder, editor_bundle
 from radlabel.errors import RadlabelError
 from radlabel.protocol.labelconfig import label_config
 from radlabel.settings import Settings
 
 MAX_REGIONS = 20_000
+PAGE_DIR = Path(__file__).resolve().parent / "editor_page"
+# Arbitration shows every reader's labels: seniors do it in OHIF, never in this door.
+EDITOR_KINDS = ("reads", "calibration")
+_DATA_KEYS = re.compile(r'\$([A-Za-z_][A-Za-z0-9_]*)')
 _LABELLED = {"brushlabels", "rectanglelabels", "polygonlabels", "keypointlabels", "vectorlabels", "choices"}
 
 
@@ -106,6 +122,167 @@ def result_problem(result, protocol, data: dict) -> str | None:
     return None
 
 
+def same_origin(url):
+    """A slice URL as a path on this front (the editor page and the slices share one origin: no CORS, CSP 'self')."""
+    if not isinstance(url, str):
+        return url
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def editor_data(config: str, data: dict) -> dict:
+    """Only the task data the labelling configuration shows (``$images``): nothing else of the task reaches the
+    browser (no source task, no series UIDs, no disagreement notes)."""
+    shown = {}
+    for key in sorted(set(_DATA_KEYS.findall(config))):
+        shown[key] = _same_origin_all(data.get(key))
+    return shown
+
+
+def _same_origin_all(value):
+    """Slice URLs made same-origin in a value, a list of them or a mapping of lists (``images_by_preset``)."""
+    if isinstance(value, dict):
+        return {key: _same_origin_all(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [same_origin(item) for item in value]
+    return same_origin(value)
+
+
+def own_annotations(task: dict, reader) -> list[dict]:
+    """The reader's own earlier reads of the task (id, labels, time): never anyone else's."""
+    return [{"id": a["id"], "result": a.get("result") or [], "created_at": str(a.get("created_at") or "")}
+            for a in task["annotations"] if _annotator(a) == reader.ls_user_id and not a.get("was_cancelled")]
+
+
+def _lead_time(payload: dict) -> float | None:
+    value = payload.get("lead_time")
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or \
+            not 0 <= value <= 86400:
+        raise ApiError(422, "'lead_time' must be the seconds spent on the read (0 to 86400).")
+    return float(value)
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>radlabel — {title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+{styles}<link rel="stylesheet" href="/radlabel/editor/page/editor.css"></head>
+<body data-page="{page}" data-task="{task}"{bundle_attributes}>
+<header id="radlabel-bar"><a href="/radlabel/editor/">radlabel worklist</a> <span id="radlabel-who"></span>
+<button id="radlabel-signout" type="button">Sign out</button></header>
+<form id="radlabel-signin" hidden><label for="radlabel-token">Reader token</label>
+<input id="radlabel-token" type="password" autocomplete="off"><button type="submit">Sign in</button></form>
+<p id="radlabel-status" role="status"></p><main id="radlabel-main"></main>
+{scripts}<script src="/radlabel/editor/page/editor.js"></script></body></html>
+"""
+
+
+def page_html(page: str, task_id: int = 0, bundle=None) -> str:
+    """The sign-in/worklist page, or the editor page loading Label Studio's bundle (no inline script: CSP)."""
+    static = "/radlabel/editor/static/"
+    styles = scripts = attributes = ""
+    if bundle is not None:
+        styles = f'<link rel="stylesheet" href="{static}main.css">\n'
+        # vendor and runtime first; the shim drops main.js's entry (the whole Label Studio app) before main.js runs
+        scripts = "".join(f'<script src="{src}"></script>\n' for src in
+                          (static + "vendor.js", static + "runtime.js", "/radlabel/editor/page/shim.js", static + "main.js"))
+        attributes = (f' data-main-chunk="{bundle.main_chunk}" data-chunks="{",".join(map(str, bundle.chunks))}"'
+                      f' data-module="{bundle.module}" data-feature-flags="{escape(bundle.feature_flags)}"')
+    return _PAGE.format(title="Label Studio editor" if bundle else "worklist", styles=styles, page=page,
+                        task=int(task_id), bundle_attributes=attributes, scripts=scripts)
+
+
+def _public_routes(api: Blueprint, settings: Settings) -> None:
+    """Pages, their script and Label Studio's bundle: public, like OHIF's files (they hold no data, no secret)."""
+    def bundle():
+        folder = bundle_folder(settings.label_studio_venv)
+        if folder is None:
+            raise ApiError(503, f"Label Studio is not installed at {settings.label_studio_venv}: run `radlabel install`.")
+        return editor_bundle(folder)
+
+    def html(body: str) -> Response:
+        return Response(body, mimetype="text/html", headers={"Cache-Control": "no-store"})
+
+    @api.get("/")
+    def worklist_page():
+        return html(page_html("worklist"))
+
+    @api.get("/tasks/<int:task_id>")
+    def task_page(task_id: int):
+        try:
+            return html(page_html("task", task_id, bundle()))
+        except (ApiError, RadlabelError) as exc:
+            return Response(str(exc), status=503, mimetype="text/plain")
+
+    @api.get("/page/<name>")
+    def page_file(name: str):
+        return send_from_directory(PAGE_DIR, name, max_age=0)
+
+    @api.get("/static/<path:name>")
+    def bundle_file(name: str):
+        if name.endswith((".html", ".htm")):  # Label Studio's own app page: never on this origin
+            return Response("not found", status=404, mimetype="text/plain")
+        try:
+            return send_from_directory(bundle().folder, name, max_age=3600)
+        except (ApiError, RadlabelError) as exc:
+            return Response(str(exc), status=503, mimetype="text/plain")
+
+
+def _editor_task(space: Workspace, task_id: int):
+    """The task if it is this reader's to see in this door; the same 404 for another's task and an unknown id."""
+    kind, task = space.task_for(g.reader, task_id)
+    if kind.kind not in EDITOR_KINDS:
+        raise ApiError(404, f"task {task_id} is not on your Label Studio worklist (arbitration is done in OHIF).")
+    return kind, task
+
+
+def _reader_routes(api: Blueprint, settings: Settings, workspace, reader_required) -> None:
+    """The reader's worklist, task and save routes (bearer token required: ``reader_required``)."""
+    @api.get("/api/worklist")
+    @reader_required
+    def worklist():
+        items = [item for item in workspace().worklist(g.reader) if item["kind"] in EDITOR_KINDS]
+        return {"reader": g.reader.pseudonym, "tasks": [{k: item[k] for k in ("task_id", "kind", "protocol", "slices")}
+                                                        for item in items]}
+
+    @api.get("/api/tasks/<int:task_id>")
+    @reader_required
+    def task(task_id: int):
+        space = workspace()
+        kind, found = _editor_task(space, task_id)
+        config = label_config(space.protocol(kind.protocol_id))
+        return {"reader": g.reader.pseudonym, "user_id": g.reader.ls_user_id, "kind": kind.kind,
+                "protocol": {"id": kind.protocol_id, "version": kind.version}, "config": config,
+                "open": space.open_for(g.reader, kind, found),
+                "task": {"id": task_id, "data": editor_data(config, found["data"]),
+                         "annotations": own_annotations(found, g.reader), "predictions": []}}
+
+    @api.post("/tasks/<int:task_id>/annotation")
+    @reader_required
+    def annotation(task_id: int):
+        from radlabel.audit import audit_log
+
+        reader, space = g.reader, workspace()
+        payload = _json_object()
+        if set(payload) - {"result", "lead_time"}:  # before anything else: a body naming an author is never saved
+            raise ApiError(422, "send only 'result' (and 'lead_time'): the author is the signed-in reader.")
+        kind, task = _editor_task(space, task_id)
+        if not space.open_for(reader, kind, task):
+            raise ApiError(409, f"task {task_id} already has your read: it cannot be read again.")
+        problem = result_problem(payload.get("result"), space.protocol(kind.protocol_id), task["data"])
+        if problem:
+            raise ApiError(422, problem)
+        lead_time = _lead_time(payload)
+        extra = {"lead_time": lead_time} if lead_time is not None else {}
+        # saved with radlabel's service token in the signed-in reader's name, and vouched (LabelStudioTasks)
+        saved = space.tasks.create_annotation(task_id, payload["result"], reader.ls_user_id,
+                                              source="label-studio-editor", **extra)
+        audit_log(settings).append("reader_submit", reader.pseudonym, f"{kind.protocol_id} {kind.version}",
+                                   task=task_id, kind=kind.kind, annotation=saved, source="label-studio-editor")
+        return {"status": "imported", "annotation_id": saved}, 201
+
+
 def create_editor_api(settings: Settings, tasks=None) -> Blueprint:
     """The blueprint; ``tasks`` (Label Studio as the readers' API sees it) is built from the settings unless given."""
     api = Blueprint("radlabel_editor", __name__)
@@ -123,8 +300,8 @@ def create_editor_api(settings: Settings, tasks=None) -> Blueprint:
             header = request.headers.get("Authorization", "")
             g.reader = registry.authenticate(header[7:].strip() if header[:7].lower() == "bearer " else "")
             if g.reader is None:
-                return jsonify({"error": "sign in with your reader token (ask the administrator: "
-                                         "`radlabel readers add`)."}), 401
+                return jsonify({"error": "sign in with your reader token: it is missing, invalid or revoked (ask the "
+                                         "administrator: `radlabel readers add`)."}), 401
             try:
                 return view(*args, **kwargs)
             except ApiError as exc:
@@ -133,25 +310,6 @@ def create_editor_api(settings: Settings, tasks=None) -> Blueprint:
                 return jsonify({"error": str(exc)}), 502
         return wrapper
 
-    @api.post("/tasks/<int:task_id>/annotation")
-    @reader_required
-    def annotation(task_id: int):
-        from radlabel.audit import audit_log
-
-        reader, space = g.reader, workspace()
-        kind, task = space.task_for(reader, task_id)
-        if not space.open_for(reader, kind, task):
-            raise ApiError(409, f"task {task_id} already has your read (or its arbitration): it cannot be read again.")
-        payload = _json_object()
-        if set(payload) - {"result", "lead_time"}:
-            raise ApiError(422, "send only 'result' (and 'lead_time'): the author is the signed-in reader.")
-        problem = result_problem(payload.get("result"), space.protocol(kind.protocol_id), task["data"])
-        if problem:
-            raise ApiError(422, problem)
-        # saved with radlabel's service token in the signed-in reader's name, and vouched (LabelStudioTasks)
-        saved = space.tasks.create_annotation(task_id, payload["result"], reader.ls_user_id)
-        audit_log(settings).append("reader_submit", reader.pseudonym, f"{kind.protocol_id} {kind.version}",
-                                   task=task_id, kind=kind.kind, annotation=saved, source="label-studio-editor")
-        return {"status": "imported", "annotation_id": saved}, 201
-
+    _reader_routes(api, settings, workspace, reader_required)
+    _public_routes(api, settings)
     return api

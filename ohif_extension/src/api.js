@@ -30,7 +30,9 @@ export function connectorApi({ base = '/radlabel/api', fetchFn = (...a) => globa
       payload = {};
     }
     if (!reply.ok && reply.status !== 202) {
-      throw new ApiError(reply.status, payload.error || `the connector answered HTTP ${reply.status}`);
+      const error = new ApiError(reply.status, payload.error || `the connector answered HTTP ${reply.status}`);
+      error.reason = payload.reason; // 401: missing, malformed, unknown, revoked or replaced token
+      throw error;
     }
     return { ...payload, httpStatus: reply.status };
   }
@@ -40,7 +42,8 @@ export function connectorApi({ base = '/radlabel/api', fetchFn = (...a) => globa
     task: id => call('GET', `tasks/${Number(id)}`),
     reads: id => call('GET', `tasks/${Number(id)}/reads`),
     submitSeg: (id, blob) => call('POST', `tasks/${Number(id)}/seg`, blob, 'application/dicom'),
-    noFindings: (id, wlLog) => call('POST', `tasks/${Number(id)}/empty`, JSON.stringify({ wl_log: wlLog || [] }), 'application/json'),
+    noFindings: (id, wlLog, timing) => call('POST', `tasks/${Number(id)}/empty`,
+      JSON.stringify({ wl_log: wlLog || [], ...(timing ? { timing } : {}) }), 'application/json'),
     escalate: (id, note) => call('POST', `tasks/${Number(id)}/escalate`, JSON.stringify({ note }), 'application/json'),
     protocol: async protocolId => {
       const reply = await fetchFn(`/radlabel/protocols/${encodeURIComponent(protocolId)}.json`,

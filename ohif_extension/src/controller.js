@@ -1,9 +1,13 @@
 // The reading workflow: sign-in → worklist → task (protocol panel, presets, segmentation) → submit.
 import { connectorApi, tokenStore } from './api.js';
-import { mountPanel, renderPanel } from './panel.js';
-import { ViewingLog } from './wl.js';
+import { mountPanel, renderPanel, updateViewing } from './panel.js';
+import { ReadingClock } from './clock.js';
+import { ViewingLog, matchesPreset } from './wl.js';
 
 const TASK_PARAM = 'radlabelTask';
+const PENDING_LINK = 'radlabel.taskLink';
+const STROKE_GRACE_MS = 1500; // the brush reports its last change just after the pointer is released
+const SETTLE_POLLS = 40; // up to 10 s for the viewer to settle on the default preset
 
 export function taskUrl(item) {
   const q = new URLSearchParams({ StudyInstanceUIDs: item.study, SeriesInstanceUIDs: item.series, [TASK_PARAM]: String(item.task_id) });
@@ -32,6 +36,7 @@ export class Controller {
       escalate: note => this.escalate(note),
       toggleRead: n => this.toggleRead(n),
       accept: n => this.acceptRead(n),
+      collapse: () => { this.state.collapsed = !this.state.collapsed; this.render(); },
     };
   }
 
@@ -50,18 +55,55 @@ export class Controller {
     return value && /^\d+$/.test(value) ? Number(value) : null;
   }
 
+  // A task link opened before signing in: OHIF cannot load the study without a token and leaves for its "study not
+  // found" page, so the link is kept for the tab (a relative /segmentation link only) and followed after sign-in.
+  rememberTaskLink() {
+    const { pathname, search } = this.win.location;
+    if (this.taskIdFromUrl() !== null && pathname === '/segmentation') this.win.sessionStorage?.setItem(PENDING_LINK, pathname + search);
+  }
+
+  followTaskLink() {
+    const link = this.win.sessionStorage?.getItem(PENDING_LINK);
+    this.win.sessionStorage?.removeItem(PENDING_LINK);
+    if (!link || !link.startsWith('/segmentation?') || this.taskIdFromUrl() !== null) return false;
+    this.win.location.assign(link);
+    return true;
+  }
+
   async start() {
     this.render();
-    if (!this.tokens.get()) return;
+    if (!this.tokens.get()) {
+      this.rememberTaskLink();
+      return;
+    }
     try {
       this.state.me = await this.api.me();
       this.state.signedIn = true;
+      this.state.tokenProblem = null;
+      if (this.followTaskLink()) return;
       if (this.taskIdFromUrl() === null) await this.loadWorklist();
+      else if (this.modeEntered && !this.state.task) await this.enterTask(this.viewer); // signed in on a task's link
       else this.render();
     } catch (error) {
-      if (error.status === 401) this.tokens.clear();
-      this.say('err', error.message);
+      this.handleError(error);
     }
+  }
+
+  // A refused token (invalid, replaced or revoked) is forgotten and the reason shown apart from the sign-in prompt.
+  handleError(error) {
+    if (error?.status === 401) return this.tokenRefused(error.message);
+    this.say('err', error?.message || String(error));
+    return undefined;
+  }
+
+  tokenRefused(sentence) {
+    this.rememberTaskLink();
+    this.tokens.clear();
+    this.state.signedIn = false;
+    this.state.collapsed = false;
+    this.state.tokenProblem = sentence || 'your reader token is invalid, expired or revoked.';
+    this.state.status = null;
+    this.render();
   }
 
   async signIn(token) {
@@ -86,8 +128,10 @@ export class Controller {
   // Called by the extension's onModeEnter once OHIF's managers exist.
   async enterTask(viewer) {
     this.viewer = viewer;
+    this.modeEntered = true;
     const taskId = this.taskIdFromUrl();
-    if (taskId === null || !this.tokens.get()) return;
+    if (taskId === null || !this.tokens.get() || this.entering) return;
+    this.entering = true;
     try {
       if (!this.state.signedIn) {
         this.state.me = await this.api.me();
@@ -97,46 +141,102 @@ export class Controller {
       this.state.task = task;
       this.state.ohif = task.ohif;
       this.log = new ViewingLog(task.ohif);
+      this.clock = new ReadingClock(() => Date.now());
       this.say('muted', 'Loading the series…');
       const { glue, ctx } = viewer;
       this.session = await glue.createProtocolSegmentation(ctx, task, task.ohif);
-      const preset = task.ohif.windowPresets.find(p => p.name === task.ohif.defaultPreset) || task.ohif.windowPresets[0];
-      if (preset) this.applyPreset(preset);
-      glue.activateBrush(ctx);
+      this.watchReader();
       this.chooseSegment(task.ohif.segments[0]);
-      const timer = this.win.setInterval(() => this.pollWindow(), 250);
-      this.stops.push(() => this.win.clearInterval(timer));
-      this.stops.push(glue.onPaint(ctx, detail => this.painted(detail)));
+      glue.activateBrush(ctx);
+      await this.openInDefaultPreset();
       if (task.kind === 'arbitration') await this.loadReads();
       const ready = task.kind === 'arbitration' ? 'Ready: compare the reads, accept one (and edit it) or paint, then submit the final SEG.'
         : 'Ready: paint with the protocol classes, then submit (or No findings).';
       this.say(task.open ? 'ok' : 'warn', task.open ? ready : 'You have already read this task.');
       this.win.radlabelReady = true; // for the end-to-end test and for embedding pages
     } catch (error) {
-      this.say('err', error.message);
+      this.entering = false;
+      this.handleError(error);
+    }
+  }
+
+  // The reader's own input: a stroke on the viewport is painting (the viewer also modifies the labelmap when it
+  // builds or copies one: that is not painting); any input outside the panel may change the window on purpose.
+  watchReader() {
+    const { glue, ctx } = this.viewer;
+    this.strokes = 0;
+    this.strokeOpenUntil = 0;
+    this.stops.push(glue.onReaderInput(this.doc, {
+      strokeStart: () => { this.strokes += 1; this.strokeOpenUntil = Infinity; this.clock.activity(); },
+      strokeEnd: () => { this.strokeOpenUntil = Date.now() + STROKE_GRACE_MS; },
+      input: () => { this.readerMovedWindow = true; this.clock.activity(); },
+      activity: () => this.clock.activity(),
+    }));
+    this.stops.push(glue.onPaint(ctx, detail => this.painted(detail)));
+    const timer = this.win.setInterval(() => this.pollWindow(), 250);
+    this.stops.push(() => this.win.clearInterval(timer));
+  }
+
+  // Every task opens in the protocol's default preset: applied once the viewer has shown the series, and kept
+  // against the viewer's own late reset to the series' window (see pollWindow).
+  async openInDefaultPreset() {
+    const { ohif } = this.state;
+    const preset = ohif.windowPresets.find(p => p.name === ohif.defaultPreset) || ohif.windowPresets[0];
+    if (!preset) return;
+    this.applyPreset(preset);
+    const { glue, ctx } = this.viewer;
+    let steady = 0;
+    for (let tries = 0; tries < SETTLE_POLLS && steady < 4; tries += 1) {
+      await new Promise(resolve => this.win.setTimeout(resolve, 250));
+      this.pollWindow();
+      const window = glue.currentWindow(ctx);
+      steady = window && matchesPreset(preset, window.center, window.width) ? steady + 1 : 0;
     }
   }
 
   leave() {
+    this.modeEntered = false;
+    this.entering = false;
     this.stops.splice(0).forEach(stop => stop());
   }
 
+  // The window in effect, polled (W/L changes come from many tools). A change away from a preset radlabel applied,
+  // with no input from the reader since, is the viewer resetting to the series' window: the preset is put back.
   pollWindow() {
     const { glue, ctx } = this.viewer;
     const window = glue.currentWindow(ctx);
     if (!window) return;
+    const intended = this.intendedPreset;
+    if (intended && !this.readerMovedWindow && !matchesPreset(intended, window.center, window.width)) {
+      glue.applyPreset(ctx, intended);
+      return;
+    }
     const event = this.log.windowChanged(window.center, window.width);
+    const slice = glue.currentSlice ? glue.currentSlice(ctx, this.state.task) : null;
+    const sliceMoved = slice?.number !== this.state.slice?.number;
+    this.state.slice = slice;
     if (event) {
-      this.state.activePreset = event.preset;
+      this.updateWindowState();
+      this.render();
+    } else if (sliceMoved && !(this.root && updateViewing(this.root, this.state))) {
       this.render();
     }
+  }
+
+  updateWindowState() {
+    const current = this.log.current;
+    this.state.window = current ? { ...current, preset: this.log.currentPreset() } : null;
+    this.state.activePreset = this.state.window?.preset ?? null;
   }
 
   applyPreset(preset) {
     const { glue, ctx } = this.viewer;
     glue.applyPreset(ctx, preset);
+    this.intendedPreset = preset;
+    this.readerMovedWindow = false;
     this.log.windowChanged(preset.windowCenter, preset.windowWidth, 'preset');
-    this.state.activePreset = preset.name;
+    this.clock?.activity();
+    this.updateWindowState();
     this.render();
   }
 
@@ -148,13 +248,16 @@ export class Controller {
     this.say(outside ? 'warn' : 'muted', outside ? `${segment.label} must be read in the ${outside} preset.` : `Painting ${segment.label}.`);
   }
 
+  // A labelmap change is a paint stroke only while the reader's pointer is down on the viewport (or just after):
+  // the viewer's own set-up, copied reads and the read overlays are not the reader painting.
   painted(detail) {
-    // Only the reader's own strokes: not the read overlays, not an accepted read being copied in.
     if (this.copying || (detail?.segmentationId && detail.segmentationId !== this.session?.segmentationId)) return;
+    if (!this.strokes || Date.now() > this.strokeOpenUntil) return;
     const { glue, ctx } = this.viewer;
+    this.pollWindow(); // the window in effect now, not as of the last poll
     const index = glue.activeSegmentIndex(ctx, this.session.viewportId);
     const segment = this.state.ohif.segments.find(s => s.segmentNumber === index);
-    if (!segment || !this.log.painted(segment.name)) return;
+    if (!segment || !this.log.painted(segment.name, this.strokes)) return;
     const flags = this.log.flaggedClasses();
     if (flags.join() !== this.state.flags.join()) {
       this.state.flags = flags;
@@ -170,6 +273,7 @@ export class Controller {
     try {
       const blob = await glue.readerSegBlob(ctx, {
         segmentationId: this.session.segmentationId, task, reader: this.state.me.reader, ohif: task.ohif, wlLog: this.log.events,
+        timing: this.clock?.times(),
       });
       const reply = await this.api.submitSeg(task.task_id, blob);
       this.state.task = { ...task, open: false };
@@ -179,7 +283,8 @@ export class Controller {
       this.win.radlabelLastSubmit = reply;
     } catch (error) {
       this.state.busy = false;
-      this.say('err', `Not submitted: ${error.message}`);
+      if (error.status === 401) this.tokenRefused(error.message);
+      else this.say('err', `Not submitted: ${error.message}`);
       this.win.radlabelLastSubmit = { error: error.message };
     }
   }
@@ -190,14 +295,15 @@ export class Controller {
     this.state.busy = true;
     this.say('muted', 'Recording no findings…');
     try {
-      const reply = await this.api.noFindings(task.task_id, this.log ? this.log.events : []);
+      const reply = await this.api.noFindings(task.task_id, this.log ? this.log.events : [], this.clock?.times());
       this.state.task = { ...task, open: false };
       this.state.busy = false;
       this.say('ok', `Submitted: no findings (annotation ${reply.annotation_id}).`);
       this.win.radlabelLastSubmit = reply;
     } catch (error) {
       this.state.busy = false;
-      this.say('err', `Not submitted: ${error.message}`);
+      if (error.status === 401) this.tokenRefused(error.message);
+      else this.say('err', `Not submitted: ${error.message}`);
       this.win.radlabelLastSubmit = { error: error.message };
     }
   }
@@ -207,7 +313,7 @@ export class Controller {
       const reply = await this.api.escalate(this.state.task.task_id, note || '');
       this.say('ok', `Escalated to the ${reply.route_to} reader.`);
     } catch (error) {
-      this.say('err', error.message);
+      this.handleError(error);
     }
   }
 

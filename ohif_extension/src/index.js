@@ -13,7 +13,9 @@ export function authorizeDicomWeb(servicesManager, tokens = tokenStore()) {
   const auth = servicesManager?.services?.userAuthenticationService;
   auth?.setServiceImplementation?.({
     getAuthorizationHeader: () => (tokens.get() ? { Authorization: `Bearer ${tokens.get()}` } : {}),
-    handleUnauthenticated: () => controller?.say('err', 'Your reader token is invalid, expired or revoked: sign in again.'),
+    // The gateway refused the token mid-read (revoked or replaced): say so, as the readers' API does.
+    handleUnauthenticated: () => controller?.tokenRefused('the viewer could not load images with your token: it is invalid, '
+      + 'expired or revoked. Sign in again, or ask the administrator for a new token.'),
   });
 }
 

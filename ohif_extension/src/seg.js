@@ -57,7 +57,7 @@ function renumberFrames(dataset, ohif) {
   }
 }
 
-export function tagReaderSeg(dataset, { task, reader, ohif, wlLog }) {
+export function tagReaderSeg(dataset, { task, reader, ohif, wlLog, timing = null }) {
   const byName = Object.fromEntries(ohif.segments.map(s => [s.name, s]));
   const segments = Array.isArray(dataset.SegmentSequence) ? dataset.SegmentSequence : [dataset.SegmentSequence];
   const unknown = segments.map(s => s.SegmentLabel).filter(label => !byName[label]);
@@ -109,13 +109,18 @@ export function tagReaderSeg(dataset, { task, reader, ohif, wlLog }) {
   dataset.ContentLabel = 'RADLABEL';
   dataset.SeriesDescription = `radlabel read ${task.protocol.id}`.slice(0, 64);
   if (dataset.StudyID === 'No Study ID') dataset.StudyID = '';
-  // The W/L log travels inside the SEG (ImageComments, LT: at most 10240 characters).
+  dataset.ImageComments = readerComments({ task, reader, wlLog, timing });
+  return dataset;
+}
+
+// The W/L log and the reading time travel inside the SEG (ImageComments, LT: at most 10240 characters).
+function readerComments({ task, reader, wlLog, timing }) {
+  const meta = { task: task.task_id, protocol: task.protocol, reader, ...(timing ? { timing } : {}) };
   let log = wlLog;
-  let comments = JSON.stringify({ task: task.task_id, protocol: task.protocol, reader, wl_log: log });
+  let comments = JSON.stringify({ ...meta, wl_log: log });
   while (comments.length > 10240 && log.length > 1) {
     log = log.slice(Math.ceil(log.length / 4)); // keep the latest events
-    comments = JSON.stringify({ task: task.task_id, protocol: task.protocol, reader, wl_log: log, truncated: true });
+    comments = JSON.stringify({ ...meta, wl_log: log, truncated: true });
   }
-  dataset.ImageComments = comments;
-  return dataset;
+  return comments;
 }

@@ -4,6 +4,8 @@
 import { rangeFromWindow, windowFromRange } from './wl.js';
 import { generateOptions, tagReaderSeg } from './seg.js';
 
+export { onReaderInput } from './input.js';
+
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
 
 export function libraries(extensionManager) {
@@ -89,8 +91,35 @@ export function onPaint(ctx, callback) {
   return () => cornerstone.eventTarget.removeEventListener(type, handler);
 }
 
+// The slice shown, in radlabel's numbering: 1 = the first of the task's sop_instance_uids (sorted along the slice
+// normal: the most inferior slice of an axial series), as Label Studio numbers the task's images.
+export function currentSlice(ctx, task) {
+  const { viewport } = activeViewport(ctx);
+  const imageId = viewport?.getCurrentImageId?.();
+  const uid = imageId && /\/instances\/([0-9.]+)/.exec(imageId)?.[1];
+  const index = uid ? task.sop_instance_uids.indexOf(uid) : -1;
+  return index < 0 ? null : { number: index + 1, of: task.sop_instance_uids.length };
+}
+
 export function activeSegmentIndex(ctx, viewportId) {
   return ctx.servicesManager.services.segmentationService.getActiveSegment(viewportId)?.segmentIndex;
+}
+
+// The store function also adds the SEG to OHIF's metadata store, and OHIF 3.13.2 then warns, in a red toast, that
+// this new series is "not part of the current study" (any series outside the URL's series filter): a false
+// alarm after every submit. That one warning is held back while the SEG is serialised; nothing else is.
+async function withoutSeriesFilterWarning(ctx, work) {
+  const notifications = ctx.servicesManager.services.uiNotificationService;
+  if (!notifications?.show) return work();
+  const own = Object.prototype.hasOwnProperty.call(notifications, 'show');
+  const show = notifications.show;
+  notifications.show = options => (options?.title === 'Series filter' ? undefined : show.call(notifications, options));
+  try {
+    return await work();
+  } finally {
+    if (own) notifications.show = show;
+    else delete notifications.show;
+  }
 }
 
 // OHIF's store function for the clipboard target serialises with the bundle's own dcmjs
@@ -108,7 +137,7 @@ async function datasetToBlob(ctx, dataset) {
     value: { write: async items => { captured = await items[0].getType('application/dicom'); } },
   });
   try {
-    await store(dataset, {});
+    await withoutSeriesFilterWarning(ctx, () => store(dataset, {}));
   } finally {
     if (saved) Object.defineProperty(navigator, 'clipboard', saved);
     else delete navigator.clipboard;
@@ -118,12 +147,12 @@ async function datasetToBlob(ctx, dataset) {
   return captured;
 }
 
-export async function readerSegBlob(ctx, { segmentationId, task, reader, ohif, wlLog }) {
+export async function readerSegBlob(ctx, { segmentationId, task, reader, ohif, wlLog, timing }) {
   const generated = ctx.commandsManager.runCommand('generateSegmentation', {
     segmentationId, options: generateOptions({ task, reader }),
   });
   const dataset = (await generated).dataset;
-  tagReaderSeg(dataset, { task, reader, ohif, wlLog });
+  tagReaderSeg(dataset, { task, reader, ohif, wlLog, timing });
   return datasetToBlob(ctx, dataset);
 }
 

@@ -38,18 +38,27 @@ export class ViewingLog {
     return event;
   }
 
-  // One paint event per stroke and class (strokes fire many data-modified events).
-  painted(segment) {
+  // One paint event per stroke and class: a stroke fires many data-modified events. Called only for the
+  // reader's own strokes (the controller ignores the viewer's set-up and copied reads), with the window in
+  // effect at that moment.
+  painted(segment, stroke = null) {
     const last = this.events[this.events.length - 1];
     const window = this.current || {};
-    if (last && last.type === 'paint' && last.segment === segment && last.center === window.center && last.width === window.width) {
+    if (last && last.type === 'paint' && last.segment === segment && last.center === window.center && last.width === window.width
+      && (stroke === null || last.stroke === stroke)) {
       return null;
     }
-    const event = { type: 'paint', t: this.now(), segment, center: window.center, width: window.width };
+    const event = { type: 'paint', t: this.now(), segment, center: window.center, width: window.width, preset: this.currentPreset() };
+    if (stroke !== null) event.stroke = stroke;
     this.events.push(event);
     return event;
   }
 
+  currentPreset() {
+    return this.current ? presetFor(this.presets, this.current.center, this.current.width) : null;
+  }
+
+  // The class's required preset when the window in effect is not it (null when it is, or none is required).
   outsidePreset(segment) {
     const required = this.presets.find(p => p.name === this.readIn[segment]);
     if (!required || !this.current) return null;

@@ -37,12 +37,16 @@ test('sign-in keeps the token in the session, sends it as a bearer header only, 
   expect(taskUrl(item)).toBe('/segmentation?StudyInstanceUIDs=2.25.1&SeriesInstanceUIDs=2.25.2&radlabelTask=7');
 });
 
-test('a refused token is forgotten and the reason shown in one sentence', async () => {
-  const { controller } = controllerWith({ 'GET /radlabel/api/me': [401, { error: 'sign in with your reader token.' }] });
+test('a refused token is forgotten and its reason shown apart from the sign-in prompt', async () => {
+  const revoked = 'this reader token was revoked by the administrator: ask them for a new one if you should still read.';
+  const { controller } = controllerWith({ 'GET /radlabel/api/me': [401, { error: revoked, reason: 'revoked' }] });
   await controller.signIn('rlr_wrong');
   expect(sessionStorage.getItem('radlabel.readerToken')).toBeNull();
-  expect(document.querySelector('#radlabel-status').textContent).toBe('sign in with your reader token.');
-  expect(document.querySelector('#radlabel-signin')).not.toBeNull();
+  const problem = document.querySelector('#radlabel-token-problem');
+  expect(problem.getAttribute('role')).toBe('alert');
+  expect(problem.textContent).toBe('Your reader token was not accepted. This reader token was revoked by the administrator: ask them for a new one if you should still read.');
+  expect(document.querySelector('#radlabel-status')).toBeNull(); // not the sign-in prompt in red
+  expect(document.querySelector('#radlabel-signin').textContent).toContain('Sign in with your reader token');
 });
 
 test('a 202 from the connector counts as accepted (queued), not as an error', async () => {
@@ -54,15 +58,15 @@ test('a 202 from the connector counts as accepted (queued), not as an error', as
 
 test('the protocol panel shows classes, colours, codes, boundaries and edge cases as text', () => {
   const root = mountPanel(document);
-  const actions = Object.fromEntries(['signIn', 'signOut', 'open', 'back', 'preset', 'segment', 'submit', 'noFindings', 'escalate', 'toggleRead', 'accept'].map(n => [n, vi.fn()]));
+  const actions = Object.fromEntries(['signIn', 'signOut', 'open', 'back', 'preset', 'segment', 'submit', 'noFindings', 'escalate', 'toggleRead', 'accept', 'collapse'].map(n => [n, vi.fn()]));
   renderPanel(root, { signedIn: true, me: { reader: 'reader-11', tier: 'radiologist' }, task: TASK, ohif: OHIF, activePreset: 'lung', activeSegment: 'solid_nodule', flags: ['calcified_nodule'] }, actions);
-  expect([...root.querySelectorAll('[data-preset]')].map(b => b.textContent)).toEqual(['lung', 'mediastinum', 'bone']);
+  expect([...root.querySelectorAll('[data-preset]')].map(b => b.textContent)).toEqual(['lung (default)', 'mediastinum', 'bone']);
   expect(root.querySelector('[data-preset="lung"]').getAttribute('aria-pressed')).toBe('true');
   const classes = root.querySelector('#radlabel-classes').textContent;
   expect(classes).toContain('SCT 27925004 "Nodule"');
   expect(root.querySelector('[data-segment="solid_nodule"] .swatch').style.background).toBe('rgb(230, 25, 75)');
   expect(root.querySelector('img')).toBeNull(); // boundary text is text, never HTML
-  expect(root.querySelector('#radlabel-preset-warning').textContent).toContain('calcified_nodule');
+  expect(root.querySelector('#radlabel-preset-warning').textContent).toBe('Painted outside the required preset: calcified_nodule (recorded with your read)');
   expect(root.textContent).toContain('A nodule touching the pleura is labelled.');
   root.querySelector('[data-preset="bone"]').click();
   expect(actions.preset).toHaveBeenCalledWith(OHIF.windowPresets[2]);
@@ -91,12 +95,13 @@ test('no findings posts an empty read with the W/L log and closes the task', asy
   });
   controller.state = { ...controller.state, signedIn: true, me: { reader: 'reader-11', tier: 'radiologist' }, task: TASK, ohif: OHIF };
   controller.log = { events: [{ type: 'wl', preset: 'lung', center: -600, width: 1500 }] };
+  controller.clock = { times: () => ({ lead_time_s: 42.5, active_time_s: 30 }) };
   controller.render();
   document.querySelector('#radlabel-no-findings').click();
   await vi.waitFor(() => expect(win.radlabelLastSubmit?.annotation_id).toBe(55));
   const call = fetchFn.calls.find(c => c.url.endsWith('/tasks/7/empty'));
   expect(call.init.method).toBe('POST');
-  expect(JSON.parse(call.init.body)).toEqual({ wl_log: controller.log.events });
+  expect(JSON.parse(call.init.body)).toEqual({ wl_log: controller.log.events, timing: { lead_time_s: 42.5, active_time_s: 30 } });
   expect(document.querySelector('#radlabel-status').textContent).toContain('no findings');
   expect(document.querySelector('#radlabel-no-findings').disabled).toBe(true);
   expect(document.querySelector('#radlabel-submit').disabled).toBe(true);

@@ -184,17 +184,21 @@ def krippendorff_alpha_nominal(ratings: Sequence[Sequence]) -> float:
 # -- volumetric continuity --------------------------------------------------------------
 
 def continuity_issues(mask: np.ndarray, spacing: Sequence[float], max_jump_mm: float = 10.0) -> list[str]:
-    """Where a class breaks (an empty slice between labelled ones) or drifts (centroid jumps)."""
+    """Where a class breaks (an empty slice between labelled ones) or drifts (centroid jumps).
+
+    Slices are named in radlabel's one numbering, as Label Studio's "N of M", the OHIF panel and the reports say
+    it: 1 = the first of the task's ``sop_instance_uids`` (sorted along the slice normal: the most inferior slice
+    of an axial series); ``mask`` is indexed in that order from 0."""
     present = np.flatnonzero(np.asarray(mask, bool).reshape(mask.shape[0], -1).any(axis=1))
     issues = []
     if present.size:
         gaps = [int(k) for k in range(present[0], present[-1] + 1) if k not in set(present.tolist())]
         if gaps:
-            issues.append(f"breaks on slice(s) {gaps[:10]} between labelled slices")
+            issues.append(f"breaks on slice(s) {[k + 1 for k in gaps[:10]]} between labelled slices")
         centroids = {int(k): np.argwhere(mask[k]).mean(0) * np.asarray(spacing[1:]) for k in present}
         for k in present[:-1]:
             if k + 1 in centroids:
                 jump = float(np.linalg.norm(centroids[k + 1] - centroids[k]))
                 if jump > max_jump_mm:
-                    issues.append(f"drifts {jump:.1f} mm between slices {k} and {k + 1}")
+                    issues.append(f"drifts {jump:.1f} mm between slices {k + 1} and {k + 2}")
     return issues

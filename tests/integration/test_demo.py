@@ -19,8 +19,9 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
                       "ML pre-labels requested by Label Studio",
                       "training export and audit check",
                       "QA campaign: calibration, hidden gold, drift alert, QA report",
-                      "OHIF reader registered (token for the viewer's worklist)",
-                      "trust boundary probed (an outsider, a reader, each archive user)"]
+                      "reader registered (one token for OHIF and the Label Studio editor gateway)",
+                      "trust boundary probed (an outsider, a reader, each archive user)",
+                      "arbitration: two readers disagree, the senior's OHIF worklist offers the task"]
     assert {p["protocol_id"] for p in summary["stages"][3]["projects"]} >= {"ct_lung_nodules", "spine_landmarks"}
     sync = summary["stages"][4]["sync"]
     assert set(sync) == {"ct_liver_lesions", "ct_lung_nodules", "mr_brain_tumour"}
@@ -58,7 +59,20 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
     assert boundary["outsider /dicom-web/studies"] == 401 and boundary["reader /dicom-web/%2e%2e/patients"] == 404
     assert boundary["reader POST /dicom-web/studies"] == 404 and boundary["sync's PACS user STOW"] == 403
     assert boundary["gateway's archive user DELETE"] == 403 == boundary["pipeline's archive user REST /patients"]
+    assert boundary["reader token on Label Studio's API"] == 401 and boundary["reader editor worklist (gateway)"] == 200
+    # The demo reaches arbitration: the simulated readers disagree on the nodule, the senior's worklist offers the
+    # arbitration task and the demo prints the link that opens it in OHIF.
+    arbitration = summary["stages"][11]["arbitration"]
+    assert arbitration["status"] == "arbitration" and arbitration["on_senior_worklist"] is True
+    assert any(reason.startswith("solid_nodule:") for reason in arbitration["reasons"])
+    link = summary["open"]["OHIF arbitration (senior)"]
+    assert link == arbitration["link"] and link.startswith(stack.settings.url("viewer") + "/segmentation?")
+    assert f"radlabelTask={arbitration['arbitration_task']}" in link
     assert summary["open"]["OHIF reader worklist (sign in with a reader token)"].endswith("/")
-    # no link that faces readers names a source study: the PACS stand-in is listed for its administrator only
-    assert not any("StudyInstanceUIDs" in url for url in summary["open"].values())
+    # No link names a source study (only the research copy's pseudonymous UIDs): the PACS stand-in is listed for its
+    # administrator only.
+    from connectors.dicomweb import OrthancDicomWeb
+
+    source_studies = [row["0020000D"]["Value"][0] for row in OrthancDicomWeb.source_pacs(stack.settings).search_studies()]
+    assert source_studies and not any(uid in url for uid in source_studies for url in summary["open"].values())
     assert not any(value in json.dumps(summary) for value in stack.secrets.values())

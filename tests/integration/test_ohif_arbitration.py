@@ -27,7 +27,8 @@ from radlabel import seg as seg_codec
 from radlabel.brush_rle import mask_regions
 from connectors.authorship import post_read
 from tests.integration.conftest import protocol_variant, state_rows, synced_lung_case
-from tests.integration.test_ohif_e2e import CHROMIUM, EXTENSION, _require_browser_tools, api, dciodvfy_errors
+from tests.integration.test_ohif_e2e import (CHROMIUM, EXTENSION, _require_browser_tools, api, dciodvfy_errors,
+                                              unexpected_console_errors)
 
 DRIVER = Path(__file__).resolve().parent / "ohif" / "arbitrate_task.mjs"
 PROTOCOL_ID = "ohif_arbitration_test"
@@ -114,6 +115,7 @@ def test_a_senior_arbitrates_in_ohif_and_the_accepted_read_becomes_final(setting
     result, seen = report["result"], report["seen"]
     assert result.get("status") == "imported", report
     assert all(Path(p).exists() for p in report["screenshots"]) and len(report["screenshots"]) == 6
+    assert report["error_toasts"] == [] and unexpected_console_errors(report) == []
 
     # What the senior saw: the task on the worklist, both reads with their figures, toggleable overlays.
     assert "arbitration" in seen["worklist"]

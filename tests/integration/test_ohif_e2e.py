@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import requests
 
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.label_studio import client
-from connectors.readers import add_reader, pseudonym_from_name
+from connectors.readers import ReaderRegistry, add_reader, pseudonym_from_name
 from connectors.sync import Syncer
 from radlabel import seg as seg_codec
 from tests.integration.conftest import protocol_variant, restart, state_rows, synced_lung_case
@@ -84,26 +85,70 @@ def dciodvfy_errors(ds, path: Path) -> list[str]:
     return [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
 
 
-def test_a_reader_reads_in_ohif_and_the_seg_reaches_orthanc_and_label_studio(settings, task_id, readers, ohif_screenshots):
+# Console errors an end-to-end read may show, each for a reason outside radlabel's control. Everything else fails.
+ALLOWED_CONSOLE_ERRORS = {
+    # Chromium logs every 4xx answer: a refused token's 401 is what the test asked for (the panel says why).
+    "refused token": re.compile(r"^Failed to load resource: the server responded with a status of 401"),
+}
+
+
+def unexpected_console_errors(report: dict, allowed: tuple[str, ...] = ()) -> list[str]:
+    return [e for e in report["console_errors"] if not any(ALLOWED_CONSOLE_ERRORS[name].search(e) for name in allowed)]
+
+
+def drive_reader(settings, shots, token, task_id, bad_token=None, **env) -> dict:
+    """One reader in headless Chromium (ohif/read_task.mjs); its JSON report. Tokens travel in 0600 files."""
     _require_browser_tools()
-    reader, token = readers["a"]
-    shots = ohif_screenshots
-    print(f"\nOHIF end-to-end screenshots: {shots}")
-    token_file = shots / "token"
-    token_file.touch(mode=0o600)
-    token_file.write_text(token)  # a file, not an argument: tokens stay out of process listings
-    done = subprocess.run(["node", str(DRIVER), settings.url("viewer"), str(token_file), str(task_id), str(shots)],
-                          capture_output=True, text=True, timeout=420,
-                          env=os.environ | {"RADLABEL_EXTENSION_DIR": str(EXTENSION), "CHROMIUM": CHROMIUM,
-                                            "RADLABEL_PRESET": "mediastinum", "RADLABEL_SEGMENT": "solid_nodule"})
-    token_file.unlink()
+    files = {}
+    for name, value in (("token", token), ("bad-token", bad_token)):
+        if value:
+            files[name] = shots / f"{name}-{task_id}"
+            files[name].touch(mode=0o600)
+            files[name].write_text(value)  # a file, not an argument: tokens stay out of process listings
+    extra = {"RADLABEL_BAD_TOKEN_FILE": str(files["bad-token"])} if bad_token else {}
+    try:
+        done = subprocess.run(["node", str(DRIVER), settings.url("viewer"), str(files["token"]), str(task_id), str(shots)],
+                              capture_output=True, text=True, timeout=540,
+                              env=os.environ | {"RADLABEL_EXTENSION_DIR": str(EXTENSION), "CHROMIUM": CHROMIUM} | extra | env)
+    finally:
+        for path in files.values():
+            path.unlink()
     assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def audit_entries(settings, action: str) -> list[dict]:
+    return [e for e in map(json.loads, (settings.home / "audit.log").read_text().splitlines()) if e["action"] == action]
+
+
+def assert_opened_in_default_preset(report: dict) -> None:
+    """The task opened in the protocol's default preset (lung), kept after the viewer settled, and shown; nothing
+    counted as painted before the reader painted."""
+    opened = report["seen"]["opened"]
+    assert opened["window"] == {"center": -600, "width": 1500}, opened
+    assert [e["type"] for e in opened["events"]] == ["wl"] and opened["events"][0]["preset"] == "lung"
+    assert opened["viewing"].startswith("W/L: lung (C -600 / W 1500) · slice ") and "(1 = most inferior)" in opened["viewing"]
+    assert opened["warning"] is None and opened["flags"] == []
+
+
+def test_a_reader_reads_in_ohif_and_the_seg_reaches_orthanc_and_label_studio(settings, task_id, readers, ohif_screenshots):
+    reader, token = readers["a"]
+    print(f"\nOHIF end-to-end screenshots: {ohif_screenshots}")
+    report = drive_reader(settings, ohif_screenshots, token, task_id, RADLABEL_PRESET="mediastinum",
+                          RADLABEL_SEGMENT="solid_nodule")
     result = report["result"]
     assert result.get("status") == "imported", report
     assert len(report["screenshots"]) == 4 and all(Path(p).exists() for p in report["screenshots"])
-    # Painted in the mediastinum window: the nodule class must be read in the lung window.
+    assert_opened_in_default_preset(report)
+    # Painted in the mediastinum window: the nodule class must be read in the lung window. Flagged at once,
+    # in the submit answer and in the audit trail.
+    assert "solid_nodule" in report["seen"]["painted"]["warning"]
     assert result["viewing"]["out_of_preset"] == [{"class": "solid_nodule", "paint_events": 1, "required": "lung"}]
+    assert [e["objects"]["out_of_preset"] for e in audit_entries(settings, "reader_submit")
+            if e["objects"].get("seg") == result["seg_key"]] == [["solid_nodule"]]
+    # No error toast after the successful submit, no console error.
+    assert report["error_toasts"] == [] and report["seen"]["submitStatus"].startswith("Submitted: stored")
+    assert unexpected_console_errors(report) == []
 
     ls = client(settings)
     task = ls.tasks.get(id=task_id)
@@ -114,18 +159,61 @@ def test_a_reader_reads_in_ohif_and_the_seg_reaches_orthanc_and_label_studio(set
     assert str(seg.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0].CodeValue) == "27925004"
     comments = json.loads(seg.ImageComments)
     assert comments["task"] == task_id and any(e["type"] == "wl" and e["preset"] == "mediastinum" for e in comments["wl_log"])
-    assert dciodvfy_errors(seg, shots / "reader.seg.dcm") == []
+    assert dciodvfy_errors(seg, ohif_screenshots / "reader.seg.dcm") == []
     decoded = {s.label: s.mask for s in seg_codec.decode(seg, task.data["sop_instance_uids"])}
     assert decoded["solid_nodule"].sum() > 20
 
     annotations = [a for a in ls.annotations.list(id=task_id) if a.completed_by == reader.ls_user_id]
     assert len(annotations) == 1 and result["annotation_id"] == annotations[0].id
     assert {l for r in annotations[0].result for l in r["value"].get("brushlabels", [])} == {"solid_nodule"}
+    # Reading time as Label Studio's editor records it (lead_time on the annotation: the QA time figures read it).
+    [(lead, active)] = state_rows(settings, "SELECT lead_time_s, active_time_s FROM reader_timing WHERE task_id=? AND "
+                                            "reader=?", task_id, reader.ls_user_id)
+    assert annotations[0].lead_time == pytest.approx(lead) and 5 < lead < 540 and 0 < active <= lead
+    assert lead == pytest.approx(comments["timing"]["lead_time_s"])
     assert state_rows(settings, "SELECT out_of_preset FROM reader_viewing WHERE task_id=? AND reader=?",
                       task_id, reader.ls_user_id)[0][0].count("solid_nodule") == 1
     # A second sync must not import the same SEG again (nor under another user).
     Syncer(settings, load_protocol(settings)).run()
     assert len([a for a in ls.annotations.list(id=task_id)]) == 1
+
+
+def test_a_compliant_read_with_ohifs_own_tools_carries_no_flag(settings, ohif_screenshots):
+    """The careful reader: looks in another window first, paints the nodule in its required lung preset, uses OHIF's
+    sphere brush and labelmap interpolation (in reach beside the radlabel panel, open or collapsed): no flag anywhere.
+    A revoked token tried first is told it was revoked, apart from the sign-in prompt."""
+    protocol = protocol_variant(settings, "ct-lung-nodules.yaml", "ohif_e2e_careful", "^ohif e2e careful$")
+    task, _ = synced_lung_case(settings, protocol, 94, "ohif e2e careful")
+    reader, token = add_reader(settings, "ohif.e2e.careful@hospital.org", "radiologist")
+    _, revoked = add_reader(settings, "ohif.e2e.revoked@hospital.org", "radiologist")
+    ReaderRegistry.from_settings(settings).revoke("ohif.e2e.revoked@hospital.org")
+    report = drive_reader(settings, ohif_screenshots, token, task, bad_token=revoked, RADLABEL_DETOUR="mediastinum",
+                          RADLABEL_PRESET="lung", RADLABEL_SEGMENT="solid_nodule", RADLABEL_TOOLS="1")
+    result, seen = report["result"], report["seen"]
+    assert result.get("status") == "imported", report
+    assert seen["tokenProblem"].startswith("Your reader token was not accepted. This reader token was revoked")
+    assert "Sign in with your reader token" in seen["signInAfterProblem"]
+    assert_opened_in_default_preset(report)
+    # OHIF's segmentation controls are on top at their own place, with the radlabel panel open and collapsed; the
+    # collapsed panel still says which window is in effect.
+    assert seen["reach"]["expanded"] == seen["reach"]["collapsed"] == {
+        "Brush-btn": True, "Eraser-btn": True, "Threshold-btn": True, "InterpolateLabelmap-btn": True,
+        "brush-radius": True, "data-row": True}
+    assert seen["reach"]["collapsedViewing"].startswith("W/L: lung")
+    assert seen["sphereSlices"] >= 3  # the sphere brush painted across slices
+    assert seen["interpolation"]["before"][1:4] == [0, 0, 0] and all(seen["interpolation"]["after"])
+    # Every stroke in the lung window: no flag in the viewer, the submit answer, the viewing record or the audit trail.
+    paints = [e for e in seen["painted"]["events"] if e["type"] == "paint"]
+    assert len(paints) >= 4 and {e["preset"] for e in paints} == {"lung"}
+    assert seen["painted"]["warning"] is None
+    assert result["viewing"]["out_of_preset"] == [] and result["viewing"]["presets_used"] == ["lung", "mediastinum"]
+    assert state_rows(settings, "SELECT out_of_preset FROM reader_viewing WHERE task_id=?", task) == [("[]",)]
+    [entry] = [e for e in audit_entries(settings, "reader_submit") if e["objects"].get("seg") == result["seg_key"]]
+    assert entry["objects"]["out_of_preset"] == [] and entry["objects"]["lead_time_s"] > 0
+    assert report["error_toasts"] == []
+    assert unexpected_console_errors(report, ("refused token",)) == []
+    annotation = next(a for a in client(settings).annotations.list(id=task) if a.completed_by == reader.ls_user_id)
+    assert annotation.lead_time and annotation.lead_time > 0
 
 
 def seg_codec_binary() -> str:

@@ -86,7 +86,7 @@ class FakeAnnotations:
 
 @pytest.fixture
 def env(tmp_path):
-    settings = Settings(home=tmp_path / "home", tools=tmp_path / "tools", ports={"label_studio": 8080})
+    settings = Settings(home=tmp_path / "home", tools=tmp_path / "tools", ports={"label_studio": 8080, "viewer": 3000})
     settings.home.mkdir()
     registry = ReaderRegistry.from_settings(settings)
     for email, user, tier in (("a@hospital.org", A, "radiologist"), ("b@hospital.org", B, "radiologist"),
@@ -195,22 +195,36 @@ def test_readers_add_hands_out_both_doors_credentials_and_revoke_closes_both(env
     from connectors import readers
 
     monkeypatch.setattr(readers, "label_studio_user", lambda settings, email: 31)
-    opened, closed = [], []
+    sealed = []
     credentials = readers.issue_credentials(env.settings, "Dr.New@Hospital.org", "radiologist",
-                                            open_account=lambda s, user: opened.append(user) or "ls-token-31")
-    assert credentials["reader"] == "reader-31" and opened == [31]
-    assert credentials["label_studio"] == {"url": "http://127.0.0.1:8080", "email": "dr.new@hospital.org",
-                                           "token": "ls-token-31"}
-    assert credentials["label_studio"]["token"] == "ls-token-31" and credentials["ohif_token"].startswith("rlr_")
-    assert env.registry.authenticate(credentials["ohif_token"]).pseudonym == "reader-31"
+                                            seal_account=lambda s, user: sealed.append(user))
+    assert credentials["reader"] == "reader-31" and sealed == [31]  # the Label Studio user opens nothing
+    token = credentials["ohif_token"]
+    assert credentials["label_studio"] == {"url": env.settings.url("viewer") + "/radlabel/editor/",
+                                           "email": "dr.new@hospital.org", "token": token}  # radlabel's gateway
+    assert token.startswith("rlr_") and env.registry.authenticate(token).pseudonym == "reader-31"
     path = readers.write_credentials(env.settings, credentials)
     assert path.stat().st_mode & 0o777 == 0o600 and json.loads(path.read_text()) == credentials
-    assert "ls-token-31" not in audit_log(env.settings).path.read_text()  # secrets never in the audit trail
+    assert token not in audit_log(env.settings).path.read_text()  # secrets never in the audit trail
 
-    readers.revoke_reader(env.settings, "dr.new@hospital.org", close_account=lambda s, user: closed.append(user))
-    assert closed == [31] and env.registry.authenticate(credentials["ohif_token"]) is None
+    readers.revoke_reader(env.settings, "dr.new@hospital.org", seal_account=lambda s, user: sealed.append(user))
+    assert sealed == [31, 31] and env.registry.authenticate(token) is None
     actions = [e["action"] for e in audit_log(env.settings).entries()]
-    assert "reader_token_revoked" in actions and "reader_label_studio_account_closed" in actions
+    assert "reader_token_revoked" in actions and actions.count("reader_label_studio_user_sealed") == 2
+
+
+def test_readers_add_registers_nobody_when_the_label_studio_user_cannot_be_sealed(env, monkeypatch):
+    from connectors import readers
+    from radlabel.errors import RadlabelError
+
+    monkeypatch.setattr(readers, "label_studio_user", lambda settings, email: 32)
+
+    def down(settings, user):
+        raise RadlabelError("Label Studio is not installed at /x: run `radlabel install`.")
+
+    with pytest.raises(RadlabelError, match="reader-32 was not registered: their Label Studio user could not be sealed"):
+        readers.issue_credentials(env.settings, "late@hospital.org", "radiologist", seal_account=down)
+    assert [r.active for r in env.registry.readers() if r.ls_user_id == 32] == [False]
 
 
 def test_revoke_says_when_the_label_studio_door_is_still_open_and_can_be_repeated(env):
@@ -222,14 +236,14 @@ def test_revoke_says_when_the_label_studio_door_is_still_open_and_can_be_repeate
     def down(settings, user):
         raise RadlabelError("Label Studio is not installed at /x: run `radlabel install`.")
 
-    with pytest.raises(RadlabelError, match="OHIF token of reader-13 is revoked, but its Label Studio account is still open"):
-        readers.revoke_reader(env.settings, "c@hospital.org", close_account=down)
+    with pytest.raises(RadlabelError, match="token of reader-13 is revoked .* but its Label Studio user could not be"):
+        readers.revoke_reader(env.settings, "c@hospital.org", seal_account=down)
     assert env.registry.authenticate(token) is None  # the OHIF door closed first, at once
     closed = []
-    readers.revoke_reader(env.settings, "c@hospital.org", close_account=lambda s, user: closed.append(user))
+    readers.revoke_reader(env.settings, "c@hospital.org", seal_account=lambda s, user: closed.append(user))
     assert closed == [13]
     with pytest.raises(RadlabelError, match="nobody@hospital.org is not a registered reader"):
-        readers.revoke_reader(env.settings, "nobody@hospital.org", close_account=lambda s, user: None)
+        readers.revoke_reader(env.settings, "nobody@hospital.org", seal_account=lambda s, user: None)
 
 
 def test_readers_commands_answer_bad_input_in_one_sentence_and_json_with_json(env):

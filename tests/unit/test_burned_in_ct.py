@@ -9,34 +9,23 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 from scipy import ndimage
 
 from radlabel.ingest import burned_in
+from radlabel.phantom import burn_corner_text
 
 SLICES = sorted((Path(__file__).resolve().parents[2] / "radlabel" / "sample_data" / "totalseg-ct-20" / "dicom").iterdir())
-CORNER_TEXT = {"tl": ["DOE^JANE", "MRN 48213977"], "tr": ["ST MARY HOSPITAL", "2023-04-17 09:41"],
-               "bl": ["DOB 1961-02-03"], "br": ["ACC 55501234"]}
+# (bottom?, right?) → lines
+CORNER_TEXT = {(False, False): ["DOE^JANE", "MRN 48213977"], (False, True): ["ST MARY HOSPITAL", "2023-04-17 09:41"],
+               (True, False): ["DOB 1961-02-03"], (True, True): ["ACC 55501234"]}
 WORDS = ["DOE", "JANE", "48213977", "MARY", "HOSPITAL", "1961", "55501234"]
 
 
 def _slice_with_corner_text(path: Path) -> tuple[pydicom.Dataset, np.ndarray]:
     """The slice with its corners written at the slice's top value, as a scanner burns in its overlay."""
     ds = pydicom.dcmread(path)
-    pixels = ds.pixel_array.copy()
-    canvas = Image.new("L", (pixels.shape[1], pixels.shape[0]), 0)
-    draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=16)
-    for corner, lines in CORNER_TEXT.items():
-        for number, line in enumerate(lines):
-            x = 6 if corner[1] == "l" else pixels.shape[1] - 6 - draw.textlength(line, font=font)
-            y = (6 if corner[0] == "t" else pixels.shape[0] - 6 - 20 * len(lines)) + 20 * number
-            draw.text((x, y), line, fill=255, font=font)
-    text = np.asarray(canvas) > 127
-    pixels[text] = pixels.max()
-    burned_in.store_native(ds, pixels, "MONOCHROME2")
-    ds.BurnedInAnnotation = "YES"
-    return ds, text
+    return ds, burn_corner_text(ds, CORNER_TEXT)
 
 
 def _body(ds: pydicom.Dataset, pixels: np.ndarray) -> np.ndarray:

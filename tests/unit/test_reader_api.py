@@ -61,9 +61,11 @@ class FakeTasks:
     def consensus_user(self):
         return 99
 
-    def create_annotation(self, task_id, result, user):
+    def create_annotation(self, task_id, result, user, source="ohif", **extra):
         annotation = {"id": 8000 + sum(len(t["annotations"]) for t in self.tasks_.values()), "completed_by": user,
-                      "result": list(result)}
+                      "result": list(result), **extra}
+        if source != "ohif":
+            annotation["source"] = source
         self.tasks_[task_id]["annotations"].append(annotation)
         return annotation["id"]
 
@@ -125,7 +127,7 @@ def get(env, path, who):
     return env["client"].get("/radlabel/api/" + path, headers={"Authorization": f"Bearer {env['tokens'][who]}"})
 
 
-def reader_seg(env, task_id=100, creator="reader-11^", description=VERSION, series=None, wl_log=None):
+def reader_seg(env, task_id=100, creator="reader-11^", description=VERSION, series=None, wl_log=None, timing=None):
     study = env["study"]
     nodule = study.labelmap == 7
     lungs = study.labelmap == 3
@@ -134,7 +136,8 @@ def reader_seg(env, task_id=100, creator="reader-11^", description=VERSION, seri
                           content_description=description)
     if series:
         ds.ReferencedSeriesSequence[0].SeriesInstanceUID = series
-    ds.ImageComments = json.dumps({"task": task_id, "wl_log": wl_log if wl_log is not None else [
+    ds.ImageComments = json.dumps({"task": task_id, **({"timing": timing} if timing is not None else {}),
+                                   "wl_log": wl_log if wl_log is not None else [
         {"type": "wl", "t": 1, "preset": "lung", "center": -600, "width": 1500},
         {"type": "paint", "t": 2, "segment": "lung_field", "center": -600, "width": 1500},
         {"type": "wl", "t": 3, "preset": None, "center": 40, "width": 400},
@@ -171,6 +174,31 @@ def test_bad_emails_and_tiers_are_one_sentence(env):
         check_email("not-an-address")
     with pytest.raises(RadlabelError, match="tier"):
         ReaderRegistry.from_settings(env["settings"]).issue("x@hospital.org", "boss", 1)
+
+
+def test_a_refused_token_is_told_why_missing_malformed_unknown_replaced_or_revoked(env):
+    registry = ReaderRegistry.from_settings(env["settings"])
+    client = env["client"]
+    old_b = env["tokens"]["b"]
+    registry.issue("b@hospital.org", "radiologist", 12)  # b's token re-issued: the old one has expired
+    assert registry.revoke("c@hospital.org")
+
+    def refusal(token):
+        reply = client.get("/radlabel/api/me", headers={"Authorization": f"Bearer {token}"} if token is not None else {})
+        assert reply.status_code == 401
+        return reply.json["reason"], reply.json["error"]
+
+    assert refusal(None)[0] == "missing" and "sign in with your reader token" in refusal(None)[1]
+    assert refusal("paste-error")[0] == "malformed" and "rlr_" in refusal("paste-error")[1]
+    assert refusal("rlr_guess")[0] == "unknown" and "not valid here" in refusal("rlr_guess")[1]
+    assert refusal(old_b) == ("replaced", "this reader token has expired: the administrator issued you a newer one; "
+                                          "sign in with that.")
+    assert refusal(env["tokens"]["c"])[0] == "revoked" and "revoked by the administrator" in refusal(env["tokens"]["c"])[1]
+    assert refusal(env["tokens"]["a"].upper())[0] == "malformed"  # RLR_: not a reader token
+    # Each sentence is for the reader who holds that token: no email, tier or pseudonym is in any of them.
+    for token in (old_b, env["tokens"]["c"], "rlr_guess"):
+        assert "@" not in refusal(token)[1] and "reader-" not in refusal(token)[1]
+    assert get(env, "me", "a").status_code == 200  # the others' tokens still work
 
 
 def test_requests_without_a_valid_token_are_refused(env):
@@ -385,6 +413,38 @@ def test_no_findings_is_an_empty_read_recorded_once(env):
     assert env["client"].post("/radlabel/api/tasks/102/empty", json={}).status_code == 401
     bad = env["client"].post("/radlabel/api/tasks/103/empty", json={"wl_log": "x"}, headers=headers)
     assert bad.status_code == 422 and len(env["tasks"].tasks_[103]["annotations"]) == 2
+
+
+def test_reading_time_goes_on_the_annotation_and_is_recorded_with_the_read(env):
+    headers = {"Authorization": f"Bearer {env['tokens']['a']}"}
+    timing = {"lead_time_s": 95.5, "active_time_s": 61.2}
+    reply = env["client"].post("/radlabel/api/tasks/100/empty", json={"wl_log": [], "timing": timing}, headers=headers)
+    assert reply.status_code == 201, reply.json
+    [annotation] = env["tasks"].tasks_[100]["annotations"]
+    assert annotation["lead_time"] == 95.5  # what Label Studio's own editor records, read by the QA time figures
+    reply = post_seg(env, "b", reader_seg(env, creator="reader-12^", timing={"lead_time_s": 300, "active_time_s": 200}))
+    assert reply.status_code == 201, reply.json
+    with sqlite3.connect(env["settings"].home / "state.sqlite") as db:
+        rows = db.execute("SELECT reader, lead_time_s, active_time_s FROM reader_timing ORDER BY reader").fetchall()
+    assert rows == [(11, 95.5, 61.2), (12, 300.0, 200.0)]
+    audit = [json.loads(line) for line in (env["settings"].home / "audit.log").read_text().splitlines()]
+    assert audit[-1]["objects"]["lead_time_s"] == 300 and audit[-1]["objects"]["active_time_s"] == 200
+
+
+@pytest.mark.parametrize("timing, words", [
+    ({"lead_time_s": -1, "active_time_s": 0}, "timing.lead_time_s must be a number of seconds"),
+    ({"lead_time_s": 10, "active_time_s": 11}, "cannot exceed"),
+    ({"lead_time_s": "10", "active_time_s": 1}, "timing.lead_time_s"),
+    ({"lead_time_s": 10, "active_time_s": True}, "timing.active_time_s"),
+    ({"lead_time_s": 1e12, "active_time_s": 1}, "timing.lead_time_s"),
+    ([1, 2], "timing must be an object"),
+])
+def test_a_malformed_reading_time_is_one_sentence_and_nothing_is_saved(env, timing, words):
+    headers = {"Authorization": f"Bearer {env['tokens']['a']}"}
+    reply = env["client"].post("/radlabel/api/tasks/100/empty", json={"timing": timing}, headers=headers)
+    assert reply.status_code == 422 and words in reply.json["error"] and env["tasks"].tasks_[100]["annotations"] == []
+    reply = post_seg(env, "a", reader_seg(env, timing=timing))
+    assert reply.status_code == 422 and words in reply.json["error"] and env["delivered"]["stored"] == []
 
 
 def test_escalation_reaches_the_protocols_route(env):

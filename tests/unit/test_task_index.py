@@ -141,12 +141,13 @@ def test_other_calls_reach_the_source(lab, tmp_path):
 
 def test_a_read_saved_through_the_index_needs_no_listing(lab, tmp_path):
     saved = []
-    lab.create_annotation = lambda task_id, result, user: saved.append((task_id, user)) or lab.annotate(task_id, user) or 99
+    lab.create_annotation = lambda task_id, result, user, **extra: saved.append((task_id, user, extra)) or \
+        lab.annotate(task_id, user) or 99
     index = index_over(lab, tmp_path)
     annotators(index)
     lab.listings.clear()
-    assert index.create_annotation(2, [], 7) == 99
-    assert annotators(index)[2] == [7] and saved == [(2, 7)]
+    assert index.create_annotation(2, [], 7, lead_time=12.5) == 99
+    assert annotators(index)[2] == [7] and saved == [(2, 7, {"lead_time": 12.5})]
     assert lab.listings == []
 
 

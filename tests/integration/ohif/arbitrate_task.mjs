@@ -23,6 +23,16 @@ const browser = await chromium.launch({
 const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
 page.on('console', m => { if (m.type() === 'error') errors.push(m.text().slice(0, 300)); });
 page.on('pageerror', e => errors.push(String(e).slice(0, 300)));
+// OHIF's error toasts (sonner), collected on every page the senior goes through.
+await page.addInitScript(() => {
+  window.radlabelErrorToasts = [];
+  new MutationObserver(() => {
+    for (const el of document.querySelectorAll('[data-sonner-toast][data-type=error]')) {
+      const text = el.textContent.slice(0, 300);
+      if (!window.radlabelErrorToasts.includes(text)) window.radlabelErrorToasts.push(text);
+    }
+  }).observe(document, { childList: true, subtree: true, attributes: true });
+});
 const shot = async name => { const file = path.join(out, `arbitration-${shots.length + 1}-${name}.png`); await page.screenshot({ path: file }); shots.push(file); };
 
 // What the viewer holds: the extension's controller (same module instance OHIF imported) and cornerstone's state.
@@ -66,8 +76,8 @@ try {
     const { viewport } = c.viewer.glue.activeViewport(c.viewer.ctx);
     if (position >= 0) await viewport.setImageIdIndex(position);
   }, accept);
-  await page.locator('#radlabel-arbitration').scrollIntoViewIfNeeded();
   await page.waitForTimeout(1500);
+  await page.locator('#radlabel-arbitration').scrollIntoViewIfNeeded();
   seen.panel = await page.textContent('#radlabel-arbitration');
   seen.agreement = await page.$$eval('#radlabel-agreement li', items => items.map(i => i.textContent));
   seen.opened = await viewerState();
@@ -92,11 +102,13 @@ try {
   await page.click('#radlabel-submit');
   await page.waitForFunction(() => window.radlabelLastSubmit, null, { timeout: 120000 });
   result = await page.evaluate(() => window.radlabelLastSubmit);
-  await page.waitForTimeout(300);
+  await page.waitForTimeout(4000); // OHIF's false "Series filter" toast came about a second after a submit
   await shot('final-submitted');
 } catch (error) {
   result = { error: String(error.message || error).slice(0, 500) };
   try { await shot('failure'); } catch { /* the page may be gone */ }
 }
+let toasts = [];
+try { toasts = await page.evaluate(() => window.radlabelErrorToasts || []); } catch { /* the page may be gone */ }
 await browser.close();
-console.log(JSON.stringify({ result, seen, screenshots: shots, console_errors: errors.slice(0, 20) }));
+console.log(JSON.stringify({ result, seen, screenshots: shots, console_errors: errors.slice(0, 40), error_toasts: toasts }));

@@ -1,0 +1,120 @@
+// radlabel's Label Studio door: sign-in, worklist and Label Studio's own editor on the viewer front.
+// The reader token lives in sessionStorage only (the OHIF extension's key: one sign-in per tab for both
+// doors), is sent as a bearer header on every call and never put in a URL or a log line.
+const TOKEN_KEY = 'radlabel.readerToken';
+const tokens = {
+  get: () => sessionStorage.getItem(TOKEN_KEY) || '',
+  set: token => sessionStorage.setItem(TOKEN_KEY, token.trim()),
+  clear: () => sessionStorage.removeItem(TOKEN_KEY),
+};
+const $ = id => document.getElementById(id);
+const page = document.body.dataset;
+
+function status(message, error = false) {
+  $('radlabel-status').textContent = message;
+  $('radlabel-status').className = error ? 'err' : '';
+}
+
+class SignInNeeded extends Error {}
+
+async function call(method, path, body) {
+  const headers = { Authorization: `Bearer ${tokens.get()}` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const reply = await fetch(`/radlabel/editor/${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  let payload = {};
+  try { payload = await reply.json(); } catch { payload = {}; }
+  if (reply.status === 401) {
+    tokens.clear();
+    throw new SignInNeeded(payload.error || 'sign in with your reader token.');
+  }
+  return { status: reply.status, body: payload };
+}
+
+function signIn(message) {
+  status(message || 'Sign in with the reader token your administrator gave you.', Boolean(message));
+  $('radlabel-signin').hidden = false;
+  $('radlabel-main').replaceChildren();
+}
+
+async function showWorklist() {
+  const { status: code, body } = await call('GET', 'api/worklist');
+  if (code !== 200) return status(body.error || `the worklist answered ${code}.`, true);
+  $('radlabel-who').textContent = body.reader;
+  const list = document.createElement('ul');
+  list.id = 'radlabel-worklist';
+  for (const task of body.tasks) {
+    const item = document.createElement('li');
+    const link = document.createElement('a');
+    link.href = `/radlabel/editor/tasks/${task.task_id}`;
+    link.dataset.task = task.task_id;
+    link.textContent = `task ${task.task_id} — ${task.kind}, ${task.protocol.id} ${task.protocol.version}, ${task.slices} slices`;
+    item.append(link);
+    list.append(item);
+  }
+  $('radlabel-main').replaceChildren(list);
+  status(body.tasks.length ? `${body.tasks.length} task(s) to read.` : 'Nothing to read now.');
+  window.radlabelWorklist = body.tasks.map(t => t.task_id);
+}
+
+async function loadEditorBundle() {
+  const load = self.radlabelBundleLoader;
+  await Promise.all(page.chunks.split(',').map(chunk => load.e(Number(chunk))));
+  load(Number(page.module));  // sets window.LabelStudio
+}
+
+async function save(taskId, annotation, started) {
+  const result = annotation.serializeAnnotation();
+  const lead_time = Math.min(86400, Math.round((Date.now() - started) / 100) / 10);
+  const reply = await call('POST', `tasks/${taskId}/annotation`, { result, lead_time });
+  window.radlabelLastSubmit = reply;
+  if (reply.status === 201) status(`Saved as your read (annotation ${reply.body.annotation_id}).`);
+  else status(reply.body.error || `saving answered ${reply.status}.`, true);
+}
+
+async function showTask(taskId) {
+  await loadEditorBundle();
+  const { status: code, body } = await call('GET', `api/tasks/${taskId}`);
+  if (code !== 200) return status(body.error || `the task answered ${code}.`, true);
+  $('radlabel-who').textContent = body.reader;
+  const started = Date.now();
+  const submit = (_, annotation) => save(taskId, annotation, started).catch(failed);
+  // Nothing that shows others' work or Label Studio's project settings: no annotation or prediction tabs or menus
+  // ('topbar' alone holds the Submit control); a read task is shown without submit.
+  const shown = ['panel', 'controls', 'side-column', 'infobar', 'topbar'];
+  const interfaces = body.open ? [...shown, 'submit'] : shown;
+  new window.LabelStudio('radlabel-main', {
+    config: body.config, task: body.task, interfaces,
+    user: { id: body.user_id, firstName: body.reader, lastName: '' },
+    onLabelStudioLoad: ls => {
+      const store = ls.annotationStore;
+      const current = body.open ? store.addAnnotation({ userGenerate: true }) : store.annotations[0];
+      if (current) store.selectAnnotation(current.id);
+      window.radlabelEditor = ls;  // the editor of this page (tests and the browser console look at it)
+      window.radlabelReady = true;
+    },
+    onSubmitAnnotation: submit,
+    onUpdateAnnotation: submit,
+  });
+  status(body.open ? `${body.kind} task ${taskId}: label it, then Submit.` : `task ${taskId}: you have read it (your read is shown).`);
+}
+
+function failed(error) {
+  if (error instanceof SignInNeeded) return signIn(error.message);
+  status(String(error.message || error), true);
+}
+
+function start() {
+  if (!tokens.get()) return signIn();
+  $('radlabel-signin').hidden = true;
+  const work = page.page === 'task' ? showTask(Number(page.task)) : showWorklist();
+  work.catch(failed);
+}
+
+$('radlabel-signin').addEventListener('submit', event => {
+  event.preventDefault();
+  tokens.set($('radlabel-token').value);
+  $('radlabel-token').value = '';
+  start();
+});
+$('radlabel-signout').addEventListener('click', () => { tokens.clear(); signIn(); });
+start();
