@@ -96,7 +96,16 @@ def _preset_selector(view: Element, protocol: Protocol) -> None:
 
 def _preset_view(view: Element, protocol: Protocol, preset: str) -> None:
     """The image of one preset with the region controls of the classes read in it."""
-    shown = SubElement(view, "View", visibleWhen="choice-selected", whenTagName=PRESET_SELECTOR, whenChoiceValue=preset)
+    others = [p.name for p in protocol.window_presets if p.name != preset]
+    if preset != protocol.default_preset:
+        shown = SubElement(view, "View", visibleWhen="choice-selected", whenTagName=PRESET_SELECTOR,
+                           whenChoiceValue=preset)
+    elif others:  # Label Studio's editor starts with no choice selected (``selected`` is not applied): the
+        # default preset shows until another one is picked
+        shown = SubElement(view, "View", visibleWhen="choice-unselected", whenTagName=PRESET_SELECTOR,
+                           whenChoiceValue=",".join(others))
+    else:
+        shown = SubElement(view, "View")
     row = SubElement(shown, "View", style=_ROW)  # the class buttons beside the image, not below it
     # Brightness/contrast stay off: slices come pre-windowed with the protocol's presets,
     # so every reader labels under the same viewing conditions.

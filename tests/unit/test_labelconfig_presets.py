@@ -71,8 +71,13 @@ def test_every_preset_is_viewable_and_classes_sit_in_their_read_in_preset(templa
     assert [c.get("value") for c in selector] == [p.name for p in protocol.window_presets]
     assert [c.get("value") for c in selector if c.get("selected") == "true"] == [protocol.default_preset]
     for preset in protocol.window_presets:
-        [panel] = [v for v in root.iter("View") if v.get("whenChoiceValue") == preset.name]
-        assert panel.get("visibleWhen") == "choice-selected" and panel.get("whenTagName") == "preset"
+        [panel] = [v for v in root.iter("View") if v.get("whenTagName") == "preset"
+                   and any(i.get("name") == f"image_{preset.name}" for i in v.iter("Image"))]
+        others = [p.name for p in protocol.window_presets if p.name != preset.name]
+        if preset.name == protocol.default_preset:  # shown until another preset is picked
+            assert (panel.get("visibleWhen"), panel.get("whenChoiceValue")) == ("choice-unselected", ",".join(others))
+        else:
+            assert (panel.get("visibleWhen"), panel.get("whenChoiceValue")) == ("choice-selected", preset.name)
         [image] = panel.iter("Image")
         assert image.get("name") == f"image_{preset.name}"
         assert image.get("valueList") == f"$images_by_preset.{preset.name}"
@@ -131,7 +136,7 @@ def test_labels_and_flags_sit_beside_the_image():
     images, side = list(row)
     assert list(images.iter("Image")) and not list(side.iter("Image"))
     assert {c.get("name") for c in side.iter("Choices")} == {"preset", "edge_cases", "escalation"}
-    for panel in (v for v in images.iter("View") if v.get("whenChoiceValue")):
+    for panel in (v for v in images.iter("View") if v.get("whenTagName") == "preset"):
         [inner] = list(panel)
         image_column, controls = list(inner)
         assert [e.tag for e in image_column] == ["Image"] and "Image" not in [e.tag for e in controls.iter()]
