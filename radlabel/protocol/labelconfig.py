@@ -84,7 +84,7 @@ _SIDE_COLUMN = "flex: 0 0 260px; max-height: calc(100vh - 160px); overflow-y: au
 def _preset_selector(view: Element, protocol: Protocol) -> None:
     SubElement(view, "Header", value="Window preset (each class is drawn in the preset it must be read in)", size="6")
     selector = SubElement(view, "Choices", name=PRESET_SELECTOR, toName=main_image(protocol), choice="single-radio",
-                          showInline="true", required="true")
+                          showInline="true")
     for preset in protocol.window_presets:
         drawn = [c.display_name for c in protocol.classes if c.read_in == preset.name and set(c.geometry) & set(REGION_CONTROLS)]
         choice = {"value": preset.name, "hint": f"W {preset.width:g} / L {preset.center:g}"
