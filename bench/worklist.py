@@ -35,11 +35,13 @@ def _populate(settings, tasks: int, read: int) -> tuple[int, list[int]]:
     ls = client(settings)
     data = [{"study": f"2.25.{n}", "series": f"2.25.{n}.1", "sop_instance_uids": [f"2.25.{n}.1.{k}" for k in range(40)],
              "images": [f"{settings.url('viewer')}/radlabel/images/x/lung/{k:04d}.png" for k in range(40)],
+             "images_by_preset": {p.name: [f"{settings.url('viewer')}/radlabel/images/x/{p.name}/{k:04d}.png"
+                                           for k in range(40)] for p in protocol.window_presets},
              "rows": 256, "columns": 256} for n in range(tasks)]
     ls.projects.import_tasks(id=project, request=data)
     mask = np.zeros((40, 256, 256), bool)
     mask[:, 60:180, 70:200] = True
-    regions = mask_regions({"lung_field": mask})
+    regions = mask_regions({"lung_field": mask}, "mask_lung", "image_lung")
     users = [ls.users.create(email=f"bench{n}@hospital.org", username=f"bench{n}").id for n in (1, 2)]
     for task in list(ls.tasks.list(project=project, page_size=500))[:read]:
         for user in users:

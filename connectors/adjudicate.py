@@ -26,7 +26,8 @@ from radlabel.adjudication.decision import Decision, decide
 from radlabel.adjudication.reads import annotator, read_from_annotation, task_shape, task_spacing
 from radlabel.brush_rle import mask_regions
 from radlabel.errors import RadlabelError
-from radlabel.protocol.labelconfig import FINDINGS, IMAGE
+from radlabel.protocol.enum import Geometry
+from radlabel.protocol.labelconfig import FINDINGS, class_targets, main_image
 from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
 
@@ -200,9 +201,9 @@ class Adjudicator:
     def _finalise(self, protocol: Protocol, task, masks: dict, findings: set, summary: dict, *, method: str,
                   readers: list[int]) -> str:
         """Ground truth in Label Studio, final SEG in Orthanc, state 'final' — in that order, each repeatable."""
-        result = mask_regions(masks)
+        result = mask_regions(masks, targets=class_targets(protocol, Geometry.MASK))
         if findings:
-            result.append({"id": "findings", "from_name": FINDINGS, "to_name": IMAGE, "type": "choices",
+            result.append({"id": "findings", "from_name": FINDINGS, "to_name": main_image(protocol), "type": "choices",
                            "value": {"choices": sorted(findings)}})
         consensus_user = self.consensus_user()
         with label_studio_errors(f"store the final labels of task {task.id}"):

@@ -30,7 +30,8 @@ from radlabel.brush_rle import mask_regions
 from radlabel.errors import RadlabelError
 from radlabel.phantom import make_ct_study
 from radlabel.protocol import parse_template
-from radlabel.protocol.enum import ReaderTier
+from radlabel.protocol.enum import Geometry, ReaderTier
+from radlabel.protocol.labelconfig import class_targets
 from radlabel.protocol.template import Protocol
 from radlabel.qa.simulate import SimulatedReader
 from radlabel.settings import Settings
@@ -121,7 +122,8 @@ class Campaign:
         return int(credentials["reader"].removeprefix("reader-"))
 
     def _post(self, task_id: int, reader: str, masks: dict, lead_time: float) -> None:
-        save_through_gateway(self.settings, self.tokens[reader], task_id, mask_regions(masks), lead_time)
+        regions = mask_regions(masks, targets=class_targets(self.protocol, Geometry.MASK))
+        save_through_gateway(self.settings, self.tokens[reader], task_id, regions, lead_time)
 
     def store_and_sync(self, seeds) -> tuple[list[int], list[int]]:
         """Synthetic studies into the PACS and through sync: (their tasks, hidden gold copies inserted)."""

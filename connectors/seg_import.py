@@ -26,6 +26,8 @@ from radlabel import seg as seg_codec
 from radlabel.audit import audit_log
 from radlabel.brush_rle import mask_regions
 from radlabel.ingest.deid import Deidentifier
+from radlabel.protocol.enum import Geometry
+from radlabel.protocol.labelconfig import class_targets
 from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
 
@@ -69,13 +71,14 @@ class ImportedSegs:
 
 
 def store_read(settings: Settings, ls, task_id: int, user_id: int, masks: dict[str, np.ndarray], source: str,
-               **extra) -> int:
-    """A SEG's class masks as ``user_id``'s annotation of a task (vouched by radlabel); the annotation id. ``extra``
-    goes on the annotation as it is (an OHIF read's ``lead_time``)."""
+               protocol: Protocol, **extra) -> int:
+    """A SEG's class masks as ``user_id``'s annotation of a task (vouched by radlabel); the annotation id. Each class
+    lands on its preset's brush control. ``extra`` goes on the annotation as it is (an OHIF read's ``lead_time``)."""
     from connectors.authorship import post_read
 
+    regions = mask_regions(masks, targets=class_targets(protocol, Geometry.MASK))
     with label_studio_errors(f"store the SEG in task {task_id}"):
-        return post_read(settings, ls, task_id, user_id, mask_regions(masks), source, **extra)
+        return post_read(settings, ls, task_id, user_id, regions, source, **extra)
 
 
 class SegImporter:
@@ -198,7 +201,8 @@ class SegImporter:
             result.outcome = "no segment of this protocol"
             return result
         # vouched: the admin named the reader
-        annotation_id = store_read(self.settings, self.ls, task.id, self._reader_user(result.reader), masks, "seg-import")
+        annotation_id = store_read(self.settings, self.ls, task.id, self._reader_user(result.reader), masks, "seg-import",
+                                   self.protocol)
         result.annotation_id = annotation_id
         audit_log(self.settings).append("seg_import", result.reader, f"{self.protocol.id} {self.protocol.version}",
                                         task=task.id, annotation=annotation_id, seg=seg_key, regions=result.regions)

@@ -385,7 +385,8 @@ class Syncer:
             "preset": default,
             "presets": {p.name: {"center": p.center, "width": p.width} for p in self.protocol.window_presets
                         if p.name in images},
-            "images_by_preset": images,
+            # every preset the label config shows; one of another modality than this series' has no slices
+            "images_by_preset": {p.name: images.get(p.name, []) for p in self.protocol.window_presets},
             "flags": [f["code"] for f in record.flags if f["code"] not in ("deidentified",)],
             "protocol": {"id": self.protocol.id, "version": self.protocol.version},
             "acquisition": acquisition,

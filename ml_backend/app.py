@@ -112,7 +112,7 @@ def create_app(model: Model | None = None, budget_s: float = PREDICT_BUDGET_S, p
                 results += [Prediction([], 0.0, model.version) for _ in later]
                 break
             results += model.predict([task], label_config, context)
-        return {"results": [p.as_dict() for p in results]}
+        return {"results": [p.as_answer() for p in results]}
 
     @app.post("/webhook")
     def webhook():

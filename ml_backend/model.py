@@ -12,6 +12,12 @@ class Prediction:
     result: list[dict] = field(default_factory=list)
     score: float = 0.0
     model_version: str = ""
+    offered: bool = True  # False: no model covers the protocol's classes, so Label Studio gets no prediction at all
+
+    def as_answer(self) -> dict | list:
+        """The task's entry in a /predict answer: Label Studio stores one prediction per object of a list, so an
+        empty list stores none (no empty prediction tab at 0 % for a protocol without a model)."""
+        return self.as_dict() if self.offered else []
 
     def as_dict(self) -> dict:
         return {"result": self.result, "score": self.score, "model_version": self.model_version}

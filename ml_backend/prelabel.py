@@ -27,7 +27,7 @@ from ml_backend.volumes import VolumeSource
 from radlabel.audit import audit_log
 from radlabel.brush_rle import mask_regions
 from radlabel.errors import RadlabelError
-from radlabel.protocol.labelconfig import IMAGE, REGION_CONTROLS
+from radlabel.protocol.labelconfig import class_targets
 from radlabel.protocol.enum import Geometry
 from radlabel.settings import Settings
 
@@ -51,6 +51,8 @@ class ProtocolPrelabeller(Model):
     def predict_one(self, task: dict, label_config: str) -> Prediction:
         protocol = self.protocol_for(label_config)
         plan = (protocol.ml or {}).get("prelabel", {})
+        if not any((cls := protocol.label_class(name)) and Geometry.MASK in cls.geometry for name in plan):
+            return Prediction([], 0.0, self.version, offered=False)  # no model for any class: no prediction tab
         volume = self.volumes.load(task.get("data") or {})
         masks: dict[str, np.ndarray] = {}
         scores = []
@@ -77,7 +79,8 @@ class ProtocolPrelabeller(Model):
                 continue
             masks[name] = mask
             scores.append(score)
-        result = mask_regions({k: v for k, v in masks.items() if v.any()}, REGION_CONTROLS[Geometry.MASK][1], IMAGE)
+        result = mask_regions({k: v for k, v in masks.items() if v.any()},
+                              targets=class_targets(protocol, Geometry.MASK))
         check(result, controls_of(label_config), len(task["data"].get("images", [])))
         prediction = Prediction(result, round(float(np.mean(scores)) if scores else 0.0, 4), "+".join(dict.fromkeys(versions)))
         audit_log(self.settings).append("prediction", prediction.model_version, f"{protocol.id} {protocol.version}",
@@ -132,7 +135,7 @@ class ProtocolPrelabeller(Model):
         """Interactive: the reader's click or box grown into a 3-D mask of that class."""
         volume = self.volumes.load(task.get("data") or {})
         masks = {k: v for k, v in interactive.from_context(volume.values, volume.spacing, context).items() if v.any()}
-        result = mask_regions(masks, REGION_CONTROLS[Geometry.MASK][1], IMAGE)
+        result = mask_regions(masks, targets=class_targets(self.protocol_for(label_config), Geometry.MASK))
         check(result, controls_of(label_config), len(task["data"].get("images", [])))
         return Prediction(result, 1.0 if result else 0.0, f"{self.version}-assist")
 

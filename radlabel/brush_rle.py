@@ -83,14 +83,18 @@ def decode(rle: list[int], rows: int, columns: int) -> np.ndarray:
     return np.asarray(decode_rle(rle)).reshape(rows, columns, 4)[:, :, 3]
 
 
-def mask_regions(masks: dict[str, np.ndarray], control: str = "mask", image: str = "image") -> list[dict]:
-    """Label Studio brush regions for class masks (one region per class and slice)."""
+def mask_regions(masks: dict[str, np.ndarray], control: str = "mask", image: str = "image",
+                 targets: dict[str, tuple[str, str]] | None = None) -> list[dict]:
+    """Label Studio brush regions for class masks (one region per class and slice). ``targets`` gives each
+    class its (control, image), as ``labelconfig.class_targets`` makes them: a class is drawn on the image
+    of the preset it is read in; classes it does not name use ``control`` and ``image``."""
     regions = []
     for name, mask in masks.items():
+        control_here, image_here = (targets or {}).get(name, (control, image))
         for index in np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1)):
             plane = mask[index].astype(np.uint8) * 255
             regions.append({
-                "id": f"{name[:12]}-{index}", "from_name": control, "to_name": image, "type": "brushlabels",
+                "id": f"{name[:12]}-{index}", "from_name": control_here, "to_name": image_here, "type": "brushlabels",
                 "item_index": int(index), "origin": "manual", "image_rotation": 0,
                 "original_width": int(plane.shape[1]), "original_height": int(plane.shape[0]),
                 "value": {"format": "rle", "rle": encode(plane), "brushlabels": [name]},

@@ -241,8 +241,11 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
     from connectors.adjudicate import Adjudicator
     from connectors.label_studio import client
     from radlabel.brush_rle import mask_regions
+    from radlabel.protocol.enum import Geometry
+    from radlabel.protocol.labelconfig import class_targets
 
-    syncer = Syncer(settings, load_template(TEMPLATES / "ct-lung-nodules.yaml"))
+    protocol = load_template(TEMPLATES / "ct-lung-nodules.yaml")
+    syncer = Syncer(settings, protocol)
     done = {s["series_key"]: s for s in lung_sync.get("series", []) if s["status"] == "done" and s.get("task_id")}
     # the synthetic study whose ground truth we kept, among the synced series
     truth_folder = next((p for p in sorted((settings.home / "samples").iterdir())
@@ -260,7 +263,8 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
     in_plane[1] = ndimage.generate_binary_structure(2, 1)  # one pixel off at every in-plane edge
     second = {"lung_field": ndimage.binary_erosion(first["lung_field"], structure=in_plane),
               "solid_nodule": first["solid_nodule"]}
-    _demo_readers_read(settings, ls, task.id, [mask_regions(m) for m in (first, second)], progress)
+    targets = class_targets(protocol, Geometry.MASK)
+    _demo_readers_read(settings, ls, task.id, [mask_regions(m, targets=targets) for m in (first, second)], progress)
     outcome = Adjudicator(settings, progress).reconcile()  # the webhook worker may have done it already
     mine = next((o for o in outcome if o.task_id == task.id), None)
     from radlabel.adjudication.metrics import mask_agreement
@@ -297,6 +301,8 @@ def _arbitration_demo(settings, token_file: str, progress) -> dict:
     from connectors.label_studio import client
     from radlabel.brush_rle import mask_regions
     from radlabel.phantom import make_ct_study
+    from radlabel.protocol.enum import Geometry
+    from radlabel.protocol.labelconfig import class_targets
 
     protocol = load_template(TEMPLATES / "ct-lung-nodules.yaml")
     study = make_ct_study(seed=1901, slices=24, size=128, pixel_spacing=3.0, lung_nodules=1)
@@ -315,7 +321,8 @@ def _arbitration_demo(settings, token_file: str, progress) -> dict:
     misplaced = np.roll(nodule, 14, axis=2)  # the second reader marks the wrong spot
     lungs = study.labelmap == 3
     reads = ({"lung_field": lungs, "solid_nodule": nodule}, {"lung_field": lungs & ~misplaced, "solid_nodule": misplaced})
-    _demo_readers_read(settings, ls, task_id, [mask_regions(m) for m in reads], progress)
+    targets = class_targets(protocol, Geometry.MASK)
+    _demo_readers_read(settings, ls, task_id, [mask_regions(m, targets=targets) for m in reads], progress)
     Adjudicator(settings, progress).reconcile()
     from connectors.database import state_database
 

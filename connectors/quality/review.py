@@ -12,6 +12,8 @@ from connectors.quality.read_scores import ReadScores
 from radlabel.adjudication.reads import annotator
 from radlabel.audit import audit_log
 from radlabel.brush_rle import mask_regions
+from radlabel.protocol.enum import Geometry
+from radlabel.protocol.labelconfig import class_targets
 from radlabel.protocol.template import Protocol
 from radlabel.qa.sampling import sampled_for_review
 from radlabel.settings import Settings
@@ -35,7 +37,8 @@ class QaReview(QaJob):
             f"{REVIEW_MARKER} {protocol.id} {protocol.version}", f"QA review {protocol.id}",
             f"QA review of final labels of {protocol.name} {protocol.version}: correct what is "
             "wrong and submit; submitting unchanged confirms them.", protocol)
-        review = self.qa_tasks.copy(project, task, "review", protocol, None, prediction=mask_regions(masks))
+        review = self.qa_tasks.copy(project, task, "review", protocol, None,
+                                    prediction=mask_regions(masks, targets=class_targets(protocol, Geometry.MASK)))
         audit_log(self.settings).append("qa_sampling", "radlabel-qa", f"{protocol.id} {protocol.version}",
                                         task=task.id, review_task=review)
         return review

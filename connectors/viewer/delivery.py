@@ -48,7 +48,7 @@ def import_into_task(settings: Settings, submission: Submission, path: Path) -> 
     masks, _ = seg_codec.class_masks(segments, protocol)  # the readers' API named every segment after a class
     # vouched: the API checked the reader
     timing = seg_reading_time(seg)  # lead time on the annotation, as Label Studio's own editor records it
-    annotation_id = store_read(settings, ls, submission.task_id, submission.reader, masks, "ohif",
+    annotation_id = store_read(settings, ls, submission.task_id, submission.reader, masks, "ohif", protocol,
                                **({"lead_time": timing["lead_time_s"]} if timing else {}))
     imported.add(submission.seg_key, submission.task_id, annotation_id)
     audit_log(settings).append("seg_import", f"reader-{submission.reader}", submission.protocol, task=submission.task_id,

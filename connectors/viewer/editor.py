@@ -33,7 +33,7 @@ from connectors.readers import ReaderRegistry
 from connectors.viewer.api import ApiError, Workspace, _annotator, _json_object, reader_tasks
 from connectors.viewer.editor_bundle import bundle_folder, editor_bundle
 from radlabel.errors import RadlabelError
-from radlabel.protocol.labelconfig import IMAGE, label_config
+from radlabel.protocol.labelconfig import label_config
 from radlabel.settings import Settings
 
 MAX_REGIONS = 20_000
@@ -41,16 +41,23 @@ PAGE_DIR = Path(__file__).resolve().parent / "editor_page"
 # Arbitration shows every reader's labels: seniors do it in OHIF, never in this door.
 EDITOR_KINDS = ("reads", "calibration")
 _DATA_KEYS = re.compile(r'\$([A-Za-z_][A-Za-z0-9_]*)')
-_LABELLED = {"brushlabels", "rectanglelabels", "polygonlabels", "keypointlabels", "choices"}
+_LABELLED = {"brushlabels", "rectanglelabels", "polygonlabels", "keypointlabels", "vectorlabels", "choices"}
 
 
 def controls(protocol) -> dict[str, tuple[str, set[str]]]:
     """{control name: (region type, allowed values)} of the protocol's labelling configuration."""
+    return {name: (kind, values) for name, (kind, values, _) in _controls(protocol).items()}
+
+
+def _controls(protocol) -> dict[str, tuple[str, set[str], str]]:
+    """{control name: (region type, allowed values, the image it draws on)}; one image per window preset."""
+    root = fromstring(label_config(protocol))
+    images = {element.get("name") for element in root.iter("Image")}
     found = {}
-    for element in fromstring(label_config(protocol)).iter():
-        if element.get("toName") == IMAGE and element.get("name"):
+    for element in root.iter():
+        if element.get("toName") in images and element.get("name"):
             values = {child.get("value") for child in element if child.get("value")}
-            found[element.get("name")] = (element.tag.lower(), values)
+            found[element.get("name")] = (element.tag.lower(), values, element.get("toName"))
     return found
 
 
@@ -74,6 +81,11 @@ def _value_problem(kind: str, value: dict, data: dict) -> str | None:
         if not isinstance(points, list) or not points or not all(
                 isinstance(p, list) and len(p) == 2 and _numbers({"x": p[0], "y": p[1]}, ("x", "y")) for p in points):
             return "an outline needs points as [x, y] pairs in percent (0 to 100)"
+    elif kind == "vectorlabels":
+        vertices = value.get("vertices")
+        if not isinstance(vertices, list) or len(vertices) != 2 or not all(
+                isinstance(v, dict) and _numbers(v, ("x", "y")) for v in vertices):
+            return "a ruler needs 'vertices': two points with x and y in percent (0 to 100)"
     elif kind == "textarea":
         text = value.get("text")
         if not isinstance(text, list) or len(text) > 1 or not all(isinstance(t, str) and len(t) <= 1000 for t in text):
@@ -89,13 +101,13 @@ def result_problem(result, protocol, data: dict) -> str | None:
     """None if every region is one this protocol's editor can produce on this task; else one sentence."""
     if not isinstance(result, list) or len(result) > MAX_REGIONS:
         return f"'result' must be a list of at most {MAX_REGIONS} regions."
-    allowed, slices = controls(protocol), len(data.get("images") or data.get("sop_instance_uids") or [])
+    allowed, slices = _controls(protocol), len(data.get("images") or data.get("sop_instance_uids") or [])
     for n, region in enumerate(result):
         where = f"result[{n}]"
         if not isinstance(region, dict) or not isinstance(region.get("value"), dict):
             return f"{where} must be an object with a 'value' object."
-        kind, values = allowed.get(region.get("from_name"), (None, set()))
-        if kind is None or region.get("to_name") != IMAGE or region.get("type") != kind:
+        kind, values, image = allowed.get(region.get("from_name"), (None, set(), None))
+        if kind is None or region.get("to_name") != image or region.get("type") != kind:
             return f"{where}: from_name, to_name and type must name a control of the protocol's labelling configuration."
         index = region.get("item_index", 0)
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < max(slices, 1):
@@ -123,9 +135,17 @@ def editor_data(config: str, data: dict) -> dict:
     browser (no source task, no series UIDs, no disagreement notes)."""
     shown = {}
     for key in sorted(set(_DATA_KEYS.findall(config))):
-        value = data.get(key)
-        shown[key] = [same_origin(v) for v in value] if isinstance(value, list) else same_origin(value)
+        shown[key] = _same_origin_all(data.get(key))
     return shown
+
+
+def _same_origin_all(value):
+    """Slice URLs made same-origin in a value, a list of them or a mapping of lists (``images_by_preset``)."""
+    if isinstance(value, dict):
+        return {key: _same_origin_all(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [same_origin(item) for item in value]
+    return same_origin(value)
 
 
 def own_annotations(task: dict, reader) -> list[dict]:

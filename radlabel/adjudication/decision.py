@@ -15,7 +15,7 @@ import numpy as np
 
 from radlabel.adjudication.consensus import majority, staple
 from radlabel.adjudication.metrics import continuity_issues, pairwise
-from radlabel.adjudication.reads import Read
+from radlabel.adjudication.reads import Read, diameters_mm
 from radlabel.protocol.content import Thresholds
 from radlabel.protocol.enum import AdjudicationMethod, EdgeCaseAction
 from radlabel.protocol.template import Protocol
@@ -33,11 +33,13 @@ class Decision:
     reader_quality: dict = field(default_factory=dict)  # class -> reader -> sensitivity/specificity
     reader_findings: dict = field(default_factory=dict)  # reader -> findings ticked
     edge_cases: dict = field(default_factory=dict)  # reader -> edge-case rules flagged
+    measurements: dict = field(default_factory=dict)  # reader -> class -> [{"slice", "mm"}] from their rulers
 
     def summary(self) -> dict:
         return {"accepted": self.accepted, "reasons": self.reasons, "findings": sorted(self.findings),
                 "agreement": self.agreement, "reader_quality": self.reader_quality,
-                "reader_findings": self.reader_findings, "edge_cases": self.edge_cases}
+                "reader_findings": self.reader_findings, "edge_cases": self.edge_cases,
+                "measurements": self.measurements}
 
 
 def _failures(pair: dict, limits: Thresholds) -> list[str]:
@@ -49,6 +51,22 @@ def _failures(pair: dict, limits: Thresholds) -> list[str]:
     if limits.hd95_mm is not None and (pair["hd95_mm"] is None or pair["hd95_mm"] > limits.hd95_mm):
         failed.append(f"HD95 {pair['hd95_mm']} mm > {limits.hd95_mm}")
     return failed
+
+
+def size_issues(measurements: dict, protocol: Protocol) -> list[str]:
+    """Diameters outside the protocol's size rules (boundary min/max_diameter_mm), one sentence each."""
+    issues = []
+    for reader, classes in measurements.items():
+        for name, diameters in classes.items():
+            cls = protocol.label_class(name)
+            rule = cls.boundary if cls else None
+            for d in diameters:
+                where = f"{name}: reader {reader} measured {d['mm']} mm on slice {d['slice'] + 1}"
+                if rule and rule.min_diameter_mm is not None and d["mm"] < rule.min_diameter_mm:
+                    issues.append(f"{where}, below the protocol's {rule.min_diameter_mm} mm minimum")
+                if rule and rule.max_diameter_mm is not None and d["mm"] > rule.max_diameter_mm:
+                    issues.append(f"{where}, above the protocol's {rule.max_diameter_mm} mm maximum")
+    return issues
 
 
 def decide(reads: list[Read], protocol: Protocol, spacing: tuple[float, float, float]) -> Decision:
@@ -95,7 +113,9 @@ def decide(reads: list[Read], protocol: Protocol, spacing: tuple[float, float, f
             reasons.append(f"reader {read.reader} met edge case {case} (escalate)")
     if method in (AdjudicationMethod.CONSENSUS_REVIEW,):
         reasons.append("the protocol reviews every series in consensus")
-    decision = Decision(not reasons, reasons, consensus, findings, agreement, quality)
+    measurements = {str(read.reader): diameters_mm(read, spacing[1:]) for read in reads if read.rulers}
+    reasons += size_issues(measurements, protocol)
+    decision = Decision(not reasons, reasons, consensus, findings, agreement, quality, measurements=measurements)
     decision.reader_findings = {str(read.reader): sorted(read.findings) for read in reads}
     decision.edge_cases = {str(read.reader): sorted(read.edge_cases) for read in reads}
     return decision

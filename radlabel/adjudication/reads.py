@@ -13,10 +13,10 @@ import numpy as np
 
 from radlabel import brush_rle
 from radlabel.protocol.enum import Geometry
-from radlabel.protocol.labelconfig import EDGE_CASES, ESCALATION, FINDINGS, REGION_CONTROLS
+from radlabel.protocol.labelconfig import EDGE_CASES, ESCALATION, FINDINGS, REGION_CONTROLS, control_presets
 from radlabel.protocol.template import Protocol
 
-MASK_CONTROL = REGION_CONTROLS[Geometry.MASK][1]
+MASK_CONTROL = REGION_CONTROLS[Geometry.MASK][1]  # the one brush control of configurations before per-preset images
 
 
 @dataclass
@@ -29,6 +29,9 @@ class Read:
     findings: set[str] = field(default_factory=set)
     edge_cases: set[str] = field(default_factory=set)
     escalated: bool = False
+    painted_in: dict[str, set[str]] = field(default_factory=dict)  # class -> window presets its strokes were made in
+    # class -> (slice, ((column, row), (column, row))): the two ends of each ruler, in pixels
+    rulers: dict[str, list[tuple[int, tuple[tuple[float, float], tuple[float, float]]]]] = field(default_factory=dict)
 
 
 def annotator(annotation: dict) -> int:
@@ -50,19 +53,49 @@ def task_spacing(data: dict) -> tuple[float, float, float]:
     return float(data.get("slice_spacing_mm") or 1.0), float(pixel[0]), float(pixel[1])
 
 
+def ruler_length_mm(ends: tuple[tuple[float, float], tuple[float, float]], pixel_spacing: tuple[float, float]) -> float:
+    """Length of a two-point ruler given in pixels (column, row); ``pixel_spacing`` is DICOM's (row, column) mm."""
+    (x0, y0), (x1, y1) = ends
+    return float(np.hypot((x1 - x0) * pixel_spacing[1], (y1 - y0) * pixel_spacing[0]))
+
+
+def diameters_mm(read: Read, pixel_spacing: tuple[float, float]) -> dict[str, list[dict]]:
+    """class -> [{"slice", "mm"}] of a read's rulers."""
+    return {name: [{"slice": index, "mm": round(ruler_length_mm(ends, pixel_spacing), 2)} for index, ends in rulers]
+            for name, rulers in read.rulers.items()}
+
+
+def _ruler(value: dict, shape: tuple[int, int, int]):
+    """The two ends of a ruler region in pixels, or None unless it has exactly two finite points."""
+    vertices = value.get("vertices")
+    if not isinstance(vertices, list) or len(vertices) != 2:
+        return None
+    try:
+        ends = tuple((float(v["x"]) * shape[2] / 100, float(v["y"]) * shape[1] / 100) for v in vertices)
+    except (TypeError, KeyError, ValueError):
+        return None
+    return ends if np.isfinite(ends).all() else None
+
+
 def read_from_annotation(annotation: dict, protocol: Protocol, shape: tuple[int, int, int]) -> Read:
     """``shape`` is the task's (slices, rows, columns)."""
     read = Read(annotator(annotation), int(annotation["id"]))
     for cls in protocol.classes_with(Geometry.MASK):
         read.masks[cls.name] = np.zeros(shape, dtype=bool)
+    # Brush strokes of a class are merged over every preset's control; the control says the preset.
+    brush_presets = control_presets(protocol, Geometry.MASK) | {MASK_CONTROL: protocol.default_preset}
     for region in annotation.get("result") or []:
         value = region.get("value") or {}
         kind = region.get("type", "")
         index = int(region.get("item_index") or 0)
-        if kind == "brushlabels" and region.get("from_name") == MASK_CONTROL:
+        if kind == "brushlabels" and region.get("from_name") in brush_presets:
             for name in value.get("brushlabels", []):
                 if name in read.masks and 0 <= index < shape[0]:
                     read.masks[name][index] |= brush_rle.decode(value["rle"], shape[1], shape[2]) > 0
+                    read.painted_in.setdefault(name, set()).add(brush_presets[region["from_name"]])
+        elif kind == "vectorlabels" and (ends := _ruler(value, shape)) is not None:
+            for name in value.get("vectorlabels", []):
+                read.rulers.setdefault(name, []).append((index, ends))
         elif kind == "rectanglelabels":
             box = (value["x"] * shape[2] / 100, value["y"] * shape[1] / 100,
                    value["width"] * shape[2] / 100, value["height"] * shape[1] / 100)

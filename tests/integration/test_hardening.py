@@ -106,7 +106,8 @@ def test_webhooks_still_reach_the_hooks_server(settings):
     protocol_variant(settings, "cxr-findings.yaml", "hardening_hooks", "^hardening hooks$")
     ls = client(settings)
     [project] = [p for p in ls.projects.list(page_size=100) if "radlabel-protocol: hardening_hooks " in (p.description or "")]
-    ls.projects.import_tasks(id=project.id, request=[{"images": ["/x/1.png"]}])
+    ls.projects.import_tasks(id=project.id, request=[{"images": ["/x/1.png"], "images_by_preset": {
+        "radiograph": ["/x/1.png"], "lung_detail": ["/x/1.png"]}}])
     task = list(ls.tasks.list(project=project.id))[0]
     ls.annotations.create(id=task.id, result=[])
 

@@ -73,7 +73,7 @@ def b_read(settings, case, people):
     """b reads the task first, through the gateway with b's own token (as b's editor would)."""
     task_id, study = case
     return save_through_gateway(settings, people["b"]["label_studio"]["token"], task_id,
-                                mask_regions({"lung_field": study.labelmap == 3}), 120.0)
+                                mask_regions({"lung_field": study.labelmap == 3}, "mask_lung", "image_lung"), 120.0)
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,7 @@ def test_no_answer_shows_another_readers_read_the_consensus_or_a_secret(settings
                             headers={"Authorization": f"Bearer {a['ohif_token']}"})]
     detail = answers[1].json()
     assert [x["id"] for x in detail["task"]["annotations"]] == [x.id for x in annotations if x.completed_by == user_id(a)]
-    assert detail["task"]["predictions"] == [] and set(detail["task"]["data"]) == {"images"}
+    assert detail["task"]["predictions"] == [] and set(detail["task"]["data"]) == {"images_by_preset"}
     # ... but no answer to a holds them, nor any secret of the stack
     text = "\n".join(reply.text for reply in answers)
     packed = text.replace(" ", "")

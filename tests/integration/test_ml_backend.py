@@ -62,7 +62,8 @@ def test_label_studio_stores_our_prelabels_per_slice(settings, project):
     assert 0 < prediction.score <= 1
     masks = {"lung_field": np.zeros(study.labelmap.shape, bool), "solid_nodule": np.zeros(study.labelmap.shape, bool)}
     for region in prediction.result:
-        assert region["to_name"] == "image" and 0 <= region["item_index"] < 24
+        assert (region["from_name"], region["to_name"]) == ("mask_lung", "image_lung")  # both read in the lung preset
+        assert 0 <= region["item_index"] < 24
         [label] = region["value"]["brushlabels"]
         masks[label][region["item_index"]] |= decode(region["value"]["rle"], 128, 128) > 0
     spacing = study.geometry.spacing

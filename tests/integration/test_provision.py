@@ -88,9 +88,11 @@ def test_versions_update_refuse_orphans_and_migrate(settings, provisioner):
     assert "hepatic_vessel" in classes_in_config(ls.projects.get(id=project_id).label_config)
 
     # a reader labels a cyst on slice 2
-    ls.projects.import_tasks(id=project_id, request=[{"images": ["/x/1.png", "/x/2.png", "/x/3.png"]}])
+    slices = ["/x/1.png", "/x/2.png", "/x/3.png"]
+    ls.projects.import_tasks(id=project_id, request=[{"images": slices,
+                                                      "images_by_preset": {"liver": slices, "soft_tissue": slices}}])
     task = list(ls.tasks.list(project=project_id, fields="all"))[0]
-    region = {"id": "r1", "from_name": "mask", "to_name": "image", "type": "brushlabels", "item_index": 1,
+    region = {"id": "r1", "from_name": "mask_liver", "to_name": "image_liver", "type": "brushlabels", "item_index": 1,
               "original_width": 64, "original_height": 64,
               "value": {"format": "rle", "rle": [0, 1, 2], "brushlabels": ["liver_cyst"]}}
     ls.annotations.create(id=task.id, result=[region])

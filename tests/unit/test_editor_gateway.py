@@ -25,7 +25,7 @@ DATA = {"series": "2.25.1", "study": "2.25.2", "sop_instance_uids": [f"2.25.3.{k
 def brush(index=1):
     mask = np.zeros((4, 16, 16), bool)
     mask[index, 4:9, 4:9] = True
-    return mask_regions({"solid_nodule": mask})
+    return mask_regions({"solid_nodule": mask}, "mask_lung", "image_lung")
 
 
 @pytest.fixture
@@ -93,8 +93,8 @@ def test_regions_the_protocol_cannot_produce_are_refused_in_one_sentence(env, re
 
 
 def test_every_control_of_the_protocol_is_accepted():
-    findings = [{"from_name": "escalation", "to_name": "image", "type": "choices", "value": {"choices": ["escalate"]}},
-                {"from_name": "escalation_note", "to_name": "image", "type": "textarea", "value": {"text": ["why"]}}]
+    findings = [{"from_name": "escalation", "to_name": "image_lung", "type": "choices", "value": {"choices": ["escalate"]}},
+                {"from_name": "escalation_note", "to_name": "image_lung", "type": "textarea", "value": {"text": ["why"]}}]
     assert result_problem(brush() + findings, PROTOCOL, DATA) is None
     assert "a note needs" in result_problem([dict(findings[1], value={"text": ["x" * 1001]})], PROTOCOL, DATA)
 
@@ -108,8 +108,9 @@ def get(env, path, who="a"):
 
 def test_the_task_holds_only_the_readers_own_read_and_the_shown_data(env):
     task = env["tasks"].tasks_[100]
-    task["data"] = dict(DATA, images=[f"http://127.0.0.1:3000/radlabel/images/k/lung/{k:04d}.png?exp=9&sig=s"
-                                      for k in range(4)], source_task=7, disagreement=["b vs a"])
+    slices = {p: [f"http://127.0.0.1:3000/radlabel/images/k/{p}/{k:04d}.png?exp=9&sig=s" for k in range(4)]
+              for p in ("lung", "mediastinum", "bone")}
+    task["data"] = dict(DATA, images=slices["lung"], images_by_preset=slices, source_task=7, disagreement=["b vs a"])
     task["annotations"] += [{"id": 1, "completed_by": 12, "result": brush(2)},  # b's read
                             {"id": 2, "completed_by": 99, "result": brush(3)},  # the consensus
                             {"id": 3, "completed_by": 11, "result": brush(1)}]  # a's own
@@ -118,7 +119,8 @@ def test_the_task_holds_only_the_readers_own_read_and_the_shown_data(env):
     assert reply.status_code == 200, reply.json
     body = reply.json
     assert [a["id"] for a in body["task"]["annotations"]] == [3] and body["task"]["predictions"] == []
-    assert body["task"]["data"] == {"images": [f"/radlabel/images/k/lung/{k:04d}.png?exp=9&sig=s" for k in range(4)]}
+    assert body["task"]["data"] == {"images_by_preset": {  # every preset's slices, same-origin
+        p: [f"/radlabel/images/k/{p}/{k:04d}.png?exp=9&sig=s" for k in range(4)] for p in ("lung", "mediastinum", "bone")}}
     assert body["config"] == label_config(PROTOCOL) and body["open"] is False and body["reader"] == "reader-11"
     text = json.dumps(body)
     assert "b vs a" not in text and "2.25.1" not in text and '"source_task"' not in text

@@ -41,10 +41,12 @@ def test_predictions_are_checked_against_the_label_config(study):
     s, _ = study
     config = label_config(parse_template(LUNG.read_text()))
     controls = controls_of(config)
-    good = mask_regions({"lung_field": s.labelmap == 3})
+    good = mask_regions({"lung_field": s.labelmap == 3}, "mask_lung", "image_lung")
     check(good, controls, images=40)
     with pytest.raises(PredictionError, match="labels \\['liver'\\] are not offered"):
-        check(mask_regions({"liver": s.labelmap == 4}), controls, images=40)
+        check(mask_regions({"liver": s.labelmap == 4}, "mask_lung", "image_lung"), controls, images=40)
+    with pytest.raises(PredictionError, match="to_name 'image', expected 'image_lung'"):
+        check(mask_regions({"lung_field": s.labelmap == 3}, "mask_lung"), controls, images=40)
     with pytest.raises(PredictionError, match="item_index [0-9]+ outside the task's 10 image"):
         check(good, controls, images=10)
     with pytest.raises(PredictionError, match="no control named 'ribs'"):

@@ -11,7 +11,7 @@ import yaml
 
 from radlabel.protocol import TemplateError, lint, load_template, parse_template
 from radlabel.protocol.codes import check_code, verhoeff_valid
-from radlabel.protocol.labelconfig import IMAGE, label_config
+from radlabel.protocol.labelconfig import label_config
 from radlabel.protocol.loader import json_schema
 from radlabel.protocol.ohif import ohif_config
 
@@ -123,19 +123,22 @@ def test_cross_references_are_checked():
 def test_label_config_is_multi_image_with_every_class_and_control():
     protocol = load_template(LUNG)
     root = ElementTree.fromstring(label_config(protocol))
-    image = root.find("Image")
-    assert image.get("valueList") == "$images" and image.get("name") == IMAGE
-    assert image.get("brightnessControl") == "false"  # viewing conditions come from the presets
-    assert [l.get("value") for l in root.find("BrushLabels")] == [c.name for c in protocol.classes]
+    images = {i.get("name"): i for i in root.iter("Image")}
+    assert images["image_lung"].get("valueList") == "$images_by_preset.lung"
+    assert images["image_lung"].get("brightnessControl") == "false"  # viewing conditions come from the presets
+    drawn = [l.get("value") for b in root.iter("BrushLabels") for l in b]
+    assert sorted(drawn) == sorted(c.name for c in protocol.classes)
     numbers = {n.get("name"): n for n in root.iter("Number")}
     assert numbers["solid_nodule_longest_diameter_mm"].get("whenLabelValue") == "solid_nodule"
+    assert numbers["solid_nodule_longest_diameter_mm"].get("whenTagName") == "mask_lung"
     edge = next(c for c in root.iter("Choices") if c.get("name") == "edge_cases")
     assert [c.get("value") for c in edge] == ["perifissural", "mass_over_30mm"]  # flag/escalate only
     cxr = ElementTree.fromstring(label_config(load_template(TEMPLATES / "cxr-findings.yaml")))
     findings = next(c for c in cxr.iter("Choices") if c.get("name") == "findings")
-    assert len(findings) == 5 and len(cxr.find("RectangleLabels")) == 4
+    boxes = [l for r in cxr.iter("RectangleLabels") for l in r]
+    assert len(findings) == 5 and len(boxes) == 4
     spine = ElementTree.fromstring(label_config(load_template(TEMPLATES / "spine-landmarks.yaml")))
-    assert len(spine.find("KeyPointLabels")) == 6
+    assert sum(len(k) for k in spine.iter("KeyPointLabels")) == 6
 
 
 def test_ohif_config_carries_codes_colours_and_presets():
