@@ -20,6 +20,8 @@ import requests
 from connectors.adjudicate import Adjudicator
 from connectors.readers import ReaderRegistry
 from radlabel.brush_rle import mask_regions
+from radlabel.protocol.enum import Geometry
+from radlabel.protocol.labelconfig import class_targets
 from tests.integration.conftest import protocol_variant, synced_lung_case
 
 
@@ -110,7 +112,8 @@ def test_a_read_forged_with_another_readers_completed_by_is_not_counted(settings
     a = people["a"]
     staff, staff_token = member
     consensus = Adjudicator(settings).consensus_user()
-    regions = mask_regions({"lung_field": study.labelmap == 3, "solid_nodule": study.labelmap == 7})
+    regions = mask_regions({"lung_field": study.labelmap == 3, "solid_nodule": study.labelmap == 7},
+                           targets=class_targets(protocol, Geometry.MASK))  # each class on its preset's control
     own = gateway(settings, a["label_studio"]["token"], "POST", f"tasks/{task_id}/annotation", json={"result": regions})
     assert own.status_code == 201, own.text  # a's own read, through a's own door
     forged_ids = []
