@@ -89,6 +89,10 @@ class SyntheticStudy:
         return directory
 
 
+def _uid_key(*parameters) -> str:
+    return "-".join(str(p) for p in parameters)
+
+
 def _uid(seed_text: str) -> str:
     return pydicom.uid.generate_uid(entropy_srcs=["radlabel-phantom", seed_text])
 
@@ -131,7 +135,9 @@ class FakePatient:
 
 
 def _base_dataset(patient: FakePatient, sop_class: str, modality: str, seed: int, series_number: int,
-                  description: str, body_part: str) -> Dataset:
+                  description: str, body_part: str, uid_key: str) -> Dataset:
+    """``uid_key`` names every parameter of the volume: a UID names one object, so a phantom made with other
+    sizes (another slice count, say) is another study, never new instances in the same series."""
     ds = Dataset()
     # Patient
     ds.PatientName = patient.name
@@ -141,7 +147,7 @@ def _base_dataset(patient: FakePatient, sop_class: str, modality: str, seed: int
     ds.PatientAge = f"{int(patient.study_date[:4]) - int(patient.birth_date[:4]):03d}Y"
     ds.PatientWeight = "72"
     # General Study
-    ds.StudyInstanceUID = _uid(f"study-{modality}-{seed}")
+    ds.StudyInstanceUID = _uid(f"study-{modality}-{uid_key}")
     ds.StudyDate = patient.study_date
     ds.StudyTime = "101500"
     ds.ReferringPhysicianName = patient.referring
@@ -150,7 +156,7 @@ def _base_dataset(patient: FakePatient, sop_class: str, modality: str, seed: int
     ds.StudyDescription = f"{modality} {body_part.title()} research phantom"
     # General Series
     ds.Modality = modality
-    ds.SeriesInstanceUID = _uid(f"series-{modality}-{seed}-{series_number}")
+    ds.SeriesInstanceUID = _uid(f"series-{modality}-{uid_key}-{series_number}")
     ds.SeriesNumber = series_number
     ds.SeriesDescription = description
     ds.SeriesDate = patient.study_date
@@ -159,7 +165,7 @@ def _base_dataset(patient: FakePatient, sop_class: str, modality: str, seed: int
     ds.PatientPosition = "HFS"
     ds.OperatorsName = patient.operator
     # Frame of Reference
-    ds.FrameOfReferenceUID = _uid(f"for-{modality}-{seed}")
+    ds.FrameOfReferenceUID = _uid(f"for-{modality}-{uid_key}")
     ds.PositionReferenceIndicator = ""
     # General Equipment
     ds.Manufacturer = "RADLABEL PHANTOMS"
@@ -313,20 +319,22 @@ def make_ct_study(seed: int = 0, slices: int = 60, size: int = 512, pixel_spacin
 
     hu_lookup = np.array([CT_HU[v] for v in range(len(CT_HU))], np.float32)
     patient = FakePatient.from_seed(seed)
-    template = _ct_header(patient, seed, slice_spacing, burned_in)
+    uid_key = _uid_key(seed, slices, size, pixel_spacing, slice_spacing, noise_hu, liver_lesions, lung_nodules, burned_in)
+    template = _ct_header(patient, seed, slice_spacing, burned_in, uid_key)
     datasets = []
     for k in range(slices):
         hu = hu_lookup[labelmap[k]] + rng.normal(0, noise_hu, (size, size)).astype(np.float32)
         stored = np.clip(np.round(hu + 1024), 0, 4095)
         if burned_in:  # the patient's name and ID in the pixels, bright in every window
             stored = burn_in_text(stored, [patient.name.replace("^", " "), patient.patient_id], 4095)
-        datasets.append(_finish_slice(template, geometry, k, stored, f"ct-{seed}"))
+        datasets.append(_finish_slice(template, geometry, k, stored, f"ct-{uid_key}"))
     return SyntheticStudy(datasets, labelmap, dict(CT_LABELS), geometry, lesions)
 
 
-def _ct_header(patient: FakePatient, seed: int, slice_spacing: float, burned_in: bool):
+def _ct_header(patient: FakePatient, seed: int, slice_spacing: float, burned_in: bool, uid_key: str):
     """The header every slice of the CT phantom shares: a contrast-enhanced chest-abdomen CT in HU."""
-    template = _base_dataset(patient, CTImageStorage, "CT", seed, 2, "Chest-Abdomen 2.5mm soft tissue", "chest")
+    template = _base_dataset(patient, CTImageStorage, "CT", seed, 2, "Chest-Abdomen 2.5mm soft tissue", "chest",
+                             uid_key)
     template.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
     template.KVP = "120"
     template.SliceThickness = slice_spacing
@@ -395,11 +403,12 @@ def make_mr_study(seed: int = 0, slices: int = 40, size: int = 512, pixel_spacin
         lesion.voxels = int(np.count_nonzero(labelmap == value))
 
     signal = np.array([MR_SIGNAL[v] for v in range(len(MR_SIGNAL))], np.float32)
-    template = _mr_header(FakePatient.from_seed(seed + 5000), seed, slice_spacing)
+    uid_key = _uid_key(seed, slices, size, pixel_spacing, slice_spacing, noise)
+    template = _mr_header(FakePatient.from_seed(seed + 5000), seed, slice_spacing, uid_key)
     datasets = []
     for k in range(slices):
         values = signal[labelmap[k]] + np.abs(rng.normal(0, noise, (size, size))).astype(np.float32)
-        datasets.append(_finish_slice(template, geometry, k, np.clip(np.round(values), 0, 4095), f"mr-{seed}"))
+        datasets.append(_finish_slice(template, geometry, k, np.clip(np.round(values), 0, 4095), f"mr-{uid_key}"))
     return SyntheticStudy(datasets, labelmap, dict(MR_LABELS), geometry, lesions)
 
 
@@ -411,9 +420,9 @@ def study_digest(study: SyntheticStudy) -> str:
     return digest.hexdigest()[:16]
 
 
-def _mr_header(patient: FakePatient, seed: int, slice_spacing: float):
+def _mr_header(patient: FakePatient, seed: int, slice_spacing: float, uid_key: str):
     """The header every slice of the MR phantom shares: a T1 MPRAGE after gadolinium."""
-    template = _base_dataset(patient, MRImageStorage, "MR", seed, 5, "AX T1 MPRAGE +C", "head")
+    template = _base_dataset(patient, MRImageStorage, "MR", seed, 5, "AX T1 MPRAGE +C", "head", uid_key)
     template.ImageType = ["ORIGINAL", "PRIMARY", "M", "NORM"]
     template.ScanningSequence = "GR"
     template.SequenceVariant = ["SP", "MP"]

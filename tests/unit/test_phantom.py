@@ -91,6 +91,15 @@ def test_same_seed_same_study_other_seed_other_study():
     assert study_digest(a) != study_digest(c) and a.series_uid != c.series_uid
 
 
+def test_other_sizes_make_another_study_never_more_instances_of_the_same_series():
+    """Loading samples of another size must not add slices to a series already in the PACS."""
+    for make in (make_ct_study, make_mr_study):
+        small, large = make(seed=1, slices=3, size=32), make(seed=1, slices=4, size=32)
+        assert small.datasets[0].StudyInstanceUID != large.datasets[0].StudyInstanceUID
+        assert small.series_uid != large.series_uid
+        assert not {ds.SOPInstanceUID for ds in small.datasets} & {ds.SOPInstanceUID for ds in large.datasets}
+
+
 def test_mr_tumour_subregions_are_nested():
     study = make_mr_study(seed=2, slices=16, size=128, pixel_spacing=2.0, slice_spacing=4.0)
     assert study.datasets[0].SOPClassUID == pydicom.uid.MRImageStorage
