@@ -13,9 +13,9 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import requests
 from dicomweb_client.api import DICOMwebClient
@@ -52,6 +52,9 @@ class OrthancDicomWeb:
         self._auth = (username, password)
         self._timeout = timeout
         self._local = threading.local()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid: int | None = None
+        self._pool_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs) -> "OrthancDicomWeb":
@@ -100,23 +103,46 @@ class OrthancDicomWeb:
 
     # -- STOW-RS -----------------------------------------------------------
     def store(self, datasets: Iterable[Dataset]) -> StoreResult:
-        """Store instances in concurrent batches; report every instance's outcome.
+        """Store instances in concurrent batches as they come; report every instance's outcome.
 
-        Encoding a batch (pydicom) overlaps with Orthanc parsing the previous
-        one, which is where the gain over one big request comes from.
+        ``datasets`` may be a generator (copies de-identified while the source streams in): a batch goes out as
+        soon as it is full, so making the next one (our CPU) overlaps Orthanc parsing and writing the last ones
+        (its CPU and disk). At most two batches per worker wait in memory.
         """
-        batches: list[list[Dataset]] = []
-        for ds in datasets:
-            if not batches or len(batches[-1]) >= self.stow_batch:
-                batches.append([])
-            batches[-1].append(ds)
-        result = StoreResult()
-        if not batches:
-            return result
-        with ThreadPoolExecutor(self.stow_workers) as pool:
-            for part in pool.map(self._store_batch, batches):
-                result.merge(part)
+        result, futures, pool = StoreResult(), [], self._stow_pool()
+        slots = threading.BoundedSemaphore(2 * self.stow_workers)
+
+        def send(batch: list[Dataset]) -> None:
+            slots.acquire()
+            futures.append(pool.submit(self._store_batch, batch))
+            futures[-1].add_done_callback(lambda _: slots.release())
+
+        batch: list[Dataset] = []
+        try:
+            for ds in datasets:
+                batch.append(ds)
+                if len(batch) >= self.stow_batch:
+                    send(batch)
+                    batch = []
+            if batch:
+                send(batch)
+        except BaseException:  # the producer failed: nothing more is sent, nothing is left running behind it
+            for future in futures:
+                future.cancel()
+            wait(futures)
+            raise
+        for future in futures:
+            result.merge(future.result())
         return result
+
+    def _stow_pool(self) -> ThreadPoolExecutor:
+        """STOW workers that live as long as the client, each with its own kept-alive session (one per process:
+        a pool inherited through fork has no threads)."""
+        with self._pool_lock:
+            if self._pool_pid != os.getpid():
+                self._pool = ThreadPoolExecutor(self.stow_workers, thread_name_prefix="stow")
+                self._pool_pid = os.getpid()
+            return self._pool
 
     def _store_batch(self, batch: list[Dataset]) -> StoreResult:
         for ds in batch:
@@ -148,6 +174,11 @@ class OrthancDicomWeb:
     def search_instances(self, study_uid: str, series_uid: str) -> list[dict]:
         with self._reachable("search instances"):
             return self.client.search_for_instances(study_instance_uid=study_uid, series_instance_uid=series_uid)
+
+    def iter_series(self, study_uid: str, series_uid: str) -> Iterator[Dataset]:
+        """The series' instances as stored, one by one as they arrive (WADO-RS, one streamed response)."""
+        with self._reachable("retrieve a series"):
+            yield from self.client.iter_series(study_uid, series_uid, media_types=(("application/dicom", "*"),))
 
     def retrieve_series(self, study_uid: str, series_uid: str, media_types: tuple | None = None) -> list[Dataset]:
         with self._reachable("retrieve a series"):

@@ -102,6 +102,9 @@ def _data_in_stages(settings, sizes: SampleSizes, progress, stage) -> dict:
         synced[protocol.id] = syncer.run().as_dict()
         unique = set(synced[protocol.id]["linkage"].get("unique_series_keys", []))
         synced[protocol.id]["unique_sources"] = [s.source for s in loaded if syncer.series_key(s.series_uid) in unique]
+        held = {s["series_key"] for s in synced[protocol.id]["series"] if "linkage_risk" in (s.get("reasons") or [])}
+        synced[protocol.id]["held_for_linkage_sources"] = [s.source for s in loaded
+                                                           if syncer.series_key(s.series_uid) in held]
     stage("sync: PACS -> de-identified research copies -> Label Studio tasks", started, sync=synced)
     return {"loaded": loaded, "provisioned": provisioned, "synced": synced}
 
@@ -179,9 +182,12 @@ def _print_summary(summary: dict, ran: dict) -> None:
               f"{result['linkage']['unique_series']} of {result['linkage']['series']} released series unique on "
               f"their quasi-identifiers and shape")
         for source in result.get("unique_sources", []):
-            print(f"      unique: {source} is the only released series of its scanner model, body part and shape; "
-                  "those are what readers need exactly, so it stays unique until a series like it is released "
-                  "(README: De-identification, linkage)")
+            print(f"      unique: {source} is the only released series of its linkage class (README: "
+                  "De-identification, linkage)")
+        for source in result.get("held_for_linkage_sources", []):
+            print(f"      held: {source} is alone in its linkage class (manufacturer, body part, shape band); the "
+                  "protocol releases k >= 2, so it waits for a second series like it (README: De-identification, "
+                  "linkage)")
         for series in result["series"]:
             flags = ", ".join(f["code"] for f in series["flags"] if f["code"] != "deidentified")
             print(f"      series {series['series_key']}: {series['status']}"

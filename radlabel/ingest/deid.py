@@ -14,7 +14,6 @@ directory: ``2.25.<integer>`` UIDs and ``RL…`` patient IDs.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import hashlib
 import hmac
@@ -50,7 +49,8 @@ _FREE_TEXT_VRS = ("LO", "SH", "ST", "LT", "UT", "UC")
 # Type 1 (or 1C) in the enhanced multi-frame, segmentation, SR and waveform IODs (Enhanced General
 # Equipment, Enhanced MR/CT Image, Content Identification, SR Document General, Waveform Identification):
 # there a conditional X/D, X/Z/D or Z/D action must dummy, not delete.
-_TYPE1_ENHANCED = {"DeviceSerialNumber", "AcquisitionDateTime", "ContentDate", "ContentTime"}
+_TYPE1_ENHANCED = {"DeviceSerialNumber", "AcquisitionDateTime", "ContentDate", "ContentTime", "ManufacturerModelName",
+                   "SoftwareVersions"}
 _SEGMENTATION = "1.2.840.10008.5.1.4.1.1.66.4"
 # A time offset must move the time of day: between 1 h and 23 h on top of the day shift.
 _MIN_SECONDS, _SECONDS_SPAN = 3600, 79200
@@ -168,7 +168,20 @@ class Deidentifier:
         return _Context(str(ds.get("PatientID", "") or ""), phi, _TYPE1_ENHANCED if enhanced else set(), ds)
 
     def _copy(self, source: Dataset, target: Dataset, ctx: "_Context", report: DeidReport) -> None:
-        for element in source:
+        """One level of the recursive pass. An element read from a file and kept as it is stays in its encoded
+        form (pydicom's raw element): neither decoded here nor encoded again when the copy is stored (STOW), which
+        is most of an image's elements, pixel data included. Everything else is decoded and decided on its value."""
+        raw_kept = _same_encoding(source, target)
+        for tag in sorted(source.keys()):
+            element = source.get_item(tag)
+            if raw_kept and element.is_raw and element.VR and element.VR != "SQ" and not element.tag.is_private:
+                group = tag >> 16
+                name = tables.keyword(tag)
+                if not (0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF or tag in _PSEUDONYM_ELEMENTS
+                        or group == 0x0002) and self._action(tag, name, element, ctx) == "K":
+                    target._dict[element.tag] = element  # an immutable tuple: the copy shares nothing mutable
+                    continue
+            element = source[tag]
             tag = int(element.tag)
             if element.tag.is_private:
                 self._private(element, source, target, report)
@@ -209,6 +222,8 @@ class Deidentifier:
             if element.VR == "SQ" and resolved in ("D", "U"):
                 return "R"  # a sequence is dummied by de-identifying its items
             return resolved
+        if name in tables.DEVICE_MODEL:  # not in the table: device identity by radlabel's rule (deid_tables)
+            return "D" if name in ctx.required else "X"
         if name in tables.SAFE:
             return "R" if element.VR == "SQ" else ("C" if element.VR in _FREE_TEXT_VRS else "K")
         if name in tables.CLEANED:
@@ -290,7 +305,19 @@ class Deidentifier:
 def _own(element: DataElement) -> DataElement:
     """The copy's own element (a shallow copy: its value is not re-validated): masking or defacing the copy
     later replaces the value of this element, not the source's."""
-    return copy.copy(element)
+    own = DataElement.__new__(DataElement)
+    own.__dict__.update(element.__dict__)
+    return own
+
+
+def _same_encoding(source: Dataset, target: Dataset) -> bool:
+    """Give the copy the source's encoding (transfer syntax, character set) when the source was read from a file,
+    so that its raw elements are written back byte for byte; False for a dataset made in memory."""
+    implicit, little = source.original_encoding
+    if implicit is None or little is None:
+        return False
+    target.set_original_encoding(implicit, little, source.original_character_set)
+    return True
 
 
 @dataclass

@@ -43,13 +43,16 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-# Table E.1-1 option columns (K = keep, C = clean) for the attributes each option affects.
+# Table E.1-1 option columns (K = keep, C = clean) for the attributes each option affects. radlabel adds the
+# scanner model and software versions to Retain Device Identity: the table does not list them, but with the
+# manufacturer they name a site's scanner (fleets are public), and labelling needs neither.
 OPTION_ACTIONS: dict[Option, dict[str, str]] = {
     Option.RETAIN_DEVICE_IDENTITY: dict.fromkeys(_words("""
         StationName DeviceSerialNumber DeviceUID DeviceDescription DeviceLabel DetectorID GantryID GeneratorID
         PlateID CassetteID SourceSerialNumber TreatmentMachineName PerformedStationName PerformedStationAETitle
         ScheduledStationName ScheduledStationAETitle StationAETitle PerformedLocation ScheduledProcedureStepLocation
         SecondaryCaptureDeviceID UniqueDeviceIdentifier UDISequence ManufacturerDeviceIdentifier
+        ManufacturerModelName SoftwareVersions
         """), "K"),
     Option.RETAIN_INSTITUTION_IDENTITY: dict.fromkeys(_words("""
         InstitutionName InstitutionAddress InstitutionalDepartmentName InstitutionCodeSequence
@@ -70,6 +73,10 @@ OPTION_ACTIONS: dict[Option, dict[str, str]] = {
     Option.CLEAN_GRAPHICS: {"GraphicAnnotationSequence": "C"},
 }
 
+# The scanner's model and software (not in Table E.1-1): removed, or a dummy where the IOD needs them (Enhanced
+# General Equipment, Type 1), unless Retain Device Identity keeps them.
+DEVICE_MODEL = _words("ManufacturerModelName SoftwareVersions")
+
 # Dates and times of a device, not of the patient: kept only under Retain Full Dates (the patient's
 # offset must not reach them: a shifted calibration date next to the true one reveals the offset).
 DEVICE_TEMPORAL = _words("""
@@ -81,9 +88,9 @@ DEVICE_TEMPORAL = _words("""
 NEVER_SHIFTED = _words("PatientBirthDate PatientBirthTime")
 
 # Attributes Table E.1-1 does not list that radlabel keeps (the allow-list). Free text is not here; the short
-# text kept here (Manufacturer, model, software, kernel names) is cleaned of the source's identifying strings.
+# text kept here (Manufacturer, kernel names) is cleaned of the source's identifying strings.
 SAFE = _words("""
-    SpecificCharacterSet ImageType SOPClassUID Modality Manufacturer ManufacturerModelName SoftwareVersions
+    SpecificCharacterSet ImageType SOPClassUID Modality Manufacturer
     SeriesNumber InstanceNumber AcquisitionNumber
     PatientOrientation PatientPosition Laterality ImageLaterality FrameLaterality BodyPartExamined ViewPosition
     PositionReferenceIndicator SliceLocation ImagePositionPatient ImageOrientationPatient PixelSpacing
@@ -247,8 +254,6 @@ QUASI_IDENTIFIERS = (
 # Under Modified Dates these are moved by the patient's secret offset (whole days plus 1-23 h): without the key
 # they match nothing in the source, so they link nothing and stay out of the linkage signature.
 SHIFTED_QUASI_IDENTIFIERS = frozenset(QUASI_IDENTIFIERS[:9])
-# The series shape (always kept: readers need it) joins them.
-SHAPE = ("Modality", "Rows", "Columns", "SliceThickness")
 
 
 def keyword(tag: int) -> str:

@@ -115,16 +115,40 @@ def linking_quasi_identifiers(copy: Dataset) -> list[str]:
 
 
 def linkage_signature(copies: list[Dataset]) -> str:
-    """What an output series shows an outsider who knows the source: its linking quasi-identifiers with their
-    (de-identified, generalised) values, its exact shape and its instance count, as canonical JSON. Series with
-    equal signatures form one class of size k; the CLI batch and sync's register (connectors/linkage_register.py)
-    both use it. The shape stays exact: readers need it exactly, so it is not generalised in the output and a
-    measure that bucketed it would understate what an attacker holding the source archive can match."""
+    """What an output series shows an outsider with background knowledge of the patient (demographics, the
+    exam's day, its site and scanner, its kind): its linking quasi-identifiers with their (de-identified,
+    generalised) values and its shape class (``shape_class``), as canonical JSON. Series with equal signatures
+    form one class of size k; the CLI batch and sync's register (connectors/linkage_register.py) both use it."""
     first = copies[0]
     names = linking_quasi_identifiers(first)
     values = [str(first.get(name, "") or "") for name in names]
-    shape = [str(first.get(name, "") or "") for name in tables.SHAPE]
-    return json.dumps([names, values, shape, len(copies)], separators=(",", ":"))
+    return json.dumps([names, values, shape_class(copies)], separators=(",", ":"))
+
+
+def shape_class(copies: list[Dataset]) -> list[str]:
+    """The series' shape as a linker can know it: modality and matrix exactly, slice thickness in the bands the QA
+    strata use, scan length (frames x slice step) in 100 mm bands. The copies keep every value exactly (readers
+    need them); only the measure groups them, because exact slice counts and thicknesses are known only to whoever
+    holds the source images, and they can match the unchanged pixels anyway (README: De-identification, linkage)."""
+    from radlabel.qa.representativeness import thickness_band
+
+    first = copies[0]
+    thickness = _number(first.get("SliceThickness"))
+    step = _number(first.get("SpacingBetweenSlices")) or thickness
+    frames = sum(int(_number(copy.get("NumberOfFrames")) or 1) for copy in copies)
+    length = f"{int(frames * step // LENGTH_BAND_MM) * LENGTH_BAND_MM}+ mm" if step else f"{frames} frames"
+    return [str(first.get("Modality", "") or ""), f"{first.get('Rows', '')}x{first.get('Columns', '')}",
+            thickness_band(thickness), length]
+
+
+LENGTH_BAND_MM = 100
+
+
+def _number(value) -> float | None:
+    try:
+        return abs(float(value)) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _signature(release: SeriesRelease) -> str:

@@ -20,7 +20,8 @@ def protocol_variant(settings, template: str, protocol_id: str, description: str
                      overrides: dict | None = None, **selection):
     """A shipped template under another id, selecting only this test's series; provisioned.
 
-    ``overrides`` replaces whole top-level sections (``{"qa": {...}}``)."""
+    ``overrides`` replaces whole top-level sections (``{"qa": {...}}``); the template's ``max_linkage_risk`` is
+    dropped unless an override of ``deidentification`` sets it."""
     import yaml
 
     from connectors.provision import Provisioner
@@ -31,6 +32,8 @@ def protocol_variant(settings, template: str, protocol_id: str, description: str
     if description is not None:
         data["selection"]["series_description"] = description
     data["selection"].update(selection)
+    # a lone series is what most tests sync: the linkage maximum is tested where an override sets it
+    data["deidentification"].pop("max_linkage_risk", None)
     data.update(overrides or {})
     protocol = parse_template(yaml.safe_dump(data, sort_keys=False))
     if provision:

@@ -30,8 +30,12 @@ def test_basic_profile_removes_every_phi_string_and_keeps_clinical_metadata():
     assert out.PatientIdentityRemoved == "YES" and out.LongitudinalTemporalInformationModified == "REMOVED"
     assert out.DeidentificationMethodCodeSequence[0].CodeValue == "113100"
     for keyword in ("PixelSpacing", "SliceThickness", "ImageOrientationPatient", "ImagePositionPatient", "KVP",
-                    "ConvolutionKernel", "Manufacturer", "ManufacturerModelName", "RescaleSlope", "RescaleIntercept"):
+                    "ConvolutionKernel", "Manufacturer", "RescaleSlope", "RescaleIntercept"):
         assert out.get(keyword) == source.get(keyword), keyword
+    # the scanner model and software name a site's scanner: device identity, kept only under its option
+    assert "ManufacturerModelName" not in out and "SoftwareVersions" not in out
+    kept = Deidentifier(KEY, [Option.RETAIN_DEVICE_IDENTITY]).deidentify(source)
+    assert (kept.ManufacturerModelName, kept.SoftwareVersions) == (source.ManufacturerModelName, source.SoftwareVersions)
     assert not out.ContrastBolusAgent  # Z/D under the Basic Profile: emptied (Type 2), free text
     assert Deidentifier(KEY, [Option.CLEAN_DESCRIPTORS]).deidentify(source).ContrastBolusAgent == source.ContrastBolusAgent
     assert out.file_meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID
@@ -90,7 +94,7 @@ def test_a_manufacturer_naming_the_institution_is_cleaned_and_other_kept_text_st
     assert "OFFIS" not in dump(out) and not out.Manufacturer
     assert list(out.ConvolutionKernel) == ["B30f", "sharp"]
     plain = make_ct_study(seed=36, slices=2, size=64).datasets[0]
-    assert Deidentifier(KEY).deidentify(plain).ManufacturerModelName == plain.ManufacturerModelName
+    assert Deidentifier(KEY).deidentify(plain).Manufacturer == plain.Manufacturer
 
 
 @pytest.mark.parametrize("name, value, band", [("PatientAge", "072Y", "070Y"), ("PatientAge", "094Y", "090Y"),

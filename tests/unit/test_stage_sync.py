@@ -20,7 +20,26 @@ def settings(tmp_path, monkeypatch):
 @pytest.fixture
 def protocol():
     liver = load_template(TEMPLATES / "ct-liver-lesions.yaml")
-    return liver.model_copy(update={"selection": liver.selection.model_copy(update={"min_slices": 2})})
+    return liver.model_copy(update={"selection": liver.selection.model_copy(update={"min_slices": 2}),
+                                    "deidentification": liver.deidentification.model_copy(
+                                        update={"max_linkage_risk": None})})
+
+
+def test_the_shipped_liver_template_holds_a_lone_series_until_a_second_of_its_class_arrives(settings, protocol):
+    shipped = load_template(TEMPLATES / "ct-liver-lesions.yaml")
+    assert shipped.deidentification.max_linkage_risk == 0.5  # k >= 2 for every series it releases
+    protocol = protocol.model_copy(update={"deidentification": shipped.deidentification})
+    ls = FakeLabelStudio()
+    project_id = Provisioner(settings, ls=ls).provision(protocol).project_id
+    first, second = ct_study(4), ct_study(5)
+    alone = Syncer(settings, protocol, adapters=sync_ports(settings, FakeArchive(first.datasets), ls)).run()
+    assert (alone.synced, alone.held) == (0, 1) and alone.series[0]["reasons"][-1] == "linkage_risk"
+    assert alone.linkage["series"] == 0 and alone.linkage["held_for_linkage"] == 1
+    assert not ls.tasks.list(project=project_id)
+    both = Syncer(settings, protocol, adapters=sync_ports(settings, FakeArchive(first.datasets + second.datasets),
+                                                          ls)).run()
+    assert both.linkage["series"] == 2 and both.linkage["unique_series"] == 0
+    assert len(ls.tasks.list(project=project_id)) == 2
 
 
 def test_a_selected_series_becomes_one_deidentified_copy_and_one_task_once(settings, protocol):
