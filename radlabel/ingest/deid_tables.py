@@ -256,5 +256,6 @@ QUASI_IDENTIFIERS = (
 SHIFTED_QUASI_IDENTIFIERS = frozenset(QUASI_IDENTIFIERS[:9])
 
 
+@lru_cache(maxsize=4096)
 def keyword(tag: int) -> str:
     return keyword_for_tag(tag) or ""
