@@ -2,7 +2,7 @@
 
 ``radlabel deid`` sees a whole batch and measures k across it (radlabel/ingest/release.py ``linkage``). Sync
 sees one series at a time, so each series' linkage signature (``release.linkage_signature``: kept
-quasi-identifiers, their de-identified values, shape, instance count) is remembered here, per protocol, as a
+quasi-identifiers, their de-identified values, shape class) is remembered here, per protocol, as a
 keyed digest with the names of the quasi-identifiers kept: no value at all, de-identified or not, is stored.
 A new series' class size k counts the released series with its signature, the series held only for linkage
 (they are released together once their class is large enough) and itself.

@@ -158,7 +158,7 @@ def _signature(release: SeriesRelease) -> str:
 def linkage(releases: list[SeriesRelease], max_risk: float | None = None) -> dict:
     """Which quasi-identifiers each output series keeps and how many series are unique on them.
 
-    A series' risk is 1/k, k the number of output series sharing its quasi-identifier values and shape.
+    A series' risk is 1/k, k the number of output series sharing its quasi-identifier values and shape class (``shape_class``).
     Series above ``max_risk`` are held (they stay in the report, not in the output).
     """
     kept = [r for r in releases if r.copies and not r.is_held]
