@@ -174,7 +174,8 @@ class Deidentifier:
         raw_kept = _same_encoding(source, target)
         for tag in sorted(source.keys()):
             element = source.get_item(tag)
-            if raw_kept and element.is_raw and element.VR and element.VR != "SQ" and not element.tag.is_private:
+            # (pydicom gives a known tag written as UN its dictionary VR; one still UN is decoded and decided)
+            if raw_kept and element.is_raw and element.VR not in (None, "SQ", "UN") and not element.tag.is_private:
                 group = tag >> 16
                 name = tables.keyword(tag)
                 if not (0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF or tag in _PSEUDONYM_ELEMENTS
