@@ -164,14 +164,17 @@ def clean_pixels(ds: Dataset, file: str, ocr: bool | None = None, mask: bool = T
         frames = stored_frames(ds)
     except Exception as exc:  # undecodable pixels: cannot be checked, so cannot pass
         return _hold(outcome, f"the pixel data cannot be decoded ({type(exc).__name__})")
+    from radlabel.ingest.pixel_regions import drawn_text
+
     changed = False
     for index, frame in enumerate(frames):
         masked_here = False
         for round_ in range(MASK_ROUNDS + 1):  # masking some words can make others readable (their bar goes)
             reads = _read(ds, frames[index], MASK_CONFIDENCE, 1)
             grey = text_view(ds, frames[index])
+            drawn = drawn_text(frames[index], grey)
             boxes = text_lines([b for b in reads if b.height <= max(40, frame.shape[0] // 8)  # lines, not anatomy
-                                and (b.confidence >= MIN_CONFIDENCE or _on_flat_ground(grey, b))])
+                                and (b.confidence >= MIN_CONFIDENCE or _on_flat_ground(grey, b) or _on(drawn, b))])
             if not boxes or round_ == MASK_ROUNDS:
                 break
             if not mask:
@@ -185,6 +188,8 @@ def clean_pixels(ds: Dataset, file: str, ocr: bool | None = None, mask: bool = T
         left = [b for b in reads if _readable(b) and b.height <= max(40, frame.shape[0] // 8)] if masked_here else []
         if left:
             return _hold(outcome, f"{len(left)} word(s) still readable on frame {index} after masking")
+        if drawn is not None:  # letters drawn at one value are left, read or not: they cannot pass
+            return _hold(outcome, f"text drawn over the anatomy at one value is left on frame {index}")
     if changed:
         try:
             write_frames(ds, frames)
@@ -198,14 +203,18 @@ def _read(ds: Dataset, frame: np.ndarray, min_confidence: float, min_chars: int)
     """Words read in any of the frame's text views (full range; bright strokes), only inside the regions where
     burned-in text can be (``pixel_regions.text_regions``): anatomy is neither read nor masked, a frame with
     no such region costs no OCR at all, and one with some costs one OCR call on a mosaic of them."""
-    from radlabel.ingest.pixel_regions import merged, mosaic, text_regions
+    from radlabel.ingest.pixel_regions import drawn_text, merged, mosaic, text_regions
     from radlabel.ingest.render import text_views
 
     grey = text_view(ds, frame)
-    regions = merged(text_regions(grey), REGION_MARGIN, grey.shape)
+    drawn = drawn_text(frame, grey)
+    regions = merged(text_regions(grey, drawn), REGION_MARGIN, grey.shape)
     if not regions:
         return []
-    cut = mosaic([(view, region) for view in text_views(grey) for region in regions])  # one OCR call
+    views = text_views(grey)
+    if drawn is not None:  # text over anatomy at one value reads best alone
+        views.append(np.where(drawn, 255, 0).astype(np.uint8))
+    cut = mosaic([(view, region) for view in views for region in regions])  # one OCR call
     boxes = []
     for box in find_text(cut.image, min_confidence, min_chars, OCR_SCALE):
         where = cut.to_frame(box.top, box.left, box.height)
@@ -213,6 +222,11 @@ def _read(ds: Dataset, frame: np.ndarray, min_confidence: float, min_chars: int)
             box.top, box.left = where
             boxes.append(box)
     return boxes
+
+
+def _on(drawn: np.ndarray | None, box: TextBox) -> bool:
+    """Whether a (weakly) read word lies on letters drawn at one value over the anatomy: text, not tissue."""
+    return drawn is not None and bool(drawn[box.top:box.top + box.height, box.left:box.left + box.width].any())
 
 
 def _on_flat_ground(grey: np.ndarray, box: TextBox) -> bool:

@@ -8,7 +8,10 @@ So OCR reads only regions found by a cheap morphology and connected-component pa
   an organ, at least a share of the frame's strongest stroke;
 - glyphs: stroke components of letter size; lines: glyphs joined along a row, at least two per line;
 - a line outside the body outline (the large tissue components, holes filled) is a candidate; inside it, only
-  on a flat background (a text bar, an overlay box) or drawn at the frame's top value, as overlays are.
+  on a flat background (a text bar, an overlay box) or drawn at the frame's top value, as overlays are;
+- text drawn over the anatomy at one stored value other than the top (``one_value_text``): tissue, noisy at
+  the stored precision, never puts hundreds of pixels on one value, so such a spike in the body's histogram
+  is drawn, and its letter-sized components in lines are candidates too (with a view that shows only them).
 
 Everything outside the candidate regions is blank to OCR, so it is neither read nor masked.
 """
@@ -30,6 +33,9 @@ MIN_BODY_SHARE = 0.005  # a tissue component smaller than this share of the fram
 WHOLE_FRAME_SHARE = 0.9  # a "body" this large is a page or a radiograph: no outline to go by
 FLAT_GROUND_SHARE = 0.4  # overlay text: most of its background is one value
 SATURATED = 250  # of 255: overlays are drawn at the top value
+MIN_SPIKE_PX = 40  # pixels on one stored value: two small letters have more
+SPIKE_RATIO = 8  # times the typical count of the values around it (tissue's histogram is smooth there)
+SPIKE_NEIGHBOURHOOD = 17  # stored values compared with
 
 
 @dataclass(frozen=True)
@@ -107,10 +113,43 @@ def _overlay_like(grey: np.ndarray, strokes: np.ndarray, rows: slice, columns: s
     return flat or (stroke.any() and float(np.median(patch[stroke])) >= SATURATED)
 
 
-def text_regions(grey: np.ndarray) -> list[Region]:
-    """Regions of an 8-bit frame where burned-in text can be: the only places OCR reads and masks."""
+def one_value_text(values: np.ndarray, body: np.ndarray) -> np.ndarray:
+    """Pixels inside the body on a stored value its histogram holds far more often than the values around it:
+    text drawn over anatomy at one value. The body's lowest and highest values (air, padding, bone or metal at
+    the limit, overlays at the top value) are left to the other rules; so are 8-bit frames, whose histograms
+    are coarse enough to spike on tissue."""
+    flat = np.zeros(values.shape, bool)
+    if values.ndim != 2 or not np.issubdtype(values.dtype, np.integer) or values.dtype.itemsize < 2 or not body.any():
+        return flat
+    inside = values[body].astype(np.int64)
+    low = int(inside.min())
+    counts = np.bincount(inside - low)
+    if counts.size < 3 or counts.size > 1 << 17:
+        return flat
+    around = ndimage.median_filter(counts, size=SPIKE_NEIGHBOURHOOD, mode="nearest")
+    spikes = np.flatnonzero((counts >= MIN_SPIKE_PX) & (counts >= SPIKE_RATIO * np.maximum(around, 1)))
+    spikes = spikes[(spikes > 0) & (spikes < counts.size - 1)] + low
+    return body & np.isin(values, spikes) if spikes.size else flat
+
+
+def drawn_text(frame: np.ndarray, grey: np.ndarray) -> np.ndarray | None:
+    """``one_value_text`` of a frame within its body outline when it forms lines of letters; else None."""
+    if frame.ndim != 2:
+        return None
+    strokes = one_value_text(frame, body_outline(grey))
+    if not strokes.any() or not any(count >= 2 for _, _, count in _lines(_glyphs(strokes))):
+        return None
+    return strokes
+
+
+def text_regions(grey: np.ndarray, one_value: np.ndarray | None = None) -> list[Region]:
+    """Regions of an 8-bit frame where burned-in text can be: the only places OCR reads and masks.
+    ``one_value``: the frame's ``one_value_text`` strokes, whose lines are candidates wherever they are."""
     body = body_outline(grey)
     regions = []
+    if one_value is not None:
+        regions += [Region(rows.start, columns.start, rows.stop, columns.stop)
+                    for rows, columns, glyph_count in _lines(_glyphs(one_value)) if glyph_count >= 2]
     for strokes in _strokes(grey):
         for rows, columns, glyph_count in _lines(_glyphs(strokes)):
             if glyph_count < 2:

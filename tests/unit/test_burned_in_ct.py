@@ -69,3 +69,70 @@ def test_a_ct_slice_marked_burned_in_but_without_text_is_left_as_it_is():
     outcome = burned_in.clean_pixels(ds, "ct/10.dcm")
     assert outcome.status == "clean" and outcome.masked == []
     assert np.array_equal(ds.pixel_array, before)
+
+
+def _text_over_anatomy(path: Path) -> tuple[pydicom.Dataset, np.ndarray, int]:
+    """Two lines drawn across the liver and spine at one stored value well inside the tissue range (the 97th
+    percentile of the body: about 380 HU), not the top value: what a workstation annotation leaves."""
+    from PIL import ImageDraw, ImageFont
+
+    from radlabel.ingest.burned_in import store_native
+
+    ds = pydicom.dcmread(path)
+    pixels = ds.pixel_array.copy()
+    canvas = Image.new("L", (pixels.shape[1], pixels.shape[0]), 0)
+    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default(size=16)
+    for number, line in enumerate(["DOE^JANE", "MRN 48213977"]):
+        draw.text((180, 250 + 20 * number), line, fill=255, font=font)
+    text = np.asarray(canvas) > 127
+    value = int(np.percentile(pixels[_body(ds, pixels)], 97))
+    pixels[text] = value
+    store_native(ds, pixels, "MONOCHROME2")
+    ds.BurnedInAnnotation = "YES"
+    return ds, text, value
+
+
+def _words_at(pixels: np.ndarray, value: int) -> set[str]:
+    """An independent reader: Tesseract (another page mode, 3x) on the pixels that hold exactly ``value``."""
+    import pytesseract
+
+    view = Image.fromarray(np.where(pixels == value, 0, 255).astype(np.uint8))
+    big = view.resize((pixels.shape[1] * 3, pixels.shape[0] * 3), Image.NEAREST)
+    text = pytesseract.image_to_string(big, config="--psm 11").upper()
+    return {word for word in ("DOE", "JANE", "48213977") if word in text}
+
+
+@pytest.mark.parametrize("index", [0, 10, 19])
+def test_text_drawn_over_the_anatomy_at_one_value_is_found_and_masked(index):
+    ds, text, value = _text_over_anatomy(SLICES[index])
+    before = ds.pixel_array.copy()
+    body = _body(ds, before)
+    assert (body & text).sum() > 0.9 * text.sum() and value < before.max()  # over the patient, not the top value
+    assert len(_words_at(before, value)) >= 2  # the check can fail: the text is readable before
+    outcome = burned_in.clean_pixels(ds, f"ct/{index}.dcm")
+    after = ds.pixel_array
+    assert outcome.status == "masked"
+    assert not (after[text] == value).any()  # every stroke of the text is gone
+    # masks are boxes around the words read: the anatomy beyond the text's block (16 px around) is untouched
+    rows, columns = np.nonzero(text)
+    block = np.zeros_like(text)
+    block[max(rows.min() - 16, 0):rows.max() + 17, max(columns.min() - 16, 0):columns.max() + 17] = True
+    assert np.array_equal(after[~block], before[~block])
+    assert (after != before).sum() < 0.6 * block.sum()
+    assert _words_at(after, value) == set()
+
+
+def test_no_slice_of_the_real_ct_has_strokes_at_one_value_without_text():
+    from radlabel.ingest.pixel_regions import drawn_text
+    from radlabel.ingest.burned_in import text_view
+
+    for path in SLICES:
+        ds = pydicom.dcmread(path)
+        assert drawn_text(ds.pixel_array, text_view(ds, ds.pixel_array)) is None, path.name
+
+
+def test_text_drawn_at_one_value_that_ocr_cannot_read_is_held(monkeypatch):
+    ds, _, _ = _text_over_anatomy(SLICES[10])
+    monkeypatch.setattr(burned_in, "_read", lambda *args: [])  # an OCR that reads nothing
+    outcome = burned_in.clean_pixels(ds, "ct/10.dcm")
+    assert outcome.status == "held" and "drawn over the anatomy" in outcome.reason
