@@ -44,8 +44,10 @@ def liver_protocol(**changes):
     selection = protocol.selection.model_copy(update={"min_slices": 2})
     readers = protocol.readers.model_copy(update={"per_study": 2})
     qa = protocol.qa.model_copy(update={"sampling_rate": 0.0})
-    return protocol.model_copy(update={"version": "1.0.1", "readers": readers, "qa": qa, "selection": selection}
-                               | changes)
+    # one lone series per test: the template's linkage maximum is tested in test_stage_sync
+    deidentification = protocol.deidentification.model_copy(update={"max_linkage_risk": None})
+    return protocol.model_copy(update={"version": "1.0.1", "readers": readers, "qa": qa, "selection": selection,
+                                       "deidentification": deidentification} | changes)
 
 
 def synced_case(settings, protocol, seed: int = 7):
