@@ -124,6 +124,7 @@ def test_submit_a_preset_switch_and_the_task_opened_again_keep_the_slice(run):
     assert (run["preset_after_up"]["image"], run["preset_after_up"]["slice"]) == ("image_bone", 6)
     assert run["preset_after_up"]["images"]["image_lung"] == 5
     assert run["reopened"]["slice"] == 6 and "you have read it" in run["reopened_status"]
+    assert run["reopened_regions_panel"] == [["1", "lung_field", "slice 5"]]  # the read shown: its region named too
 
 
 def test_the_slice_positions_answer_only_the_signed_in_readers_own_task(settings, case, reader, run):

@@ -68,25 +68,35 @@
   }
 
   function nameRegion(region) {
-    // The Regions panel shows a region's `text` under its label (set as the region is made, before the panel draws
-    // it); its meta text, saved with the read, shows in the region's details.
-    if (!region || typeof region.item_index !== 'number') return;
+    // The Regions panel shows a region's `text` under its label (a plain field: set as the region is made, before
+    // the panel draws it); its meta text, saved with the read, shows in the region's details.
+    if (!region || typeof region.item_index !== 'number') return false;
     const name = `slice ${region.item_index + 1}`;
-    if (region.text !== name) region.text = name;
     const meta = region.meta && region.meta.text;
     if (typeof region.setMetaText === 'function' && (!meta || !meta.length || /^slice \d+$/.test(meta[0]) && meta[0] !== name)) {
       region.setMetaText(name);
     }
+    if (region.text === name) return false;
+    region.text = name;
+    return true;
   }
 
   function nameRegions() {
     const current = annotation();
-    if (current && current.regions) current.regions.forEach(nameRegion);
+    if (!current || !current.regions || !current.regions.map(nameRegion).includes(true)) return;
+    // regions the panel drew before they had a name (an earlier read shown): the sort order flipped there and back
+    // redraws the panel (no undo step, nothing stored)
+    const panel = current.regionStore;
+    if (panel && typeof panel.toggleSortOrder === 'function') {
+      panel.toggleSortOrder();
+      panel.toggleSortOrder();
+    }
   }
 
   // Called on a timer and after each own step: the editor changes slices itself too (its pagination, a region
   // selected on another slice), so the page follows it, except where it starts again at slice 1 by itself.
   function follow() {
+    nameRegions();
     const image = shownImage();
     if (!image || !count(image)) {  // nothing shown, or its slices not parsed yet
       if (state.badge) state.badge.hidden = true;
@@ -97,7 +107,6 @@
     state.image = image;
     keep(state.slice);
     drawBadge(image);
-    nameRegions();
   }
 
   // The slice survives a reload of the page and the task opened again in this tab (after Submit, the read is shown

@@ -112,6 +112,7 @@ try {
   await settle();
   result.reopened = await badge();
   result.reopened_status = await page.textContent('#radlabel-status');
+  result.reopened_regions_panel = await page.evaluate(() => [...document.querySelectorAll('.lsf-outliner-item')].map(e => e.innerText.split('\n')));
   await shot('reopened');
 } catch (error) {
   result.error = String(error.message || error).slice(0, 500);
