@@ -89,7 +89,8 @@ def test_class_buttons_presets_flags_and_escalation_sit_beside_the_image_unscrol
 def test_keys_and_the_wheel_page_the_preset_on_screen_and_stay_on_the_task(run):
     assert run["opened"]["slice"] == 1 and run["opened"]["image"] == "image_lung"
     assert run["after_up3"]["slice"] == 4 and run["after_pagedown"]["slice"] == 3
-    assert run["after_wheel_up2"]["slice"] == 5 and run["wheel_scrolled_page"] is False
+    assert run["after_wheel_up2"]["slice"] == 5 and run["wheel_scrolled_page"] is False  # one slice a notch
+    assert run["after_touchpad_up"]["slice"] == 6 and run["after_wheel_down"]["slice"] == 5  # small deltas add up
     assert run["same_task"] is True
     # the hidden presets' images were not paged (Label Studio's own binding would page the one mounted last)
     assert run["after_wheel_up2"]["images"] == {"image_lung": 5, "image_mediastinum": 1, "image_bone": 1}

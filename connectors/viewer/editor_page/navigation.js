@@ -3,7 +3,7 @@
 //   on the preset shown (see KEYMAP for why this page handles them, not the editor's own binding).
 // - The mouse wheel over the image pages the shown preset's slices (ctrl/cmd + wheel stays the editor's zoom).
 // - Beside the image: "slice N of M · z mm" (slice 1 = the most inferior, the numbering of the OHIF extension).
-// - Every region is named with its slice (its meta text, shown in the editor's Regions panel).
+// - Every region is named with its slice: `slice N` under its class in the Regions panel, saved as its meta text.
 // - One current slice for the task: a preset switched to shows the same slice, and so does the task opened again
 //   in this tab (after Submit, a reload, a tab switch back). Label Studio's own editor does not reset it on Submit.
 // editor.js hands over the editor's options (`editorOptions`) and the editor once loaded (`attach`).
@@ -17,7 +17,8 @@
     'image:prev': { key: 'down', description: 'Previous slice (towards slice 1, the most inferior one)' },
   };
   const SLICE_KEYS = { ArrowUp: 1, PageUp: 1, ArrowDown: -1, PageDown: -1 };
-  const state = { ls: null, positions: null, slice: 0, image: null, badge: null, timer: null };
+  const WHEEL_STEP_PX = 50;  // a mouse wheel notch is 100 to 120 px; a touchpad sends many small deltas
+  const state = { ls: null, positions: null, slice: 0, image: null, badge: null, timer: null, wheel: 0 };
 
   const annotation = () => state.ls && state.ls.annotationStore && state.ls.annotationStore.selected;
 
@@ -93,8 +94,8 @@
     }
   }
 
-  // Called on a timer and after each own step: the editor changes slices itself too (its pagination, a region
-  // selected on another slice), so the page follows it, except where it starts again at slice 1 by itself.
+  // Called on a timer and after each own step: the editor changes slices itself too (its pagination, "N of M" typed
+  // in, a region selected on another slice), so the page follows it; a preset newly shown gets the current slice.
   function follow() {
     nameRegions();
     const image = shownImage();
@@ -121,7 +122,12 @@
     if (!image || event.ctrlKey || event.metaKey || !image.containerRef.contains(event.target) || !event.deltaY) return;
     event.preventDefault();
     event.stopPropagation();  // the editor's own wheel handler pans a zoomed image
-    step(event.deltaY < 0 ? 1 : -1);
+    // one slice per wheel notch (lines, pages, or a large pixel delta); a touchpad's small deltas add up to one
+    const notch = event.deltaMode !== WheelEvent.DOM_DELTA_PIXEL || Math.abs(event.deltaY) >= WHEEL_STEP_PX;
+    state.wheel = notch ? event.deltaY : state.wheel + event.deltaY;
+    if (Math.abs(state.wheel) < (notch ? 0 : WHEEL_STEP_PX)) return;
+    step(state.wheel < 0 ? 1 : -1);  // wheel up (negative delta) = towards the last slice, like arrow up
+    state.wheel = 0;
   }
 
   function onSliceKey(event) {

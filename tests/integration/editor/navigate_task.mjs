@@ -78,6 +78,12 @@ try {
   for (let i = 0; i < 2; i++) { await page.mouse.wheel(0, -120); await page.waitForTimeout(150); }
   await settle();
   result.after_wheel_up2 = await badge();
+  for (let i = 0; i < 4; i++) { await page.mouse.wheel(0, -15); await page.waitForTimeout(100); }  // a touchpad's small deltas
+  await settle();
+  result.after_touchpad_up = await badge();
+  await page.mouse.wheel(0, 120);
+  await settle();
+  result.after_wheel_down = await badge();
   result.wheel_scrolled_page = (await page.evaluate(() => document.scrollingElement.scrollTop)) !== scrollBefore;
   result.same_task = page.url() === url && await page.evaluate(() => window.radlabelReady === true);
   await shot('slice-5');
