@@ -122,6 +122,8 @@ def _preset_view(view: Element, protocol: Protocol, preset: str) -> None:
             attributes["closePolygon"] = "true"
         if geometry is Geometry.LANDMARK:
             attributes["strokeWidth"] = "3"
+        if geometry is Geometry.MASK:  # the smart brush: its scribbles go to the 3-D assist (the editor gateway)
+            attributes["smart"] = "true"
         control = SubElement(panel, tag, attributes)
         for cls in classes:
             SubElement(control, "Label", value=cls.name, background=cls.color, hint=_hint(cls))
