@@ -10,7 +10,8 @@ its slice ``item_index``) is read per class into seeds:
   slices*: their shapes are interpolated between them (signed distances), refined by the growth only where
   the growth reproduces them;
 - **positive keypoints / boxes** without strokes: region growing from the click (or box centre) in a
-  cube of ``max_radius_mm`` (a box also bounds it in-plane) — lesion-sized structures;
+  cube of ``max_radius_mm`` (a box also bounds it in-plane) — lesion-sized structures; a click whose growth
+  fills its cube is on an organ and is grown through the volume as a scribble;
 - **negative keypoints** (``is_positive: false``) constrain: the intensity band stops halfway to the
   values under them, and a small ball around each is never part of the class.
 """
@@ -204,10 +205,28 @@ def _smoothed(values: np.ndarray) -> np.ndarray:
     return ndimage.gaussian_filter(values.astype(np.float32), (SMOOTHING_SLICES, SMOOTHING_PX, SMOOTHING_PX))
 
 
-def _clicks(values: np.ndarray, spacing, seeds: Seeds) -> np.ndarray:
+def _reaches_cube(mask: np.ndarray, seed: tuple[int, int, int], spacing, max_radius_mm: float = 40.0) -> bool:
+    """Does a click's local growth touch the in-plane sides of its cube (the structure is larger than a lesion)?"""
+    k, j, i = seed
+    plane = mask[k]
+    reach = [max(int(np.ceil(max_radius_mm / s)), 1) for s in spacing[1:]]
+    rows, columns = np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
+    return bool(len(rows)) and (rows.min() <= max(j - reach[0], 0) or rows.max() >= min(j + reach[0], plane.shape[0] - 1)
+                                or columns.min() <= max(i - reach[1], 0) or columns.max() >= min(i + reach[1], plane.shape[1] - 1))
+
+
+def _clicks(values: np.ndarray, spacing, seeds: Seeds, smooth: np.ndarray) -> np.ndarray:
+    """Clicks and boxes: grown locally (lesions); a click whose growth fills its cube is an organ, grown through the
+    volume from a small disc around it like a scribble."""
     mask = np.zeros(values.shape, bool)
     for point in seeds.points:
-        mask |= grow(values, point, spacing)
+        local = grow(values, point, spacing)
+        if _reaches_cube(local, point, spacing):
+            k, j, i = point
+            disc = np.zeros(values.shape[1:], bool)
+            disc[max(j - 1, 0):j + 2, max(i - 1, 0):i + 2] = True
+            local = grow_strokes(values, spacing, Seeds(strokes={k: disc}, negatives=seeds.negatives), smooth)
+        mask |= local
     for centre, limits in seeds.boxes:
         mask |= grow(values, centre, spacing, limits=limits)
     return _without_negatives(mask, seeds.negatives) if seeds.negatives else mask
@@ -222,5 +241,6 @@ def from_context(values: np.ndarray, spacing, context: dict) -> dict[str, np.nda
             smooth = _smoothed(values) if smooth is None else smooth
             masks[label] = grow_strokes(values, spacing, seeds, smooth)
         elif seeds.points or seeds.boxes:
-            masks[label] = _clicks(values, spacing, seeds)
+            smooth = _smoothed(values) if smooth is None else smooth
+            masks[label] = _clicks(values, spacing, seeds, smooth)
     return masks

@@ -52,6 +52,26 @@ def test_one_scribble_on_one_slice_segments_the_liver_in_3d(phantom):
     assert set(liver_slices(masks["liver"])) >= set(sizeable)  # through the organ's slices, not just the stroke's
 
 
+def test_one_click_on_the_liver_segments_it_in_3d_and_a_click_on_a_lesion_only_the_lesion(phantom):
+    study, values, truth = phantom
+    k = int(np.argmax(truth.sum(axis=(1, 2))))
+    depth = ndimage.distance_transform_edt(truth[k])  # where a reader clicks: deep inside, away from lesions
+    j, i = np.unravel_index(np.argmax(depth), depth.shape)
+
+    def click(k, j, i, label):
+        return {"result": [{"type": "keypointlabels", "item_index": int(k), "is_positive": True,
+                            "value": {"x": (i + 0.5) * 100 / 192, "y": (j + 0.5) * 100 / 192, "keypointlabels": [label]}}]}
+
+    liver = interactive.from_context(values, study.geometry.spacing, click(k, j, i, "liver"))["liver"]
+    assert dice(liver, truth, study) >= 0.9
+    lesion = study.lesions[0]
+    lk, lj, li = np.round(study.geometry.lps_to_index(lesion.centre_lps)).astype(int)
+    grown = interactive.from_context(values, study.geometry.spacing, click(lk, lj, li, "liver_lesion"))["liver_lesion"]
+    components, _ = ndimage.label(study.labelmap == 6)
+    assert dice(grown, components == components[lk, lj, li], study) >= 0.7  # a 2 mm-pixel lesion: edges weigh
+    assert np.count_nonzero(grown) < 0.05 * np.count_nonzero(truth)
+
+
 def test_a_negative_click_stops_the_growth_leaking_into_a_close_tissue(phantom):
     study, values, truth = phantom
     close = values.copy()
