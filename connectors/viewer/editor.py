@@ -36,7 +36,7 @@ from connectors.readers import ReaderRegistry
 from connectors.viewer.api import ApiError, Workspace, _annotator, _json_object, reader_tasks
 from connectors.viewer.editor_bundle import bundle_folder, editor_bundle
 from radlabel.errors import RadlabelError
-from radlabel.protocol.labelconfig import label_config
+from radlabel.protocol.labelconfig import ASSIST_PREFIX, label_config
 from radlabel.settings import Settings
 
 MAX_REGIONS = 20_000
@@ -126,6 +126,15 @@ def result_problem(result, protocol, data: dict) -> str | None:
         if problem:
             return f"{where}: {problem}."
     return None
+
+
+def without_assist_clicks(result):
+    """The read without the clicks that asked the 3-D assist (``assist_<preset>`` keypoints): they are how the
+    reader asked, not what they labelled (the assist's answer is in the class's brush regions)."""
+    if not isinstance(result, list):
+        return result
+    return [region for region in result
+            if not (isinstance(region, dict) and str(region.get("from_name", "")).startswith(ASSIST_PREFIX))]
 
 
 def same_origin(url):
@@ -276,7 +285,8 @@ def _reader_routes(api: Blueprint, settings: Settings, workspace, reader_require
         kind, task = _editor_task(space, task_id)
         if not space.open_for(reader, kind, task):
             raise ApiError(409, f"task {task_id} already has your read: it cannot be read again.")
-        problem = result_problem(payload.get("result"), space.protocol(kind.protocol_id), task["data"])
+        payload["result"] = without_assist_clicks(payload.get("result"))
+        problem = result_problem(payload["result"], space.protocol(kind.protocol_id), task["data"])
         if problem:
             raise ApiError(422, problem)
         lead_time = _lead_time(payload)

@@ -92,3 +92,14 @@ def test_a_down_ml_backend_is_one_sentence(tmp_path):
     with pytest.raises(ApiError, match="the ML assist did not answer") as refused:
         ml_backend_assist(settings)({"id": 1, "data": DATA}, "<View/>", brush())
     assert refused.value.status == 502
+
+
+def test_the_assist_clicks_are_not_saved_with_the_read(env):
+    click = {"from_name": "assist_lung", "to_name": "image_lung", "type": "keypointlabels", "item_index": 1,
+             "value": {"x": 40.0, "y": 50.0, "keypointlabels": ["lung_field"]}}
+    asked = call(env, 100, {"result": [click]})
+    assert asked.status_code == 200, asked.json  # the assist takes the smart keypoints ...
+    saved = call(env, 100, {"result": brush() + [click]}, what="annotation")
+    assert saved.status_code == 201, saved.json
+    [read] = env["tasks"].tasks_[100]["annotations"]
+    assert [r["from_name"] for r in read["result"]] == ["mask_lung"]  # ... and the read keeps only the labels

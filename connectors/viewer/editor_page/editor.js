@@ -137,7 +137,10 @@ async function runAssist(taskId, region, connected) {
 }
 
 function wireAssist(editor, taskId) {
-  editor.on('regionFinishedDrawing', (region, connected) => runAssist(taskId, region, connected || [region]).catch(failed));
+  editor.on('regionFinishedDrawing', (region, connected) => {
+    window.radlabelAssistEvents = (window.radlabelAssistEvents || 0) + 1;
+    runAssist(taskId, region, connected || [region]).catch(failed);
+  });
 }
 
 function failed(error) {
