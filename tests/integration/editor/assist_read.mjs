@@ -30,7 +30,7 @@ const inEditor = (fn, arg) => page.evaluate(fn, arg);
 async function choosePreset(preset) {
   await inEditor(p => {
     const choice = window.radlabelEditor.annotationStore.selected.names.get('preset').children.find(c => c.value === p);
-    if (!choice.selected) choice.toggleSelected();
+    if (!choice.sel) choice.toggleSelected();  // as a click on the radio: the other preset unselected, the result updated
   }, preset);
   count.clicks += 1;
   await page.waitForTimeout(400);
@@ -57,10 +57,11 @@ async function goToSlice(image, slice) {
   const moved = await inEditor(([i, k]) => {
     const tag = window.radlabelEditor.annotationStore.selected.names.get(i);
     const from = tag.currentImage;
+    if (k !== from) window.radlabelEditor.annotationStore.selected.unselectAreas();  // Escape: a new slice, a new region
     tag.setCurrentImage(k);
     return Math.abs(k - from);
   }, [image, slice]);
-  count.keys += moved;  // one slice key press per slice moved
+  count.keys += moved + (moved ? 1 : 0);  // one slice key press per slice moved, and Escape
   await page.waitForTimeout(250);
 }
 async function stage() {
@@ -135,8 +136,10 @@ try {
   if (plan.screenshot) await page.screenshot({ path: path.join(out, plan.screenshot) });
   if (plan.ruler) {
     const r = plan.ruler;
+    await inEditor(() => window.radlabelEditor.annotationStore.selected.unselectAreas());  // Escape: nothing selected
+    count.keys += 1;
     await choosePreset(r.preset);
-    await chooseLabel(r.control, r.label, false);
+    result.ruler_tools = await chooseLabel(r.control, r.label, false);
     await goToSlice(r.image, r.slice);
     await click(r.a);
     await click(r.b);
