@@ -61,6 +61,39 @@ def vouched_as(settings_or_db, record: int, annotation_id: int) -> None:
                    "(SELECT 1 FROM vouched_reads WHERE annotation_id=?)", (int(annotation_id), record, int(annotation_id)))
 
 
+def rewrite_read(settings: Settings, ls, task_id: int, annotation: dict, result: list, records: AuthorshipRecords,
+                 source: str) -> None:
+    """Replace an annotation's labels with radlabel's service token (``source``: why, e.g. an administrator's
+    ``provision --migrate``). A verified read stays one: its ledger record takes the new labels first (the save's
+    webhook may come before the answer) and gets its old ones back if the save fails. Any other annotation is
+    rewritten too but stays unverified: a migration never makes a read count that did not."""
+    from connectors.label_studio import label_studio_errors
+
+    annotation_id = int(annotation["id"])
+    verified = authorship_problem(annotation, task_id, records) is None
+    database = _database(settings)
+    with database.connect() as db:
+        before = db.execute("SELECT id, source, fingerprint FROM vouched_reads WHERE annotation_id=?",
+                            (annotation_id,)).fetchone()
+        if verified and before:
+            db.execute("UPDATE vouched_reads SET source=?, fingerprint=? WHERE id=?",
+                       (source, result_fingerprint(result), before[0]))
+        elif verified:
+            db.execute("INSERT INTO vouched_reads (annotation_id, task_id, reader, source, fingerprint, at) "
+                       "VALUES (?,?,?,?,?,?)", (annotation_id, int(task_id), annotator(annotation), source,
+                                                result_fingerprint(result), time.time()))
+    try:
+        with label_studio_errors(f"rewrite annotation {annotation_id} of task {task_id}"):
+            ls.annotations.update(id=annotation_id, result=result)
+    except RadlabelError:
+        with database.connect() as db:
+            if verified and before:
+                db.execute("UPDATE vouched_reads SET source=?, fingerprint=? WHERE id=?", (before[1], before[2], before[0]))
+            elif verified:
+                db.execute("DELETE FROM vouched_reads WHERE annotation_id=?", (annotation_id,))
+        raise
+
+
 class Authorship:
     """Verifies the annotations of tasks against the state database; ``ls`` finds the service user."""
 

@@ -29,7 +29,7 @@ from connectors.service_auth import ML_USER, SECRET_HEADER
 from radlabel.audit import audit_log
 from radlabel.errors import RadlabelError
 from radlabel.protocol.instructions import instructions_html
-from radlabel.protocol.labelconfig import label_config
+from radlabel.protocol.labelconfig import config_controls, label_config, placed_region
 from radlabel.protocol.ohif import ohif_config
 from radlabel.protocol.template import Protocol
 from radlabel.settings import Settings
@@ -38,7 +38,7 @@ __all__ = ["WEBHOOK_ACTIONS", "ProvisionResult", "Provisioner", "classes_in_conf
            "project_description"]
 
 # Result value keys that hold class names, per Label Studio result type.
-_LABEL_KEYS = ("brushlabels", "rectanglelabels", "polygonlabels", "keypointlabels", "labels", "choices")
+_LABEL_KEYS = ("brushlabels", "rectanglelabels", "polygonlabels", "keypointlabels", "vectorlabels", "labels", "choices")
 WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "TASKS_CREATED"]
 
 
@@ -106,11 +106,12 @@ class Provisioner:
         return used
 
     def _annotations(self, project_id: int) -> list[dict]:
+        return [a for _, annotations in self._task_annotations(project_id) for a in annotations]
+
+    def _task_annotations(self, project_id: int) -> list[tuple[int, list[dict]]]:
         with label_studio_errors(f"read the annotations of project {project_id}"):
-            annotations = []
-            for task in self.ls.tasks.list(project=project_id, fields="all", page_size=100):
-                annotations += [as_dict(a) for a in (task.annotations or [])]
-            return annotations
+            return [(int(task.id), [as_dict(a) for a in (task.annotations or [])])
+                    for task in self.ls.tasks.list(project=project_id, fields="all", page_size=100)]
 
     # -- the job ----------------------------------------------------------
     def provision(self, protocol: Protocol, migrations: dict[str, str | None] | None = None) -> ProvisionResult:
@@ -199,8 +200,7 @@ class Provisioner:
             )
         changes = [f"version {old_version} -> {protocol.version}" if old_version != protocol.version
                    else "configuration regenerated"]
-        if migrations:
-            changes += self._migrate(project.id, migrations)
+        changes += self._migrate(protocol, project.id, migrations)  # also moves classes whose read_in changed
         self.progress(f"updating project {project.id} to {protocol.id} {protocol.version} …")
         with label_studio_errors(f"update project {project.id}"):
             self.ls.projects.update(
@@ -219,26 +219,27 @@ class Provisioner:
         changes += self.connect(project.id)
         return ProvisionResult(protocol.id, protocol.version, project.id, "updated", url, changes)
 
-    def _migrate(self, project_id: int, migrations: dict[str, str | None]) -> list[str]:
+    def _migrate(self, protocol: Protocol, project_id: int, migrations: dict[str, str | None]) -> list[str]:
+        """Renames (``migrations``) and moves (a class whose ``read_in`` changed goes to its new preset's control and
+        image) the labels of every annotation; a verified read stays verified (``rewrite_read``)."""
+        from connectors.authorship import Authorship, rewrite_read
+
+        controls = config_controls(label_config(protocol))
         renamed: Counter = Counter()
-        for annotation in self._annotations(project_id):
-            result, touched = [], False
-            for region in annotation.get("result") or []:
-                value = region.get("value") or {}
-                for key in _LABEL_KEYS:
-                    if key in value and any(name in migrations for name in value[key]):
-                        for name in value[key]:
-                            if name in migrations:
-                                renamed[(name, migrations[name])] += 1
-                        value[key] = [migrations.get(n, n) for n in value[key] if migrations.get(n, n) is not None]
-                        touched = True
-                if any(key in value for key in _LABEL_KEYS) and not any(value.get(k) for k in _LABEL_KEYS):
-                    continue  # every label of the region was dropped
-                result.append(region)
-            if touched:
-                with label_studio_errors(f"migrate annotation {annotation['id']}"):
-                    self.ls.annotations.update(id=annotation["id"], result=result)
-        return [f"migrated {count} label(s) {old} -> {new or '(deleted)'}" for (old, new), count in sorted(renamed.items(), key=str)]
+        moved: Counter = Counter()
+        authorship = Authorship(self.settings, self.ls)
+        for task_id, annotations in self._task_annotations(project_id):
+            records = None
+            for annotation in annotations:
+                result = _migrated_result(annotation.get("result") or [], migrations, controls, renamed, moved)
+                if result is None:
+                    continue
+                records = records or authorship.records(task_id, annotations)
+                rewrite_read(self.settings, self.ls, task_id, annotation, result, records, "provision-migrate")
+        return ([f"migrated {count} label(s) {old} -> {new or '(deleted)'}"
+                 for (old, new), count in sorted(renamed.items(), key=str)] +
+                [f"moved {count} region(s) of {name} from {old} to {new} (its read_in preset)"
+                 for (name, old, new), count in sorted(moved.items())])
 
     def side_project(self, protocol: Protocol, marker_line: str, title: str, description: str,
                      ml_backend: bool) -> int:
@@ -297,3 +298,29 @@ class Provisioner:
                 self.ls.webhooks.update(id=hook.id, headers=header)
                 changes.append("ML backend webhook credentials set")
         return changes
+
+
+def _migrated_result(result: list, migrations: dict[str, str | None], controls: dict, renamed: Counter,
+                     moved: Counter) -> list | None:
+    """The annotation's regions with ``migrations`` applied and each on its class's control in ``controls``
+    (counted in ``renamed`` and ``moved``); None when nothing changes."""
+    out, touched = [], False
+    for region in result:
+        value = dict(region.get("value") or {})
+        for key in _LABEL_KEYS:
+            if key in value and any(name in migrations for name in value[key]):
+                for name in value[key]:
+                    if name in migrations:
+                        renamed[(name, migrations[name])] += 1
+                value[key] = [migrations.get(n, n) for n in value[key] if migrations.get(n, n) is not None]
+                touched = True
+        if any(key in value for key in _LABEL_KEYS) and not any(value.get(k) for k in _LABEL_KEYS):
+            continue  # every label of the region was dropped
+        placed = placed_region(region | {"value": value}, controls)
+        if placed.get("from_name") != region.get("from_name"):
+            labels = next((value[k] for k in _LABEL_KEYS if value.get(k)), [placed["from_name"]])
+            moved[(",".join(labels), region.get("from_name"), placed["from_name"])] += 1
+        touched |= placed.get("to_name") != region.get("to_name") or placed.get("from_name") != region.get("from_name")
+        out.append(placed)
+    return out if touched else None
+

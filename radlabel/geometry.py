@@ -213,6 +213,13 @@ def common_grid(geometries: list[VolumeGeometry]) -> VolumeGeometry:
     return base.padded(low.astype(int), high.astype(int))
 
 
+def positions_along_normal(positions, orientation) -> list[float]:
+    """Each slice's position in mm along the slice normal (row x column direction of ImageOrientationPatient):
+    LPS z for an axial series, so the most inferior slice has the smallest value."""
+    row_direction, column_direction = np.asarray(orientation[:3], float), np.asarray(orientation[3:], float)
+    return [float(v) for v in np.asarray(positions, dtype=float).reshape(-1, 3) @ np.cross(row_direction, column_direction)]
+
+
 def stack_geometry(positions, orientation, pixel_spacing, rows: int, columns: int,
                    tolerance_mm: float = 0.01) -> tuple[VolumeGeometry, np.ndarray]:
     """The grid of slices at ``positions`` (LPS, any order, gaps allowed, stacked along any direction —

@@ -28,7 +28,6 @@ from html import escape
 from functools import wraps
 from pathlib import Path
 from urllib.parse import urlsplit
-from xml.etree.ElementTree import fromstring
 
 from flask import Blueprint, Response, g, jsonify, request, send_from_directory
 
@@ -36,7 +35,8 @@ from connectors.readers import ReaderRegistry
 from connectors.viewer.api import ApiError, Workspace, _annotator, _json_object, reader_tasks
 from connectors.viewer.editor_bundle import bundle_folder, editor_bundle
 from radlabel.errors import RadlabelError
-from radlabel.protocol.labelconfig import ASSIST_PREFIX, label_config
+from radlabel.geometry import positions_along_normal
+from radlabel.protocol.labelconfig import ASSIST_PREFIX, config_controls, label_config
 from radlabel.settings import Settings
 
 MAX_REGIONS = 20_000
@@ -57,14 +57,7 @@ def controls(protocol) -> dict[str, tuple[str, set[str]]]:
 
 def _controls(protocol) -> dict[str, tuple[str, set[str], str]]:
     """{control name: (region type, allowed values, the image it draws on)}; one image per window preset."""
-    root = fromstring(label_config(protocol))
-    images = {element.get("name") for element in root.iter("Image")}
-    found = {}
-    for element in root.iter():
-        if element.get("toName") in images and element.get("name"):
-            values = {child.get("value") for child in element if child.get("value")}
-            found[element.get("name")] = (element.tag.lower(), values, element.get("toName"))
-    return found
+    return config_controls(label_config(protocol))
 
 
 def _numbers(value: dict, keys: tuple[str, ...]) -> bool:
@@ -163,6 +156,15 @@ def _same_origin_all(value):
     return same_origin(value)
 
 
+def slice_positions(data: dict) -> list[float] | None:
+    """Each slice's position in mm along the slice normal, in the task's slice order (slice 1, the first image, is
+    the most inferior); None for a task without geometry. Shown beside the image by ``editor_page/navigation.js``."""
+    positions, orientation = data.get("slice_positions_mm"), data.get("image_orientation")
+    if not positions or not isinstance(orientation, list) or len(orientation) != 6:
+        return None
+    return [round(value, 2) for value in positions_along_normal(positions, orientation)]
+
+
 def own_annotations(task: dict, reader) -> list[dict]:
     """The reader's own earlier reads of the task (id, labels, time): never anyone else's."""
     return [{"id": a["id"], "result": a.get("result") or [], "created_at": str(a.get("created_at") or "")}
@@ -201,7 +203,8 @@ def page_html(page: str, task_id: int = 0, bundle=None) -> str:
         styles = f'<link rel="stylesheet" href="{static}main.css">\n'
         # vendor and runtime first; the shim drops main.js's entry (the whole Label Studio app) before main.js runs
         scripts = "".join(f'<script src="{src}"></script>\n' for src in
-                          (static + "vendor.js", static + "runtime.js", "/radlabel/editor/page/shim.js", static + "main.js"))
+                          (static + "vendor.js", static + "runtime.js", "/radlabel/editor/page/shim.js", static + "main.js",
+                           "/radlabel/editor/page/navigation.js"))
         attributes = (f' data-main-chunk="{bundle.main_chunk}" data-chunks="{",".join(map(str, bundle.chunks))}"'
                       f' data-module="{bundle.module}" data-feature-flags="{escape(bundle.feature_flags)}"')
     return _PAGE.format(title="Label Studio editor" if bundle else "worklist", styles=styles, page=page,
@@ -270,6 +273,7 @@ def _reader_routes(api: Blueprint, settings: Settings, workspace, reader_require
         return {"reader": g.reader.pseudonym, "user_id": g.reader.ls_user_id, "kind": kind.kind,
                 "protocol": {"id": kind.protocol_id, "version": kind.version}, "config": config,
                 "open": space.open_for(g.reader, kind, found),
+                "slice_positions_mm": slice_positions(found["data"]),
                 "task": {"id": task_id, "data": editor_data(config, found["data"]),
                          "annotations": own_annotations(found, g.reader), "predictions": []}}
 

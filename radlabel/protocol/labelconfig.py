@@ -13,7 +13,7 @@ definition are the hint readers see.
 
 from __future__ import annotations
 
-from xml.etree.ElementTree import Element, SubElement, indent, tostring
+from xml.etree.ElementTree import Element, SubElement, fromstring, indent, tostring
 
 from radlabel.protocol.enum import EdgeCaseAction, Geometry
 from radlabel.protocol.template import Protocol
@@ -209,3 +209,36 @@ def _series_controls(view: Element, protocol: Protocol) -> None:
     SubElement(escalate, "Choice", value="escalate", hint="Send this series to the escalation route of the protocol")
     SubElement(view, "TextArea", name=ESCALATION_NOTE, toName=image, placeholder="Why escalate? (no patient details)",
                maxSubmissions="1", editable="true", rows="2")
+
+
+# Region types whose value names the classes it draws (Choices name findings, flags and escalation, not classes).
+_CLASS_REGIONS = ("brushlabels", "rectanglelabels", "polygonlabels", "keypointlabels", "vectorlabels")
+
+
+def config_controls(config: str) -> dict[str, tuple[str, set[str], str]]:
+    """{control name: (region type, allowed values, the image it draws on)} of a labelling configuration."""
+    root = fromstring(config)
+    images = {element.get("name") for element in root.iter("Image")}
+    found = {}
+    for element in root.iter():
+        if element.get("toName") in images and element.get("name"):
+            values = {child.get("value") for child in element if child.get("value")}
+            found[element.get("name")] = (element.tag.lower(), values, element.get("toName"))
+    return found
+
+
+def placed_region(region: dict, controls: dict[str, tuple[str, set[str], str]]) -> dict:
+    """``region`` on the control and image that draw its class in ``controls`` (``config_controls``): a class
+    whose ``read_in`` changed moves to its new preset's control; a per-series or per-region control (findings,
+    a diameter) to its control's image. A region already in place, or with no place there, comes back as is."""
+    kind, value = region.get("type"), region.get("value") or {}
+    if kind in _CLASS_REGIONS and value.get(kind):
+        names = set(value[kind])
+        fits = [name for name, (tag, values, _) in controls.items() if tag == kind and names <= values]
+        name = region.get("from_name") if region.get("from_name") in fits else next(iter(fits), None)
+    else:
+        name = region.get("from_name") if region.get("from_name") in controls else None
+    if name is None or (name, controls[name][2]) == (region.get("from_name"), region.get("to_name")):
+        return region
+    return region | {"from_name": name, "to_name": controls[name][2]}
+

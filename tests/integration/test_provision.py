@@ -129,3 +129,41 @@ def test_cli_provision_of_a_bad_template_creates_nothing(settings, tmp_path):
     assert f"{bad}:" in done.stderr and "classes[0].geometry[0]" in done.stderr
     project, _ = Provisioner(settings).find_project("never_provisioned")
     assert project is None
+
+
+def test_a_class_moved_to_another_preset_takes_its_regions_there_and_the_read_still_counts(settings, provisioner):
+    """Issue 20: ``read_in`` changes between versions; the class's existing strokes and ruler move to the new preset's
+    control and image on the real server, at their slice, and the reader's vouched read stays verified."""
+    import json
+
+    from connectors.authorship import Authorship, post_read
+
+    ls = client(settings)
+    moved_id = lambda d: d.update(id="liver_preset_move_test")
+    project_id = provisioner.provision(parse_template(variant("1.0.0", moved_id))).project_id
+    slices = ["/x/1.png", "/x/2.png", "/x/3.png"]
+    ls.projects.import_tasks(id=project_id, request=[{"images": slices, "rows": 8, "columns": 8,
+                                                      "images_by_preset": {"liver": slices, "soft_tissue": slices}}])
+    task = list(ls.tasks.list(project=project_id, fields="all"))[0]
+    added = subprocess.run([sys.executable, "-m", "radlabel.cli", "readers", "add", "preset.mover@hospital.org", "--tier",
+                            "radiologist", "--json"], capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    reader = int(json.loads(added.stdout)["reader"].removeprefix("reader-"))
+    cyst = {"id": "c1", "from_name": "mask_liver", "to_name": "image_liver", "type": "brushlabels", "item_index": 2,
+            "original_width": 8, "original_height": 8, "value": {"format": "rle", "rle": [0, 1, 2], "brushlabels": ["liver_cyst"]}}
+    ruler = {"id": "v1", "from_name": "ruler_liver", "to_name": "image_liver", "type": "vectorlabels", "item_index": 1,
+             "value": {"vertices": [{"x": 10, "y": 10}, {"x": 50, "y": 10}], "vectorlabels": ["liver_lesion"]}}
+    annotation_id = post_read(settings, ls, task.id, reader, [cyst, ruler], "simulated")
+
+    to_soft_tissue = lambda d: (moved_id(d), [c.update(read_in="soft_tissue") for c in d["classes"]
+                                              if c["name"] in ("liver_cyst", "liver_lesion")])
+    updated = provisioner.provision(parse_template(variant("1.1.0", to_soft_tissue)))
+    assert updated.action == "updated"
+    assert "moved 1 region(s) of liver_cyst from mask_liver to mask_soft_tissue (its read_in preset)" in updated.changes
+    assert "moved 1 region(s) of liver_lesion from ruler_liver to ruler_soft_tissue (its read_in preset)" in updated.changes
+    saved = ls.annotations.get(id=annotation_id)
+    assert [(r["from_name"], r["to_name"], r["item_index"]) for r in saved.result] == [
+        ("mask_soft_tissue", "image_soft_tissue", 2), ("ruler_soft_tissue", "image_soft_tissue", 1)]
+    assert saved.result[0]["value"] == cyst["value"]
+    fresh = ls.tasks.get(id=task.id)
+    verified = Authorship(settings, ls).verified(task.id, fresh.annotations, "liver_preset_move_test")
+    assert [a["id"] for a in verified] == [annotation_id]  # still the reader's verified read, labels vouched again

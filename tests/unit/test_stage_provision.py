@@ -65,3 +65,45 @@ def test_a_version_that_drops_a_labelled_class_needs_a_migration(settings, proto
     assert updated.action == "updated" and "migrated 1 label(s) liver_cyst -> liver_lesion" in updated.changes
     assert task.annotations[0]["result"][0]["value"]["brushlabels"] == ["liver_lesion"]
     assert ls.projects.get(project_id).description == project_description(without_cysts)
+
+
+def _cyst_read(ls, project_id, from_name="mask_liver", to_name="image_liver"):
+    task = ls.tasks.create(project=project_id, data={})
+    region = {"id": "r1", "from_name": from_name, "to_name": to_name, "type": "brushlabels", "item_index": 2,
+              "value": {"format": "rle", "rle": [0, 1, 2], "brushlabels": ["liver_cyst"]}}
+    diameter = {"id": "r1", "from_name": "liver_lesion_longest_diameter_mm", "to_name": "image_liver",
+                "type": "number", "value": {"number": 12.5}}
+    return task, region, diameter
+
+
+def _moved(protocol, name: str, preset: str):
+    return [c.model_copy(update={"read_in": preset}) if c.name == name else c for c in protocol.classes]
+
+
+def test_a_class_read_in_another_preset_takes_its_regions_there_and_a_verified_read_stays_verified(settings, protocol):
+    from connectors.authorship import Authorship, post_read, vouch
+    from connectors.readers import ReaderRegistry
+
+    ls = FakeLabelStudio()
+    project_id = Provisioner(settings, ls=ls).provision(protocol).project_id
+    ReaderRegistry.from_settings(settings).issue("cyst.reader@hospital.org", "radiologist", ls_user_id=7)
+    task, region, diameter = _cyst_read(ls, project_id)
+    kept = {"id": "f1", "from_name": "findings", "to_name": "image_liver", "type": "choices", "value": {"choices": ["x"]}}
+    post_read(settings, ls, task.id, 7, [region, diameter, kept], "simulated")
+    forged = ls.annotations.create(id=task.id, result=[region], completed_by=7)  # saved by radlabel, never vouched
+    vouch(settings, task.id, 99, [], "simulated")  # another reader's record stays as it is
+
+    updated = Provisioner(settings, ls=ls).provision(_version(protocol, "1.3.0", classes=_moved(protocol, "liver_cyst", "soft_tissue")))
+    assert "moved 2 region(s) of liver_cyst from mask_liver to mask_soft_tissue (its read_in preset)" in updated.changes
+    read, rewritten_forgery = task.annotations
+    assert [(r["from_name"], r["to_name"]) for r in read["result"]] == [
+        ("mask_soft_tissue", "image_soft_tissue"), ("liver_lesion_longest_diameter_mm", "image_liver"), ("findings", "image_liver")]
+    assert read["result"][0]["item_index"] == 2 and read["result"][0]["value"] == region["value"]
+    assert rewritten_forgery["result"][0]["from_name"] == "mask_soft_tissue"
+    records = Authorship(settings, ls).records(task.id, task.annotations)
+    from radlabel.adjudication.reads import authorship_problem
+    assert authorship_problem(read, task.id, records) is None  # the read still counts, with its new labels
+    assert authorship_problem(rewritten_forgery, task.id, records) is not None  # a migration makes nothing count
+
+    again = Provisioner(settings, ls=ls).provision(_version(protocol, "1.3.1", classes=_moved(protocol, "liver_cyst", "soft_tissue")))
+    assert not [c for c in again.changes if c.startswith("moved")]  # regions already in place are not written again

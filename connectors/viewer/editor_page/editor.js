@@ -77,13 +77,14 @@ async function showTask(taskId) {
   if (code !== 200) return status(body.error || `the task answered ${code}.`, true);
   $('radlabel-who').textContent = body.reader;
   const started = Date.now();
+  const navigation = window.radlabelNavigation;  // slice keys, wheel, slice number and mm (navigation.js)
   const submit = (_, annotation) => save(taskId, annotation, started).catch(failed);
   // Nothing that shows others' work or Label Studio's project settings: no annotation or prediction tabs or menus
   // ('topbar' alone holds the Submit control); a read task is shown without submit.
   const shown = ['panel', 'controls', 'side-column', 'infobar', 'topbar'];
   const interfaces = body.open ? [...shown, 'submit'] : shown;
   const editor = new window.LabelStudio('radlabel-main', {
-    config: body.config, task: body.task, interfaces,
+    ...navigation.editorOptions, config: body.config, task: body.task, interfaces,
     // the smart tools on, their answers accepted onto their slices (an open read only)
     forceAutoAnnotation: body.open, forceAutoAcceptSuggestions: body.open,
     user: { id: body.user_id, firstName: body.reader, lastName: '' },
@@ -91,6 +92,7 @@ async function showTask(taskId) {
       const store = ls.annotationStore;
       const current = body.open ? store.addAnnotation({ userGenerate: true }) : store.annotations[0];
       if (current) store.selectAnnotation(current.id);
+      navigation.attach(ls, body.slice_positions_mm);
       window.radlabelEditor = ls;  // the editor of this page (tests and the browser console look at it)
       window.radlabelReady = true;
     },
