@@ -11,7 +11,8 @@ Stages so far: 1. stack up  2. samples into Orthanc  3. check them over QIDO-RS
    and read production series with hidden gold copies; certification, drift alert, QA review sampling,
    and the HTML QA report
 10. readers: a radiologist registered with a reader token for OHIF's worklist and Label Studio's editor behind
-    radlabel's gateway (token in a 0600 file); their Label Studio user is sealed.
+    radlabel's gateway (token in a 0600 file); their Label Studio user is sealed. Their one click inside the
+    synthetic CT's liver goes to the gateway's 3-D assist as Label Studio's smart keypoints send it (Dice vs truth).
 11. trust boundary probed.
 12. arbitration: two simulated readers disagree on a small chest CT; the senior's OHIF worklist offers it (the link).
 Each later capability appends its stage here, so the demo always shows the
@@ -131,7 +132,9 @@ def _loop_stages(settings, synced: dict, progress, stage) -> dict:
 
     started = time.monotonic()
     reader = _reader_demo(settings)
-    stage("reader registered (one token for OHIF and the Label Studio editor gateway)", started, reader=reader)
+    reader["assisted_liver"] = _assist_demo(settings, synced.get("ct_liver_lesions", {}), reader["token_file"])
+    stage("reader registered (one token for OHIF and the Label Studio editor gateway); an assisted liver click",
+          started, reader=reader)
 
     started = time.monotonic()
     stage("trust boundary probed (an outsider, a reader, each archive user)", started,
@@ -470,6 +473,45 @@ def _boundary_demo(settings, token_file: str) -> dict:
         "pipeline's archive user REST /patients": requests.get(settings.url("orthanc") + "/patients", timeout=30,
                                                                auth=(settings.orthanc_user, secrets["orthanc_password"])).status_code,
     }
+
+
+def _assist_demo(settings, liver_sync: dict, token_file: str) -> dict:
+    """The demo reader's one click inside the synthetic CT's liver, sent as Label Studio's smart keypoints send it to
+    the editor gateway's 3-D assist (the ML backend, server-side); the answer scored against the phantom's truth and
+    not saved (the click is the reader's, the read stays theirs to make)."""
+    import numpy as np
+    import requests
+    from scipy import ndimage
+
+    from radlabel.brush_rle import decode
+    from radlabel.protocol.labelconfig import assist_control, image_name
+
+    protocol = load_template(TEMPLATES / "ct-liver-lesions.yaml")
+    syncer = Syncer(settings, protocol)
+    done = {s["series_key"]: s for s in liver_sync.get("series", []) if s["status"] == "done" and s.get("task_id")}
+    samples = settings.home / "samples"
+    truth_folder = next((p for p in sorted(samples.iterdir()) if syncer.series_key(p.name) in done), None) \
+        if samples.exists() else None
+    if truth_folder is None:
+        return {}
+    task_id, liver = done[syncer.series_key(truth_folder.name)]["task_id"], np.load(truth_folder / "truth_labelmap.npy") == 4
+    k = int(np.argmax(liver.sum(axis=(1, 2))))
+    depth = ndimage.distance_transform_edt(liver[k])  # deep inside the liver, as a reader clicks
+    j, i = np.unravel_index(np.argmax(depth), depth.shape)
+    preset = protocol.label_class("liver").read_in
+    click = {"from_name": assist_control(preset), "to_name": image_name(preset), "type": "keypointlabels",
+             "item_index": k, "is_positive": True, "value": {"x": (i + 0.5) * 100 / liver.shape[2],
+                                                              "y": (j + 0.5) * 100 / liver.shape[1], "keypointlabels": ["liver"]}}
+    reply = requests.post(f"{settings.url('viewer')}/radlabel/editor/tasks/{task_id}/assist", json={"result": [click]},
+                          headers={"Authorization": f"Bearer {open(token_file).read().strip()}"}, timeout=300)
+    if reply.status_code != 200:
+        return {"task": task_id, "status": reply.status_code, "error": reply.json().get("error", "")}
+    grown = np.zeros(liver.shape, bool)
+    for region in reply.json()["result"]:
+        grown[region["item_index"]] |= decode(region["value"]["rle"], *liver.shape[1:]) > 0
+    dice = 2 * np.count_nonzero(grown & liver) / max(np.count_nonzero(grown) + np.count_nonzero(liver), 1)
+    return {"task": task_id, "clicked_slice": k, "preset": preset, "slices": int(grown.any(axis=(1, 2)).sum()),
+            "liver_dice_vs_truth": round(float(dice), 3)}
 
 
 def _reader_demo(settings) -> dict:

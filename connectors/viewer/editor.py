@@ -14,13 +14,16 @@ Public (they hold nothing): ``GET /radlabel/editor/`` (sign-in and worklist page
 ``GET /radlabel/editor/tasks/<id>`` (the editor page), ``/radlabel/editor/page/<file>`` (its script
 and style), ``/radlabel/editor/static/<file>`` (Label Studio's bundle).
 Reader only: ``GET api/worklist``, ``GET api/tasks/<id>``, ``POST tasks/<id>/annotation``
-(body ``{"result": [...], "lead_time": seconds}`` → 201 ``{"annotation_id"}``).
+(body ``{"result": [...], "lead_time": seconds}`` → 201 ``{"annotation_id"}``), ``POST tasks/<id>/assist``
+(body ``{"result": [the smart tools' regions]}`` → 200 ``{"result": [3-D brush regions], "model_version"}``:
+the ML backend's interactive assist, called server-side with the ML credential for the reader's own open task).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import uuid
 from html import escape
 from functools import wraps
 from pathlib import Path
@@ -33,10 +36,13 @@ from connectors.viewer.api import ApiError, Workspace, _annotator, _json_object,
 from connectors.viewer.editor_bundle import bundle_folder, editor_bundle
 from radlabel.errors import RadlabelError
 from radlabel.geometry import positions_along_normal
-from radlabel.protocol.labelconfig import config_controls, label_config
+from radlabel.protocol.labelconfig import ASSIST_PREFIX, config_controls, label_config
 from radlabel.settings import Settings
 
 MAX_REGIONS = 20_000
+MAX_ASSIST_REGIONS = 500  # the smart tools' regions of one class: strokes, clicks and boxes on a few slices
+ASSIST_KINDS = {"brushlabels", "keypointlabels", "rectanglelabels"}
+ASSIST_TIMEOUT_S = 100  # Label Studio's own limit for an ML backend call
 PAGE_DIR = Path(__file__).resolve().parent / "editor_page"
 # Arbitration shows every reader's labels: seniors do it in OHIF, never in this door.
 EDITOR_KINDS = ("reads", "calibration")
@@ -113,6 +119,15 @@ def result_problem(result, protocol, data: dict) -> str | None:
         if problem:
             return f"{where}: {problem}."
     return None
+
+
+def without_assist_clicks(result):
+    """The read without the clicks that asked the 3-D assist (``assist_<preset>`` keypoints): they are how the
+    reader asked, not what they labelled (the assist's answer is in the class's brush regions)."""
+    if not isinstance(result, list):
+        return result
+    return [region for region in result
+            if not (isinstance(region, dict) and str(region.get("from_name", "")).startswith(ASSIST_PREFIX))]
 
 
 def same_origin(url):
@@ -274,7 +289,8 @@ def _reader_routes(api: Blueprint, settings: Settings, workspace, reader_require
         kind, task = _editor_task(space, task_id)
         if not space.open_for(reader, kind, task):
             raise ApiError(409, f"task {task_id} already has your read: it cannot be read again.")
-        problem = result_problem(payload.get("result"), space.protocol(kind.protocol_id), task["data"])
+        payload["result"] = without_assist_clicks(payload.get("result"))
+        problem = result_problem(payload["result"], space.protocol(kind.protocol_id), task["data"])
         if problem:
             raise ApiError(422, problem)
         lead_time = _lead_time(payload)
@@ -287,8 +303,66 @@ def _reader_routes(api: Blueprint, settings: Settings, workspace, reader_require
         return {"status": "imported", "annotation_id": saved}, 201
 
 
-def create_editor_api(settings: Settings, tasks=None) -> Blueprint:
-    """The blueprint; ``tasks`` (Label Studio as the readers' API sees it) is built from the settings unless given."""
+def ml_backend_assist(settings: Settings):
+    """``assist(task, label_config, regions) -> (result, model_version)`` through the ML backend's ``/predict`` (Label
+    Studio's interactive protocol: ``params.context.result``), with the ML credential readers never hold."""
+    import requests
+
+    from connectors.service_auth import ML_USER
+
+    def assist(task: dict, config: str, regions: list[dict]) -> tuple[list[dict], str]:
+        body = {"tasks": [{"id": task["id"], "data": task["data"]}], "project": str(task.get("project") or ""),
+                "label_config": config, "params": {"context": {"result": regions}}}
+        try:
+            reply = requests.post(settings.url("ml_backend") + "/predict", json=body, timeout=ASSIST_TIMEOUT_S,
+                                  auth=(ML_USER, settings.secrets()["ml_backend_password"]))
+            reply.raise_for_status()
+            [answer] = reply.json()["results"]
+        except Exception as exc:  # down, slow or a bad answer: one sentence, no detail of the backend
+            raise ApiError(502, f"the ML assist did not answer ({exc.__class__.__name__}): paint the class by hand "
+                                "or try again.") from None
+        return answer.get("result") or [], str(answer.get("model_version") or "")
+    return assist
+
+
+def assist_problem(regions, protocol, data: dict) -> str | None:
+    """None if ``regions`` are smart-tool regions this protocol's editor can draw on this task; else one sentence."""
+    if not isinstance(regions, list) or not 0 < len(regions) <= MAX_ASSIST_REGIONS:
+        return f"'result' must list the assist's regions (1 to {MAX_ASSIST_REGIONS})."
+    problem = result_problem(regions, protocol, data)
+    if problem:
+        return problem
+    for n, region in enumerate(regions):
+        if region["type"] not in ASSIST_KINDS:
+            return f"result[{n}]: the assist takes brush strokes, keypoints and boxes only."
+    return None
+
+
+def _assist_route(api: Blueprint, workspace, reader_required, assist) -> None:
+    """The reader's smart-tool regions → the ML backend's 3-D assist for their own open task."""
+    @api.post("/tasks/<int:task_id>/assist")
+    @reader_required
+    def assist_task(task_id: int):
+        space = workspace()
+        payload = _json_object()
+        if set(payload) != {"result"}:
+            raise ApiError(422, "send only 'result': the smart tools' regions to grow.")
+        kind, task = _editor_task(space, task_id)
+        if not space.open_for(g.reader, kind, task):
+            raise ApiError(409, f"task {task_id} already has your read: the assist is for tasks you are reading.")
+        protocol = space.protocol(kind.protocol_id)
+        problem = assist_problem(payload["result"], protocol, task["data"])
+        if problem:
+            raise ApiError(422, problem)
+        result, version = assist()(task, label_config(protocol), payload["result"])
+        batch = uuid.uuid4().hex[:8]  # ids unique across assists: the editor keeps regions of earlier ones
+        return {"result": [dict(region, id=f"assist-{batch}-{n}") for n, region in enumerate(result)],
+                "model_version": version}
+
+
+def create_editor_api(settings: Settings, tasks=None, assist=None) -> Blueprint:
+    """The blueprint; ``tasks`` (Label Studio as the readers' API sees it) is built from the settings unless given,
+    ``assist`` (the ML backend's interactive assist, ``ml_backend_assist``) likewise."""
     api = Blueprint("radlabel_editor", __name__)
     registry = ReaderRegistry.from_settings(settings)
     state = {"tasks": tasks}
@@ -315,5 +389,6 @@ def create_editor_api(settings: Settings, tasks=None) -> Blueprint:
         return wrapper
 
     _reader_routes(api, settings, workspace, reader_required)
+    _assist_route(api, workspace, reader_required, lambda: assist or ml_backend_assist(settings))
     _public_routes(api, settings)
     return api

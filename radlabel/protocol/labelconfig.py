@@ -29,6 +29,7 @@ REGION_CONTROLS = {
     Geometry.POLYGON: ("PolygonLabels", "outline"),
     Geometry.LANDMARK: ("KeyPointLabels", "landmark"),
 }
+ASSIST_PREFIX = "assist_"
 FINDINGS = "findings"
 EDGE_CASES = "edge_cases"
 ESCALATION = "escalation"
@@ -51,6 +52,11 @@ def region_control(geometry: Geometry, preset: str) -> str:
 def ruler_control(preset: str) -> str:
     """The two-point ruler (``VectorLabels``, two vertices) of the measured classes read in ``preset``."""
     return f"ruler_{preset}"
+
+
+def assist_control(preset: str) -> str:
+    """The smart keypoints of the 3-D assist on the image of ``preset``: the reader's clicks, never part of the read."""
+    return f"{ASSIST_PREFIX}{preset}"
 
 
 def main_image(protocol: Protocol) -> str:
@@ -122,9 +128,12 @@ def _preset_view(view: Element, protocol: Protocol, preset: str) -> None:
             attributes["closePolygon"] = "true"
         if geometry is Geometry.LANDMARK:
             attributes["strokeWidth"] = "3"
+        if geometry is Geometry.MASK:  # the smart brush: its scribbles go to the 3-D assist (the editor gateway)
+            attributes["smart"] = "true"
         control = SubElement(panel, tag, attributes)
         for cls in classes:
             SubElement(control, "Label", value=cls.name, background=cls.color, hint=_hint(cls))
+    _assist_points(panel, protocol, preset)
     measured = [c for c in protocol.classes_with(Geometry.MEASUREMENT) if c.read_in == preset]
     if measured:  # a ruler per measured class; radlabel turns its two points into mm with the pixel spacing
         ruler = SubElement(panel, "VectorLabels", name=ruler_control(preset), toName=image_name(preset),
@@ -132,14 +141,27 @@ def _preset_view(view: Element, protocol: Protocol, preset: str) -> None:
         for cls in measured:
             SubElement(ruler, "Label", value=cls.name, background=cls.color,
                        hint=f"{cls.display_name}: click both ends of the longest axial diameter")
-    if any(c.read_in == preset for c in protocol.classes_with(Geometry.LANDMARK)) and \
-            not any(c.read_in == preset for c in protocol.classes_with(Geometry.BOX)):
+    if any(c.read_in == preset for c in protocol.classes_with(Geometry.LANDMARK) + protocol.classes_with(Geometry.MASK)) \
+            and not any(c.read_in == preset for c in protocol.classes_with(Geometry.BOX)):
         # Label Studio 1.23's exporter removes the COCO format twice for a multi-image config with
         # keypoints but no rectangles and fails (converter._get_supported_formats); a hidden,
         # never-used rectangle control keeps exports working.
         hidden = SubElement(panel, "View", style="display: none")
         unused = SubElement(hidden, "RectangleLabels", name=f"export_workaround_{preset}", toName=image_name(preset))
         SubElement(unused, "Label", value="unused")
+
+
+def _assist_points(panel: Element, protocol: Protocol, preset: str) -> None:
+    """Label Studio's smart keypoints for the mask classes read in ``preset``: a click (Alt+click: outside) asks the
+    3-D assist, which answers with the class's brush regions on every slice it reaches."""
+    masks = [c for c in protocol.classes_with(Geometry.MASK) if c.read_in == preset]
+    if not masks:
+        return
+    SubElement(panel, "Header", value="3-D assist: click inside (Alt+click outside)", size="6")
+    points = SubElement(panel, "KeyPointLabels", name=assist_control(preset), toName=image_name(preset),
+                        smartOnly="true", strokeWidth="2")
+    for cls in masks:
+        SubElement(points, "Label", value=cls.name, background=cls.color, hint=f"{cls.display_name}: grow it in 3-D")
 
 
 def label_config(protocol: Protocol) -> str:

@@ -83,8 +83,10 @@ async function showTask(taskId) {
   // ('topbar' alone holds the Submit control); a read task is shown without submit.
   const shown = ['panel', 'controls', 'side-column', 'infobar', 'topbar'];
   const interfaces = body.open ? [...shown, 'submit'] : shown;
-  new window.LabelStudio('radlabel-main', {
+  const editor = new window.LabelStudio('radlabel-main', {
     ...navigation.editorOptions, config: body.config, task: body.task, interfaces,
+    // the smart tools on, their answers accepted onto their slices (an open read only)
+    forceAutoAnnotation: body.open, forceAutoAcceptSuggestions: body.open,
     user: { id: body.user_id, firstName: body.reader, lastName: '' },
     onLabelStudioLoad: ls => {
       const store = ls.annotationStore;
@@ -97,7 +99,50 @@ async function showTask(taskId) {
     onSubmitAnnotation: submit,
     onUpdateAnnotation: submit,
   });
+  if (body.open) wireAssist(editor, taskId);
   status(body.open ? `${body.kind} task ${taskId}: label it, then Submit.` : `task ${taskId}: you have read it (your read is shown).`);
+}
+
+// 3-D assist: Label Studio's smart tools (the toolbar's Auto-Detect brush, keypoints, boxes) report a finished
+// drawing with every dynamic region of its class; radlabel's gateway grows them in 3-D with the ML backend and the
+// regions land, accepted, on their slices. A new assist of a class replaces that class's earlier assisted regions.
+const assisted = new Map();  // "control/label" → ids of the regions the last assist of that class added
+
+function assistKey(region) {
+  const result = region.results && region.results[0];
+  return `${result ? result.from_name.name : ''}/${region.labelName || ''}`;
+}
+
+function removeAssisted(annotation, key) {
+  const ids = assisted.get(key) || new Set();
+  for (const region of [...annotation.regions]) if (ids.has(region.cleanId)) annotation.deleteRegion(region);
+}
+
+async function runAssist(taskId, region, connected) {
+  const store = window.radlabelEditor;
+  const annotation = store.annotationStore.selected;
+  const key = assistKey(region);
+  const earlier = assisted.get(key) || new Set();
+  const ids = new Set(connected.map(r => r.cleanId).filter(id => !earlier.has(id)));
+  const result = annotation.serializeAnnotation().filter(r => ids.has(r.id));
+  if (!result.length) return;
+  status('Assist: growing your strokes in 3-D…');
+  const reply = await call('POST', `tasks/${taskId}/assist`, { result });
+  window.radlabelAssist = { requests: ((window.radlabelAssist || {}).requests || 0) + 1, status: reply.status,
+    regions: reply.status === 200 ? reply.body.result.length : 0 };
+  if (reply.status !== 200) return status(reply.body.error || `the assist answered ${reply.status}.`, true);
+  removeAssisted(annotation, key);
+  assisted.set(key, new Set(reply.body.result.map(r => r.id)));
+  await store.loadSuggestions(Promise.resolve(reply.body.result), regions => regions);
+  const slices = new Set(reply.body.result.map(r => r.item_index)).size;
+  status(`Assist: ${reply.body.result.length} region(s) on ${slices} slice(s) added; correct them and Submit.`);
+}
+
+function wireAssist(editor, taskId) {
+  editor.on('regionFinishedDrawing', (region, connected) => {
+    window.radlabelAssistEvents = (window.radlabelAssistEvents || 0) + 1;
+    runAssist(taskId, region, connected || [region]).catch(failed);
+  });
 }
 
 function failed(error) {
