@@ -32,6 +32,7 @@ Run ``python tests/unit/test_architecture.py`` to print the graph's cycles and w
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,9 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("radlabel", "connectors", "ml_backend")
 MAX_FUNCTION_LINES = 60
 
+# The entry layer: the command line and the demo (in the radlabel package, where the console script and
+# `python -m radlabel.cli` name them: the only radlabel modules that may reach connectors and the ML backend),
+# the three servers and the job workers' handler registry. The README's layer table names each one.
 ENTRY = {"radlabel.cli", "radlabel.demo", "connectors.hooks.app", "connectors.viewer.app", "ml_backend.app",
          "connectors.job_handlers"}
 ADAPTERS = {"connectors.database", "connectors.state", "connectors.dicomweb", "connectors.label_studio",
@@ -57,9 +61,6 @@ MAY_IMPORT = {"entry": {"entry", "stages", "ml", "adapters", "domain"},
 KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {}
 # Imports across the layers the wrong way today (importer, imported), and the step that removes each (none left).
 KNOWN_WRONG_WAY: dict[tuple[str, str], str] = {}
-# Entry points that live in the radlabel package (the console script and `python -m radlabel.cli` name them);
-# they may import every layer, and no domain module may import them (a wrong-way import, domain -> entry).
-ENTRY_POINTS_IN_DOMAIN = {"radlabel.cli", "radlabel.demo"}
 # What builds an adapter from settings (a client of Orthanc, Label Studio, the state database or the job queue):
 # only the adapters layer calls these (``connectors.wiring`` for everyone else), and any ``X.from_settings(...)``.
 ADAPTER_CONSTRUCTORS = {"connectors.label_studio.client", "connectors.database.state_database",
@@ -67,24 +68,7 @@ ADAPTER_CONSTRUCTORS = {"connectors.label_studio.client", "connectors.database.s
                         "connectors.jobs.InProcessQueue", "connectors.jobs.JobStore"}
 ADAPTER_CONSTRUCTOR_METHODS = {"from_settings", "source_pacs", "pacs_loader"}
 # Modules outside the adapters layer that build an adapter today, and what removes each (none left).
-KNOWN_ADAPTER_BUILDERS: dict[str, str] = {
-    "connectors.authorship": "take them from connectors.wiring.Adapters",
-    "connectors.campaign": "take them from connectors.wiring.Adapters",
-    "connectors.copies": "take them from connectors.wiring.Adapters",
-    "connectors.hooks.app": "take them from connectors.wiring.Adapters",
-    "connectors.provision": "take them from connectors.wiring.Adapters",
-    "connectors.quality.desk": "take them from connectors.wiring.Adapters",
-    "connectors.readers": "take them from connectors.wiring.Adapters",
-    "connectors.samples": "take them from connectors.wiring.Adapters",
-    "connectors.seg_import": "take them from connectors.wiring.Adapters",
-    "connectors.sync": "take them from connectors.wiring.Adapters",
-    "connectors.viewer.api": "take them from connectors.wiring.Adapters",
-    "connectors.viewer.app": "take them from connectors.wiring.Adapters",
-    "connectors.viewer.delivery": "take them from connectors.wiring.Adapters",
-    "connectors.viewer.editor": "take them from connectors.wiring.Adapters",
-    "connectors.viewer.timing": "take them from connectors.wiring.Adapters",
-    "radlabel.demo": "take them from connectors.wiring.Adapters",
-}
+KNOWN_ADAPTER_BUILDERS: dict[str, str] = {}
 # Functions over MAX_FUNCTION_LINES lines today (module:qualified name), and what shortens each (none left).
 KNOWN_LONG_FUNCTIONS: dict[str, str] = {}
 
@@ -187,7 +171,7 @@ def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
 
 
 def layer(module: str) -> str:
-    if module in ENTRY or module in ENTRY_POINTS_IN_DOMAIN:
+    if module in ENTRY:
         return "entry"
     if module in ADAPTERS:
         return "adapters"
@@ -276,9 +260,16 @@ def test_no_import_across_the_layers_the_wrong_way():
 def test_the_domain_imports_neither_connectors_nor_the_ml_backend():
     graph = import_graph()
     offending = {(a, b) for a, targets in graph.items() for b in targets
-                 if a.startswith("radlabel.") and a not in ENTRY_POINTS_IN_DOMAIN
-                 and b.split(".")[0] in ("connectors", "ml_backend")}
-    assert not offending
+                 if layer(a) == "domain" and b.split(".")[0] in ("connectors", "ml_backend")}
+    assert not offending, f"only the entry points (ENTRY) of the radlabel package reach the other packages: {offending}"
+
+
+def test_the_entry_points_are_the_console_script_and_the_readmes_entry_layer():
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert 'radlabel = "radlabel.cli:main"' in pyproject
+    table = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| entry |"))
+    named = {module.replace("/", ".").removesuffix(".py") for module in re.findall(r"`([\w/]+\.py)`", table)}
+    assert named == ENTRY, f"the README's entry row names {sorted(named)}, the contract {sorted(ENTRY)}"
 
 
 def test_no_function_over_60_lines_beyond_the_known_ones():
@@ -302,8 +293,8 @@ def test_allow_lists_name_only_live_violations():
     assert not gone, f"{gone} no longer build adapters: remove them from KNOWN_ADAPTER_BUILDERS"
     short = set(KNOWN_LONG_FUNCTIONS) - set(long_functions())
     assert not short, f"{short} are short now: remove them from KNOWN_LONG_FUNCTIONS"
-    for module in ENTRY_POINTS_IN_DOMAIN:
-        assert module in graph, f"{module} moved: remove it from ENTRY_POINTS_IN_DOMAIN"
+    for module in ENTRY:
+        assert module in graph, f"{module} moved: rename it in ENTRY"
     # Each known cycle edge still lies on a cycle (else it is only an import, and belongs to no list).
     on_cycles = cycles(graph)
     for edge in KNOWN_CYCLE_EDGES:
