@@ -4,20 +4,54 @@ with transport errors turned into one-line messages."""
 from __future__ import annotations
 
 import contextlib
+import time
 import weakref
 from typing import Iterator
 
+import httpx
 from label_studio_sdk.client import LabelStudio
 
 from radlabel.errors import RadlabelError
 from radlabel.settings import Settings
 
-__all__ = ["as_dict", "client", "every_item", "label_studio_errors", "user_id"]
+__all__ = ["ReadRetries", "as_dict", "client", "every_item", "label_studio_errors", "user_id"]
 
 
-def client(settings: Settings) -> LabelStudio:
+RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class ReadRetries(httpx.BaseTransport):
+    """An httpx transport that retries only requests that change nothing.
+
+    The SDK retries every method on a 5xx, but Label Studio (SQLite under load) can answer 500 after it
+    created what a POST asked for: a retried project creation left two projects with one protocol's
+    marker on a loaded CI machine. GET and HEAD are retried here (after a short back-off); a write is
+    sent once and its error reported. Connection failures, where nothing reached the server, are retried
+    by the inner transport for every method."""
+
+    def __init__(self, inner: httpx.BaseTransport | None = None, attempts: int = 3, backoff_s: float = 0.5):
+        self.inner = inner if inner is not None else httpx.HTTPTransport(retries=2)
+        self.attempts, self.backoff_s = attempts, backoff_s
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(1, self.attempts + 1):
+            response = self.inner.handle_request(request)
+            if (request.method not in ("GET", "HEAD") or attempt == self.attempts
+                    or response.status_code not in RETRIED_STATUSES):
+                return response
+            response.close()
+            time.sleep(self.backoff_s * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def client(settings: Settings, transport: httpx.BaseTransport | None = None) -> LabelStudio:
+    """The SDK client; ``transport`` replaces the network (tests)."""
+    session = httpx.Client(timeout=60, follow_redirects=True, transport=ReadRetries(transport))
     return LabelStudio(base_url=settings.url("label_studio"), api_key=settings.secrets()["label_studio_token"],
-                       timeout=60)
+                       timeout=60, max_retries=0, httpx_client=session)
 
 
 @contextlib.contextmanager
