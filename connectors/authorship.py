@@ -20,7 +20,8 @@ import json
 import time
 from datetime import datetime
 
-from connectors.database import Database, state_database
+from connectors.database import Database
+from connectors.wiring import Adapters
 from radlabel.adjudication.reads import AuthorshipRecords, Vouched, annotator, authorship_problem, \
     result_fingerprint, saver
 from radlabel.errors import RadlabelError
@@ -37,9 +38,10 @@ SCHEMA = [
 
 
 def _database(settings_or_db) -> Database:
+    """The given state database, or the one the settings' adapters reach."""
     from connectors.viewer.outbox import SCHEMA as SUBMISSIONS_SCHEMA
 
-    database = settings_or_db if isinstance(settings_or_db, Database) else state_database(settings_or_db)
+    database = settings_or_db if isinstance(settings_or_db, Database) else Adapters(settings_or_db).database
     database.ensure(*SCHEMA, SUBMISSIONS_SCHEMA)
     return database
 

@@ -21,11 +21,11 @@ import numpy as np
 import yaml
 
 from connectors.adjudicate import Adjudicator
-from connectors.dicomweb import OrthancDicomWeb
-from connectors.label_studio import client as label_studio_client, label_studio_errors
+from connectors.label_studio import label_studio_errors
 from connectors.provision import Provisioner
 from connectors.quality import QualityDesk
 from connectors.sync import Syncer
+from connectors.wiring import Adapters
 from radlabel.brush_rle import mask_regions
 from radlabel.errors import RadlabelError
 from radlabel.phantom import make_ct_study
@@ -107,13 +107,15 @@ def save_through_gateway(settings: Settings, token: str, task_id: int, result: l
 
 
 class Campaign:
-    def __init__(self, settings: Settings, protocol: Protocol, progress: Callable[[str], None] = lambda m: None):
+    def __init__(self, settings: Settings, protocol: Protocol, progress: Callable[[str], None] = lambda m: None,
+                 adapters: Adapters | None = None):
+        adapters = adapters or Adapters(settings)
         self.settings, self.protocol, self.progress = settings, protocol, progress
-        self.ls = label_studio_client(settings)
-        self.pacs = OrthancDicomWeb.pacs_loader(settings)  # the campaign's studies arrive like the hospital's
-        self.syncer = Syncer(settings, protocol)
-        self.desk = QualityDesk.build(settings, self.ls)
-        self.adjudicator = Adjudicator(settings)
+        self.ls = adapters.label_studio
+        self.pacs = adapters.hospital_pacs  # the campaign's studies arrive like the hospital's
+        self.syncer = Syncer(settings, protocol, adapters=adapters)
+        self.desk = QualityDesk.build(settings, self.ls, adapters.database, adapters.research_archive)
+        self.adjudicator = Adjudicator(settings, adapters=adapters)
         self.truth: dict[str, dict] = {}
         self.tokens: dict[str, str] = {}  # simulated reader -> its reader token (in memory only)
 

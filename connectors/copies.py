@@ -14,7 +14,7 @@ import os
 import secrets
 import shutil
 
-from connectors.dicomweb import OrthancDicomWeb
+from connectors.ports import DicomArchive
 from radlabel.errors import RadlabelError
 from radlabel.ingest.deid import Deidentifier
 from radlabel.protocol.labelconfig import IMAGES_KEY
@@ -80,12 +80,12 @@ def _restore_under_new_uids(archive, data: dict, deid: Deidentifier, token: str)
     return mapping
 
 
-def disguised_copy(settings: Settings, data: dict, archive=None) -> dict:
+def disguised_copy(settings: Settings, data: dict, archive: DicomArchive) -> dict:
     """Task data for a copy with its own identity (UIDs, patient pseudonym, image key); the copy of the research
-    series goes to ``archive`` (the research archive by default)."""
+    series goes to ``archive`` (the research archive)."""
     token = secrets.token_hex(12)
     deid = Deidentifier(bytes.fromhex(settings.secrets()["pseudonym_key"]))
-    mapping = _restore_under_new_uids(archive or OrthancDicomWeb.from_settings(settings), data, deid, token)
+    mapping = _restore_under_new_uids(archive, data, deid, token)
     images = data.get("images_by_preset") or {"default": data[IMAGES_KEY]}
     old, new = _new_key(images, token)
     _relink_images(settings, old, new)

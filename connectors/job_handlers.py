@@ -6,7 +6,8 @@ its handlers and is what RQ workers import by name (``jobs.WORKER_ENTRY``).
 
 from __future__ import annotations
 
-from connectors.jobs import InProcessQueue, JobQueue, RQQueue, run_job, start_worker
+from connectors.jobs import JobQueue, run_job, start_worker
+from connectors.wiring import Adapters
 from radlabel.settings import Settings
 
 __all__ = ["HANDLERS", "job_queue", "run_registered", "work"]
@@ -30,7 +31,8 @@ def predict(settings: Settings, tasks: list[dict], label_config: str):
     from ml_backend.app import store_predictions
     from ml_backend.prelabel import ProtocolPrelabeller
 
-    return store_predictions(settings, tasks, label_config, ProtocolPrelabeller(settings))
+    adapters = Adapters(settings)
+    return store_predictions(adapters.label_studio, tasks, label_config, ProtocolPrelabeller(settings, adapters))
 
 
 HANDLERS = {"sync_series": sync_series, "adjudicate": adjudicate, "predict": predict}
@@ -42,7 +44,7 @@ def run_registered(name: str, key: str, arguments: dict, home: str | None = None
 
 
 def job_queue(settings: Settings) -> JobQueue:
-    return RQQueue(settings) if settings.profile == "scale" else InProcessQueue(settings, HANDLERS)
+    return Adapters(settings).job_queue(HANDLERS)
 
 
 def work(settings: Settings, name: str, burst: bool = False) -> None:

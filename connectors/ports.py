@@ -1,7 +1,8 @@
 """The ports: what the pipeline's stages need from the systems around them, as small typed interfaces.
 
-A stage takes these in its constructor (``connectors.wiring`` builds the real ones from settings), so
-that it can be tested against in-memory fakes. The adapters that implement them:
+A stage takes these in its constructor (``connectors.wiring`` builds the real ones from settings, and
+nothing outside the adapters layer builds one: ``tests/unit/test_architecture.py``), so that it can be
+tested against in-memory fakes (``tests/unit/fakes.py``). The adapters that implement them:
 
 - ``DicomArchive``: ``connectors.dicomweb.OrthancDicomWeb`` (the research archive, read-write; the source
   PACS, read-only — its ``store`` is refused by Orthanc itself);

@@ -22,10 +22,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from connectors.label_studio import as_dict, client, label_studio_errors
+from connectors.label_studio import as_dict, label_studio_errors
 from connectors.database import state_lock
 from connectors.projects import find_protocol_project, marked_project
 from connectors.service_auth import ML_USER, SECRET_HEADER
+from connectors.wiring import Adapters
 from radlabel.audit import audit_log
 from radlabel.errors import RadlabelError
 from radlabel.protocol.instructions import instructions_html
@@ -88,7 +89,7 @@ def parse_migrations(items: list[str]) -> dict[str, str | None]:
 class Provisioner:
     def __init__(self, settings: Settings, progress: Callable[[str], None] = lambda message: None, ls=None):
         self.settings = settings
-        self.ls = ls or client(settings)  # the annotation platform (a fake of it in unit tests)
+        self.ls = ls or Adapters(settings).label_studio  # the annotation platform (a fake of it in unit tests)
         self.progress = progress
 
     # -- lookup -----------------------------------------------------------

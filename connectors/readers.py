@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectors.database import Database, state_database
+from connectors.database import Database
+from connectors.wiring import Adapters
 from radlabel.errors import RadlabelError
 from radlabel.settings import Settings
 
@@ -91,7 +92,8 @@ class ReaderRegistry:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ReaderRegistry":
-        return cls(state_database(settings))
+        """The registry in the settings' state database (for tests and scripts; stages are given their adapters)."""
+        return cls(Adapters(settings).database)
 
     def _connect(self):
         return self.database.connect()
@@ -164,13 +166,13 @@ def check_email(email: str) -> str:
     return email
 
 
-def label_studio_user(settings: Settings, email: str) -> int:
+def label_studio_user(settings: Settings, email: str, adapters: Adapters | None = None) -> int:
     """The Label Studio user id of this email, created (no password, API only) when missing."""
-    from connectors.label_studio import client, label_studio_errors, user_id
+    from connectors.label_studio import label_studio_errors, user_id
 
     from connectors.adjudications import CONSENSUS_USER
 
-    ls = client(settings)
+    ls = (adapters or Adapters(settings)).label_studio
     with label_studio_errors("identify radlabel's own Label Studio user"):
         own = {CONSENSUS_USER, (ls.users.whoami().email or "").lower()}
     if email in own:  # sealing radlabel's own users would lock radlabel out of Label Studio
@@ -179,14 +181,15 @@ def label_studio_user(settings: Settings, email: str) -> int:
     return user_id(ls, email, create_as=email.split("@")[0][:30])
 
 
-def add_reader(settings: Settings, email: str, tier: str) -> tuple[Reader, str]:
+def add_reader(settings: Settings, email: str, tier: str, adapters: Adapters | None = None) -> tuple[Reader, str]:
     from radlabel.audit import audit_log
 
+    adapters = adapters or Adapters(settings)
     email = check_email(email)
     if tier not in TIERS:
         raise RadlabelError(f"tier {tier!r} is not one of {', '.join(TIERS)}.")
-    registry = ReaderRegistry.from_settings(settings)
-    user = label_studio_user(settings, email)
+    registry = ReaderRegistry(adapters.database)
+    user = label_studio_user(settings, email, adapters)
     token = registry.issue(email, tier, user)
     reader = Reader(email, user, tier)
     audit_log(settings).append("reader_token_issued", "admin", None, reader=reader.pseudonym, tier=tier)
@@ -199,18 +202,20 @@ def editor_url(settings: Settings) -> str:
     return settings.url("viewer") + "/radlabel/editor/"
 
 
-def issue_credentials(settings: Settings, email: str, tier: str, seal_account=None) -> dict:
+def issue_credentials(settings: Settings, email: str, tier: str, seal_account=None,
+                      adapters: Adapters | None = None) -> dict:
     """Register the reader: {"reader", "tier", "ohif_token", "label_studio": {url, email, token}}. Both doors are
     radlabel's and take the same token. ``seal_account(settings, user_id)`` is Label Studio's side (injected by tests)."""
     from radlabel.audit import audit_log
 
     if seal_account is None:
         from connectors.label_studio_accounts import seal_account
-    reader, token = add_reader(settings, email, tier)
+    adapters = adapters or Adapters(settings)
+    reader, token = add_reader(settings, email, tier, adapters)
     try:
         seal_account(settings, reader.ls_user_id)
     except RadlabelError as exc:  # the token just issued is never shown, and stops working now
-        ReaderRegistry.from_settings(settings).revoke(reader.email)
+        ReaderRegistry(adapters.database).revoke(reader.email)
         raise RadlabelError(f"{reader.pseudonym} was not registered: their Label Studio user could not be sealed: "
                             f"{exc} Run `radlabel readers add` again.") from None
     audit_log(settings).append("reader_label_studio_user_sealed", "admin", None, reader=reader.pseudonym)
@@ -218,7 +223,7 @@ def issue_credentials(settings: Settings, email: str, tier: str, seal_account=No
             "label_studio": {"url": editor_url(settings), "email": reader.email, "token": token}}
 
 
-def revoke_reader(settings: Settings, email: str, seal_account=None) -> Reader:
+def revoke_reader(settings: Settings, email: str, seal_account=None, adapters: Adapters | None = None) -> Reader:
     """Close both doors: the token at once (OHIF and the editor gateway), then the Label Studio user is sealed again
     (repeatable if that step failed)."""
     from radlabel.audit import audit_log
@@ -226,7 +231,7 @@ def revoke_reader(settings: Settings, email: str, seal_account=None) -> Reader:
     if seal_account is None:
         from connectors.label_studio_accounts import seal_account
     email = check_email(email)
-    registry = ReaderRegistry.from_settings(settings)
+    registry = ReaderRegistry((adapters or Adapters(settings)).database)
     known = {r.email: r for r in registry.readers()}
     if email not in known:
         raise RadlabelError(f"{email} is not a registered reader: `radlabel readers list` shows the readers.")
@@ -267,11 +272,12 @@ def cmd_readers(args) -> int:
 
     try:
         settings = load_settings()
+        adapters = Adapters(settings)
         if args.readers_command == "add":
-            return _add(settings, args)
+            return _add(settings, args, adapters)
         if args.readers_command == "list":
-            return _list(settings, args)
-        reader = revoke_reader(settings, args.email)
+            return _list(adapters, args)
+        reader = revoke_reader(settings, args.email, adapters=adapters)
     except RadlabelError as exc:
         return _fail(args, exc)
     if args.json:
@@ -282,8 +288,8 @@ def cmd_readers(args) -> int:
     return 0
 
 
-def _add(settings: Settings, args) -> int:
-    credentials = issue_credentials(settings, args.email, args.tier)
+def _add(settings: Settings, args, adapters: Adapters) -> int:
+    credentials = issue_credentials(settings, args.email, args.tier, adapters=adapters)
     if args.json:
         print(json.dumps(credentials, indent=2))
         return 0
@@ -293,8 +299,8 @@ def _add(settings: Settings, args) -> int:
     return 0
 
 
-def _list(settings: Settings, args) -> int:
-    readers = ReaderRegistry.from_settings(settings).readers()
+def _list(adapters: Adapters, args) -> int:
+    readers = ReaderRegistry(adapters.database).readers()
     if args.json:
         print(json.dumps([{"reader": r.pseudonym} | r.as_dict() for r in readers], indent=2))
         return 0

@@ -17,7 +17,8 @@ from typing import Callable
 import numpy as np
 from pydicom import Dataset
 
-from connectors.dicomweb import OrthancDicomWeb
+from connectors.ports import DicomArchive
+from connectors.wiring import Adapters
 from radlabel.dicom_files import read_dicom_files, repair_missing_uids
 from radlabel.errors import RadlabelError
 from radlabel.phantom import SyntheticStudy, make_ct_study, make_mr_study
@@ -55,7 +56,7 @@ def shared_ct_datasets() -> tuple[list[Dataset], list[str]]:
     return datasets, [f"{r.attribute} blank in {r.count} instance(s): {r.how}" for r in repairs]
 
 
-def _store(client: OrthancDicomWeb, source: str, datasets: list[Dataset], notes: list[str]) -> list[LoadedSeries]:
+def _store(client: DicomArchive, source: str, datasets: list[Dataset], notes: list[str]) -> list[LoadedSeries]:
     result = client.store(datasets)
     if result.failed:
         raise RadlabelError(
@@ -82,10 +83,12 @@ def _keep_truth(settings: Settings, study: SyntheticStudy) -> None:
 
 def load_samples(settings: Settings, sizes: SampleSizes = SampleSizes(), extra: list[Path] = (),
                  synthetic: bool = True, real: bool = True,
-                 progress: Callable[[str], None] = lambda message: None) -> list[LoadedSeries]:
-    """Store the samples (and any extra files) in the PACS; return one record per series."""
+                 progress: Callable[[str], None] = lambda message: None,
+                 pacs: DicomArchive | None = None) -> list[LoadedSeries]:
+    """Store the samples (and any extra files) in the PACS (``pacs``: the hospital's loader by default); return
+    one record per series."""
     extra_datasets = read_dicom_files(extra) if extra else []  # fail before storing anything
-    client = OrthancDicomWeb.pacs_loader(settings)
+    client = pacs or Adapters(settings).hospital_pacs
     loaded: list[LoadedSeries] = []
     if extra_datasets:
         progress(f"storing {len(extra_datasets)} file(s) you gave …")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from connectors.adjudications import CONSENSUS_CREATOR
-from connectors.database import Database, state_database
+from connectors.database import Database
 from connectors.label_studio import label_studio_errors
 from connectors.state import StateStore
 from radlabel import seg as seg_codec
@@ -91,7 +91,7 @@ class SegImporter:
         self.archive = archive  # search_series / retrieve_series on the research archive
         self.state = state
         self.deid = deid
-        self.imported = ImportedSegs(state_database(settings))
+        self.imported = ImportedSegs(state.database)  # the series state's database
 
     @classmethod
     def for_syncer(cls, syncer) -> "SegImporter":
@@ -157,7 +157,7 @@ class SegImporter:
         from connectors.readers import ReaderRegistry
         from radlabel.errors import RadlabelError
 
-        for known in ReaderRegistry.from_settings(self.settings).readers():
+        for known in ReaderRegistry(self.state.database).readers():
             if reader.strip().lower() in (known.email, known.pseudonym):
                 return known.pseudonym
         raise RadlabelError(f"--reader {reader!r} is not a registered reader: give the email or reader-N pseudonym "
@@ -167,7 +167,7 @@ class SegImporter:
         """The Label Studio user of a registered reader (``registered_reader`` checked the pseudonym)."""
         from connectors.readers import ReaderRegistry
 
-        return next(r.ls_user_id for r in ReaderRegistry.from_settings(self.settings).readers()
+        return next(r.ls_user_id for r in ReaderRegistry(self.state.database).readers()
                     if r.pseudonym == pseudonym)
 
     def import_one(self, ds, records: dict, reader: str) -> SegImport | None:

@@ -22,7 +22,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from connectors.database import state_lock
-from connectors.jobs import JobQueue, RQQueue
+from connectors.jobs import JobQueue
 from connectors.label_studio import label_studio_errors
 from connectors.linkage_register import LinkageRegister
 from connectors.projects import find_protocol_project
@@ -76,6 +76,7 @@ class Syncer:
     def __init__(self, settings: Settings, protocol: Protocol, progress: Callable[[str], None] = lambda m: None,
                  queue: JobQueue | None = None, adapters: Adapters | None = None):
         adapters = adapters or Adapters(settings)
+        self.adapters = adapters
         self.settings = settings
         self._queue = queue
         self.protocol = protocol
@@ -150,7 +151,7 @@ class Syncer:
         # A progress bar where a person watches; plain lines in logs and CI.
         bar = tqdm(total=len(targets), unit="series", disable=not sys.stderr.isatty(), file=sys.stderr)
         # Series go to the workers as jobs in the scale profile; without a queue they are synced here, in turn.
-        queue = self._queue or (RQQueue(self.settings) if self.settings.profile == "scale" else None)
+        queue = self._queue or self.adapters.worker_queue
         if queue is None:  # one after another, reported as they finish
             for number, (study_uid, series_uid) in enumerate(targets, 1):
                 self._tally(summary, self.sync_series(study_uid, series_uid, force=force), number, len(targets))

@@ -18,7 +18,9 @@ import time
 
 from flask import Flask
 
+from connectors.ports import AnnotationPlatform
 from connectors.service_auth import ML_USER  # Label Studio calls us as this user with the secret ml_backend_password
+from connectors.wiring import Adapters
 from ml_backend.model import Model, Prediction
 from radlabel.http_guard import json_body, limit_body_size, require_basic_auth
 
@@ -35,11 +37,8 @@ def _default_model() -> Model:
     return ProtocolPrelabeller(load_settings())
 
 
-def store_predictions(settings, tasks: list[dict], label_config: str, model: Model) -> int:
-    """Predict tasks and store the predictions in Label Studio; how many were stored."""
-    from connectors.label_studio import client
-
-    ls = client(settings)
+def store_predictions(ls: AnnotationPlatform, tasks: list[dict], label_config: str, model: Model) -> int:
+    """Predict tasks and store the predictions in Label Studio (``ls``); how many were stored."""
     stored = 0
     for task in tasks:
         prediction = model.safe_predict(task, label_config)
@@ -58,15 +57,13 @@ def _write_later(tasks: list[dict], label_config: str, model: Model, as_jobs: bo
     jobs on the workers (the scale profile, with the default model the workers also have)."""
     from radlabel.settings import load_settings
 
-    settings = load_settings()
-    if as_jobs:
-        from connectors.jobs import RQQueue
-
-        queue = RQQueue(settings)
+    adapters = Adapters(load_settings())
+    if as_jobs and adapters.worker_queue:
         for task in tasks:
-            queue.submit("predict", f"predict:{task.get('id')}:{model.version}", tasks=[task], label_config=label_config)
+            adapters.worker_queue.submit("predict", f"predict:{task.get('id')}:{model.version}", tasks=[task],
+                                         label_config=label_config)
         return
-    store_predictions(settings, tasks, label_config, model)
+    store_predictions(adapters.label_studio, tasks, label_config, model)
 
 
 def create_app(model: Model | None = None, budget_s: float = PREDICT_BUDGET_S, password: str | None = None) -> Flask:

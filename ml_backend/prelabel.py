@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from connectors.projects import load_provisioned
+from connectors.wiring import Adapters
 from ml_backend import classical, interactive, network
 from ml_backend.trainer import Trainer, load_checkpoint, trained_classes
 from ml_backend.model import Model, Prediction
@@ -38,9 +39,10 @@ PROTOCOL_IN_HEADER = re.compile(r"\(protocol ([a-z][a-z0-9_]*) (\d+\.\d+\.\d+)\)
 class ProtocolPrelabeller(Model):
     version = "radlabel-classical-1"
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, adapters: Adapters | None = None):
         self.settings = settings
-        self.volumes = VolumeSource(settings)
+        self.adapters = adapters or Adapters(settings)
+        self.volumes = VolumeSource(self.adapters.research_archive)
 
     def protocol_for(self, label_config: str):
         found = PROTOCOL_IN_HEADER.search(label_config or "")
@@ -95,7 +97,7 @@ class ProtocolPrelabeller(Model):
                 path = self.settings.home / "models" / path
             net, _ = load_checkpoint(path)  # a bad file is a clear error for this task, not a crash
             return net, int(spec.get("output", 1)), f"user:{path.name}"
-        trainer = Trainer(self.settings, protocol, self.volumes)
+        trainer = Trainer(self.settings, protocol, self.volumes, self.adapters)
         latest = trainer.latest()
         if latest is None:
             return None
@@ -120,7 +122,7 @@ class ProtocolPrelabeller(Model):
 
     def _train_quietly(self, protocol) -> None:
         try:
-            path = Trainer(self.settings, protocol, self.volumes).train()
+            path = Trainer(self.settings, protocol, self.volumes, self.adapters).train()
             if path:
                 log.warning("trained %s", path.name)
         except Exception as exc:

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from connectors.label_studio import as_dict, client, label_studio_errors
+from connectors.label_studio import as_dict, label_studio_errors
 from connectors.projects import find_protocol_project
+from connectors.wiring import Adapters
 from ml_backend import network
 from ml_backend.volumes import VolumeSource
 from radlabel.adjudication.reads import read_from_annotation
@@ -37,11 +38,14 @@ def trained_classes(protocol: Protocol) -> list[str]:
 
 
 class Trainer:
-    def __init__(self, settings: Settings, protocol: Protocol, volumes: VolumeSource | None = None):
+    def __init__(self, settings: Settings, protocol: Protocol, volumes: VolumeSource | None = None,
+                 adapters: Adapters | None = None):
+        adapters = adapters or Adapters(settings)
         self.settings = settings
         self.protocol = protocol
         self.folder = settings.home / "models" / protocol.id
-        self.volumes = volumes or VolumeSource(settings)
+        self.adapters = adapters
+        self.volumes = volumes or VolumeSource(adapters.research_archive)
 
     # -- checkpoints ----------------------------------------------------------------
     def checkpoints(self) -> list[Path]:
@@ -53,7 +57,7 @@ class Trainer:
 
     # -- data ---------------------------------------------------------------------------
     def collect(self) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
-        ls = client(self.settings)
+        ls = self.adapters.label_studio
         project, _ = find_protocol_project(ls, self.protocol.id)
         if project is None:
             raise RadlabelError(f"protocol {self.protocol.id} has no project to learn from.")

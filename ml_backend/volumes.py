@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from connectors.dicomweb import OrthancDicomWeb
+from connectors.ports import DicomArchive
 from radlabel.errors import RadlabelError
 from radlabel.ingest.series import frame_pixels, frames_of
-from radlabel.settings import Settings
 
 
 @dataclass
@@ -26,10 +25,10 @@ class TaskVolume:
 
 
 class VolumeSource:
-    """Fetches and caches (a few) task volumes."""
+    """Fetches and caches (a few) task volumes from the research archive."""
 
-    def __init__(self, settings: Settings, capacity: int = 4):
-        self.orthanc = OrthancDicomWeb.from_settings(settings)
+    def __init__(self, archive: DicomArchive, capacity: int = 4):
+        self.orthanc = archive
         self.capacity = capacity
         self._cache: OrderedDict[str, TaskVolume] = OrderedDict()
         self._lock = threading.Lock()

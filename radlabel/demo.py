@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from connectors.dicomweb import OrthancDicomWeb
 from connectors.samples import SampleSizes, load_samples
 from connectors.provision import Provisioner
 from connectors.stack import Stack
 from connectors.sync import Syncer
+from connectors.wiring import Adapters
 from radlabel.errors import RadlabelError
 from radlabel.protocol import load_template
 from radlabel.settings import load_settings
@@ -50,8 +50,9 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
         summary["stages"].append({"stage": name, "seconds": round(time.monotonic() - started, 2), **details})
         progress(f"[{len(summary['stages'])}] {name}: done in {time.monotonic() - started:.1f} s")
 
-    ran = _data_in_stages(settings, sizes, progress, stage)
-    ran |= _loop_stages(settings, ran["synced"], progress, stage)
+    adapters = Adapters(settings)  # every stage of the demo on one set of adapters
+    ran = _data_in_stages(adapters, sizes, progress, stage)
+    ran |= _loop_stages(adapters, ran["synced"], progress, stage)
     summary["open"] = _links(settings, ran)
     if as_json:
         print(json.dumps(summary, indent=2))
@@ -60,24 +61,23 @@ def run_demo(as_json: bool = False, progress: Callable[[str], None] = print, siz
     return 0
 
 
-def _data_in_stages(settings, sizes: SampleSizes, progress, stage) -> dict:
+def _data_in_stages(adapters: Adapters, sizes: SampleSizes, progress, stage) -> dict:
     """Stages 1-5: the stack, samples into the PACS and back over QIDO-RS, protocols provisioned, sync."""
+    settings = adapters.settings
     started = time.monotonic()
     states = Stack(settings).up(progress)
-    from connectors.database import state_database
-
-    progress(f"profile {settings.profile}: state database {state_database(settings).where}; "
+    progress(f"profile {settings.profile}: state database {adapters.database.where}; "
              + ("jobs on " + str(settings.workers) + " RQ workers over Redis" if settings.profile == "scale"
                 else "jobs in-process (`radlabel demo --profile scale` in a new RADLABEL_HOME for PostgreSQL, Redis "
                      "and workers)"))
     stage("stack up", started, services={s.name: s.state for s in states}, profile=settings.profile)
 
     started = time.monotonic()
-    loaded = load_samples(settings, sizes, progress=progress)
+    loaded = load_samples(settings, sizes, progress=progress, pacs=adapters.hospital_pacs)
     stage("samples into the PACS (STOW-RS)", started, series=[s.as_dict() for s in loaded])
 
     started = time.monotonic()
-    client = OrthancDicomWeb.source_pacs(settings)  # as sync sees it: read-only
+    client = adapters.source_pacs  # as sync sees it: read-only
     found = []
     for series in loaded:
         hits = client.search_series(series.study_uid, SeriesInstanceUID=series.series_uid)
@@ -90,7 +90,7 @@ def _data_in_stages(settings, sizes: SampleSizes, progress, stage) -> dict:
 
     started = time.monotonic()
     templates = sorted(TEMPLATES.glob("*.yaml"))
-    provisioner = Provisioner(settings, progress)
+    provisioner = Provisioner(settings, progress, ls=adapters.label_studio)
     provisioned = [provisioner.provision(load_template(path)) for path in templates]
     stage("protocols provisioned into Label Studio", started,
           projects=[r.as_dict() for r in provisioned])
@@ -99,7 +99,7 @@ def _data_in_stages(settings, sizes: SampleSizes, progress, stage) -> dict:
     synced = {}
     for name in DEMO_SYNC:
         protocol = load_template(TEMPLATES / name)
-        syncer = Syncer(settings, protocol, progress)
+        syncer = Syncer(settings, protocol, progress, adapters=adapters)
         synced[protocol.id] = syncer.run().as_dict()
         unique = set(synced[protocol.id]["linkage"].get("unique_series_keys", []))
         synced[protocol.id]["unique_sources"] = [s.source for s in loaded if syncer.series_key(s.series_uid) in unique]
@@ -110,29 +110,30 @@ def _data_in_stages(settings, sizes: SampleSizes, progress, stage) -> dict:
     return {"loaded": loaded, "provisioned": provisioned, "synced": synced}
 
 
-def _loop_stages(settings, synced: dict, progress, stage) -> dict:
+def _loop_stages(adapters: Adapters, synced: dict, progress, stage) -> dict:
     """Stages 6-12: adjudication, ML pre-labels, export, the QA campaign, an OHIF reader, the trust boundary,
     arbitration offered to the senior."""
+    settings = adapters.settings
     started = time.monotonic()
-    adjudicated = _adjudicate_demo_task(settings, synced.get("ct_lung_nodules", {}), progress)
+    adjudicated = _adjudicate_demo_task(adapters, synced.get("ct_lung_nodules", {}), progress)
     stage("adjudication: agreement, consensus, final DICOM-SEG", started,
           adjudication={k: v for k, v in adjudicated.items() if not k.startswith("_")})
 
     started = time.monotonic()
-    prelabels = _prelabel_demo(settings, adjudicated, progress)
+    prelabels = _prelabel_demo(adapters, adjudicated, progress)
     stage("ML pre-labels requested by Label Studio", started, prelabels=prelabels)
 
     started = time.monotonic()
-    exported = _export_demo(settings)
+    exported = _export_demo(adapters)
     stage("training export and audit check", started, export=exported)
 
     started = time.monotonic()
-    campaign = _campaign_demo(settings, progress)
+    campaign = _campaign_demo(adapters, progress)
     stage("QA campaign: calibration, hidden gold, drift alert, QA report", started, campaign=campaign)
 
     started = time.monotonic()
-    reader = _reader_demo(settings)
-    reader["assisted_liver"] = _assist_demo(settings, synced.get("ct_liver_lesions", {}), reader["token_file"])
+    reader = _reader_demo(adapters)
+    reader["assisted_liver"] = _assist_demo(adapters, synced.get("ct_liver_lesions", {}), reader["token_file"])
     stage("reader registered (one token for OHIF and the Label Studio editor gateway); an assisted liver click",
           started, reader=reader)
 
@@ -141,7 +142,7 @@ def _loop_stages(settings, synced: dict, progress, stage) -> dict:
           boundary=_boundary_demo(settings, reader["token_file"]))
 
     started = time.monotonic()
-    arbitration = _arbitration_demo(settings, reader["token_file"], progress)
+    arbitration = _arbitration_demo(adapters, reader["token_file"], progress)
     stage("arbitration: two readers disagree, the senior's OHIF worklist offers the task", started, arbitration=arbitration)
     return {"adjudicated": adjudicated, "prelabels": prelabels, "exported": exported, "campaign": campaign,
             "reader": reader, "arbitration": arbitration}
@@ -242,19 +243,19 @@ def _print_loop(ran: dict) -> None:
             print(f"  ! {alert}")
 
 
-def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
+def _adjudicate_demo_task(adapters: Adapters, lung_sync: dict, progress) -> dict:
     """Two readers (simulated from the phantom's ground truth) read the lung task; the loop adjudicates."""
+    settings = adapters.settings
     import numpy as np
     from scipy import ndimage
 
     from connectors.adjudicate import Adjudicator
-    from connectors.label_studio import client
     from radlabel.brush_rle import mask_regions
     from radlabel.protocol.enum import Geometry
     from radlabel.protocol.labelconfig import class_targets
 
     protocol = load_template(TEMPLATES / "ct-lung-nodules.yaml")
-    syncer = Syncer(settings, protocol)
+    syncer = Syncer(settings, protocol, adapters=adapters)
     done = {s["series_key"]: s for s in lung_sync.get("series", []) if s["status"] == "done" and s.get("task_id")}
     # the synthetic study whose ground truth we kept, among the synced series
     truth_folder = next((p for p in sorted((settings.home / "samples").iterdir())
@@ -263,7 +264,7 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
         return {}
     series = done[syncer.series_key(truth_folder.name)]
     labelmap = np.load(truth_folder / "truth_labelmap.npy")
-    ls = client(settings)
+    ls = adapters.label_studio
     task = ls.tasks.get(id=series["task_id"])
     if len(task.data["images"]) != labelmap.shape[0]:
         return {}
@@ -274,7 +275,7 @@ def _adjudicate_demo_task(settings, lung_sync: dict, progress) -> dict:
               "solid_nodule": first["solid_nodule"]}
     targets = class_targets(protocol, Geometry.MASK)
     _demo_readers_read(settings, ls, task.id, [mask_regions(m, targets=targets) for m in (first, second)], progress)
-    outcome = Adjudicator(settings, progress).reconcile()  # the webhook worker may have done it already
+    outcome = Adjudicator(settings, progress, adapters=adapters).reconcile()  # the webhook worker may have done it already
     mine = next((o for o in outcome if o.task_id == task.id), None)
     from radlabel.adjudication.metrics import mask_agreement
 
@@ -299,15 +300,15 @@ def _demo_readers_read(settings, ls, task_id: int, reads: list[list], progress) 
             save_through_gateway(settings, credentials["label_studio"]["token"], task_id, result)
 
 
-def _arbitration_demo(settings, token_file: str, progress) -> dict:
+def _arbitration_demo(adapters: Adapters, token_file: str, progress) -> dict:
     """A small chest CT into the PACS and synced by the lung protocol; one simulated reader labels the nodule where it
     is, the other misplaces it; the lung protocol sends the task to senior arbitration, and the demo senior's OHIF
     worklist (the readers' API, with the demo token) offers it: the link opens it in OHIF after sign-in."""
+    settings = adapters.settings
     import numpy as np
     import requests
 
     from connectors.adjudicate import Adjudicator
-    from connectors.label_studio import client
     from radlabel.brush_rle import mask_regions
     from radlabel.phantom import make_ct_study
     from radlabel.protocol.enum import Geometry
@@ -317,25 +318,23 @@ def _arbitration_demo(settings, token_file: str, progress) -> dict:
     study = make_ct_study(seed=1901, slices=24, size=128, pixel_spacing=3.0, lung_nodules=1)
     for ds in study.datasets:
         ds.SeriesDescription = "chest (arbitration demo)"
-    if not OrthancDicomWeb.source_pacs(settings).search_series(study.study_uid, SeriesInstanceUID=study.series_uid):
-        OrthancDicomWeb.pacs_loader(settings).store(study.datasets)
-    syncer = Syncer(settings, protocol)
+    if not adapters.source_pacs.search_series(study.study_uid, SeriesInstanceUID=study.series_uid):
+        adapters.hospital_pacs.store(study.datasets)
+    syncer = Syncer(settings, protocol, adapters=adapters)
     syncer.run()
     record = syncer.state.get(syncer.series_key(study.series_uid), protocol.id)
     task_id = getattr(record, "task_id", None)
     if not task_id:
         return {"status": "the demo chest CT was not synced: see `radlabel sync ct-lung-nodules.yaml`"}
-    ls = client(settings)
+    ls = adapters.label_studio
     nodule = study.labelmap == 7
     misplaced = np.roll(nodule, 14, axis=2)  # the second reader marks the wrong spot
     lungs = study.labelmap == 3
     reads = ({"lung_field": lungs, "solid_nodule": nodule}, {"lung_field": lungs & ~misplaced, "solid_nodule": misplaced})
     targets = class_targets(protocol, Geometry.MASK)
     _demo_readers_read(settings, ls, task_id, [mask_regions(m, targets=targets) for m in reads], progress)
-    Adjudicator(settings, progress).reconcile()
-    from connectors.database import state_database
-
-    with state_database(settings).connect() as db:
+    Adjudicator(settings, progress, adapters=adapters).reconcile()
+    with adapters.database.connect() as db:
         row = db.execute("SELECT status, arbitration_task_id, decision FROM adjudications WHERE task_id=?",
                          (task_id,)).fetchone()
     status, arbitration_task, decision = row if row else (None, None, None)
@@ -354,18 +353,18 @@ def _arbitration_demo(settings, token_file: str, progress) -> dict:
             "on_senior_worklist": item is not None, "link": link}
 
 
-def _prelabel_demo(settings, adjudicated: dict, progress) -> dict:
+def _prelabel_demo(adapters: Adapters, adjudicated: dict, progress) -> dict:
     """Label Studio's 'retrieve predictions' on the lung project; the backend answers from Orthanc's pixels."""
+    settings = adapters.settings
     import numpy as np
     import requests
 
-    from connectors.label_studio import client
     from radlabel.adjudication.metrics import mask_agreement
     from radlabel.brush_rle import decode
 
     if not adjudicated.get("task_id"):
         return {}
-    ls = client(settings)
+    ls = adapters.label_studio
     task = ls.tasks.get(id=adjudicated["task_id"])
     token = settings.secrets()["label_studio_token"]
     progress("asking Label Studio to retrieve the lung project's predictions …")
@@ -392,14 +391,15 @@ def _prelabel_demo(settings, adjudicated: dict, progress) -> dict:
     return {"predictions": len(found), "model_version": prediction.model_version, "lung_field_dice": dice}
 
 
-def _export_demo(settings) -> dict:
+def _export_demo(adapters: Adapters) -> dict:
+    settings = adapters.settings
     from connectors.export import export_dataset
     from radlabel.audit import audit_log
 
     protocol = load_template(TEMPLATES / "ct-lung-nodules.yaml")
     folder = settings.home / "exports" / f"{protocol.id}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        result = export_dataset(settings, protocol, folder)
+        result = export_dataset(settings, protocol, folder, adapters=adapters)
     except RadlabelError as exc:  # nothing final yet: say so, the demo goes on
         return {"cases": 0, "folder": None, "splits": {}, "audit": str(exc)}
     check = audit_log(settings).verify()
@@ -407,18 +407,19 @@ def _export_demo(settings) -> dict:
             "audit": f"intact, {check.entries} entries" if check.ok else f"TAMPERED: {check.problem}"}
 
 
-def _campaign_demo(settings, progress) -> dict:
+def _campaign_demo(adapters: Adapters, progress) -> dict:
+    settings = adapters.settings
     from connectors.campaign import Campaign, campaign_protocol
     from connectors.quality import QualityDesk, report_figures
     from radlabel.qa.report import render_html
 
     protocol = campaign_protocol()
-    desk = QualityDesk.build(settings)
+    desk = QualityDesk.build(settings, adapters.label_studio, adapters.database, adapters.research_archive)
     if desk.gold.tasks(protocol.id):  # a second demo run in the same state directory: report what is there
         progress("QA campaign already ran in this state directory: reporting on it")
         result = None
     else:
-        result = Campaign(settings, protocol, progress).run(gold=3, production=14)
+        result = Campaign(settings, protocol, progress, adapters).run(gold=3, production=14)
     figures = report_figures(settings, protocol, desk)
     folder = settings.home / "reports"
     folder.mkdir(exist_ok=True)
@@ -475,7 +476,7 @@ def _boundary_demo(settings, token_file: str) -> dict:
     }
 
 
-def _assist_demo(settings, liver_sync: dict, token_file: str) -> dict:
+def _assist_demo(adapters: Adapters, liver_sync: dict, token_file: str) -> dict:
     """The demo reader's one click inside the synthetic CT's liver, sent as Label Studio's smart keypoints send it to
     the editor gateway's 3-D assist (the ML backend, server-side); the answer scored against the phantom's truth and
     not saved (the click is the reader's, the read stays theirs to make)."""
@@ -486,8 +487,9 @@ def _assist_demo(settings, liver_sync: dict, token_file: str) -> dict:
     from radlabel.brush_rle import decode
     from radlabel.protocol.labelconfig import assist_control, image_name
 
+    settings = adapters.settings
     protocol = load_template(TEMPLATES / "ct-liver-lesions.yaml")
-    syncer = Syncer(settings, protocol)
+    syncer = Syncer(settings, protocol, adapters=adapters)
     done = {s["series_key"]: s for s in liver_sync.get("series", []) if s["status"] == "done" and s.get("task_id")}
     samples = settings.home / "samples"
     truth_folder = next((p for p in sorted(samples.iterdir()) if syncer.series_key(p.name) in done), None) \
@@ -514,16 +516,17 @@ def _assist_demo(settings, liver_sync: dict, token_file: str) -> dict:
             "liver_dice_vs_truth": round(float(dice), 3)}
 
 
-def _reader_demo(settings) -> dict:
+def _reader_demo(adapters: Adapters) -> dict:
+    settings = adapters.settings
     import os
 
     from connectors.readers import ReaderRegistry, editor_url, issue_credentials
 
     email, tier = "demo-radiologist@readers.radlabel.local", "senior"
     token_file = settings.home / "demo-reader.token"
-    if not any(r.email == email and r.active for r in ReaderRegistry.from_settings(settings).readers()) or \
+    if not any(r.email == email and r.active for r in ReaderRegistry(adapters.database).readers()) or \
             not token_file.exists():
-        credentials = issue_credentials(settings, email, tier)  # its Label Studio user sealed: both doors are radlabel's
+        credentials = issue_credentials(settings, email, tier, adapters=adapters)  # its Label Studio user sealed: both doors are radlabel's
         token_file.unlink(missing_ok=True)
         fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:

@@ -16,8 +16,9 @@ import time
 
 from flask import Flask, request
 
-from connectors.database import Database, state_database
+from connectors.database import Database
 from connectors.service_auth import SECRET_HEADER
+from connectors.wiring import Adapters
 from radlabel.http_guard import json_body, limit_body_size
 from radlabel.settings import load_settings
 
@@ -88,26 +89,26 @@ def _annotation_ids(body: dict) -> tuple[int, int]:
     return project, task
 
 
-def _note_in_task_index(settings, body: dict) -> None:
+def _note_in_task_index(database: Database, body: dict) -> None:
     """The readers' worklists learn of the read without listing Label Studio; the index is a cache, so
     a failure here is logged and left to the worklist's own catch-up, never failing the event."""
-    from connectors.database import state_database
     from connectors.task_index import note_annotation_event
 
     try:
-        note_annotation_event(state_database(settings), body)
+        note_annotation_event(database, body)
     except Exception as exc:  # noqa: BLE001 - see above
         logging.getLogger("radlabel.hooks").warning("task index not updated: %s", exc.__class__.__name__)
 
 
-def work(queue: EventQueue, settings, stop: threading.Event, interval: float = 0.5) -> None:
+def work(queue: EventQueue, settings, stop: threading.Event, interval: float = 0.5,
+         adapters: Adapters | None = None) -> None:
     """Take queued events in order; annotation events go to the adjudicator (in this process by
     default, as a job for the workers in the scale profile)."""
     from connectors.adjudicate import Adjudicator
-    from connectors.jobs import RQQueue
 
+    adapters = adapters or Adapters(settings)
     adjudicator = None
-    jobs = RQQueue(settings) if settings.profile == "scale" else None
+    jobs = adapters.worker_queue
     while not stop.is_set():
         try:
             events = queue.pending()
@@ -119,11 +120,11 @@ def work(queue: EventQueue, settings, stop: threading.Event, interval: float = 0
             try:
                 if action in ANNOTATION_ACTIONS:
                     project, task = _annotation_ids(body)
-                    _note_in_task_index(settings, body)
+                    _note_in_task_index(adapters.database, body)
                     if jobs:
                         jobs.submit("adjudicate", f"adjudicate:event:{event_id}", project_id=project, task_id=task)
                     else:
-                        adjudicator = adjudicator or Adjudicator(settings)
+                        adjudicator = adjudicator or Adjudicator(settings, adapters=adapters)
                         adjudicator.handle(project, task)
                 queue.finish(event_id)
             except Exception as exc:  # kept for a retry (MAX_ATTEMPTS); reconcile catches the rest
@@ -133,14 +134,14 @@ def work(queue: EventQueue, settings, stop: threading.Event, interval: float = 0
             stop.wait(interval)
 
 
-def catch_up(settings) -> None:
+def catch_up(settings, adapters: Adapters | None = None) -> None:
     """Once at start: adjudicate what was annotated while this server was down (Label Studio never
     re-sends a webhook it could not deliver) — `radlabel reconcile`, idempotent and locked per task."""
     from connectors.adjudicate import Adjudicator
 
     log = logging.getLogger("radlabel.hooks")
     try:
-        outcomes = Adjudicator(settings).reconcile()
+        outcomes = Adjudicator(settings, adapters=adapters).reconcile()
     except Exception as exc:  # Label Studio not up yet, say: the next events or `radlabel reconcile` catch up
         log.warning("catch-up at start failed (%s): run `radlabel reconcile` once Label Studio is up",
                     exc.__class__.__name__)
@@ -154,13 +155,14 @@ def catch_up(settings) -> None:
 def create_app(start_worker: bool = True) -> Flask:
     settings = load_settings()
     secret = settings.secrets()["webhook_secret"].encode()
-    queue = EventQueue(state_database(settings))
+    adapters = Adapters(settings)
+    queue = EventQueue(adapters.database)
     app = Flask(__name__)
     limit_body_size(app, MAX_WEBHOOK_BYTES)  # chunked bodies included
     if start_worker:
         stop = threading.Event()
-        threading.Thread(target=work, args=(queue, settings, stop), daemon=True, name="radlabel-worker").start()
-        threading.Thread(target=catch_up, args=(settings,), daemon=True, name="radlabel-catch-up").start()
+        threading.Thread(target=work, args=(queue, settings, stop, 0.5, adapters), daemon=True, name="radlabel-worker").start()
+        threading.Thread(target=catch_up, args=(settings, adapters), daemon=True, name="radlabel-catch-up").start()
 
     @app.get("/health")
     def health():

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 from connectors.adjudications import Adjudications
 from connectors.authorship import Authorship
-from connectors.database import Database, state_database
-from connectors.label_studio import client as label_studio_client
-from connectors.ports import AnnotationPlatform
+from connectors.database import Database
+from connectors.ports import AnnotationPlatform, DicomArchive
 from connectors.qa_records import QaRecords
 from connectors.quality.calibration import Calibration
 from connectors.quality.events import QaEvents
@@ -17,6 +16,7 @@ from connectors.quality.hidden_gold import HiddenGold
 from connectors.quality.qa_tasks import QaTasks
 from connectors.quality.read_scores import ReadScores
 from connectors.quality.review import QaReview
+from connectors.wiring import Adapters
 from radlabel.settings import Settings
 
 __all__ = ["QualityDesk"]
@@ -38,10 +38,13 @@ class QualityDesk:
     events: QaEvents
 
     @classmethod
-    def build(cls, settings: Settings, ls=None, database: Database | None = None, archive=None) -> "QualityDesk":
+    def build(cls, settings: Settings, ls: AnnotationPlatform | None = None, database: Database | None = None,
+              archive: DicomArchive | None = None) -> "QualityDesk":
         """Each job on the given ports (Label Studio, state database, research archive), or the configured ones."""
-        ls = ls or label_studio_client(settings)
-        records = QaRecords(database or state_database(settings))
+        configured = Adapters(settings)  # builds only what is not given
+        ls = ls or configured.label_studio
+        archive = archive or configured.research_archive
+        records = QaRecords(database or configured.database)
         authorship = Authorship(settings, ls, records.database)
         adjudications = Adjudications(records.database)
         gold = GoldStandard(settings, ls, records, adjudications, authorship)

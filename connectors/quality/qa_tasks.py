@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from connectors.copies import disguised_copy
 from connectors.label_studio import label_studio_errors
+from connectors.ports import AnnotationPlatform, DicomArchive
 from connectors.provision import Provisioner
 from connectors.qa_records import QaRecords
 from radlabel.protocol.template import Protocol
@@ -20,11 +21,11 @@ _HIDDEN_KEYS = ("source_task", "disagreement")
 
 
 class QaTasks:
-    def __init__(self, settings: Settings, ls, records: QaRecords, archive=None):
+    def __init__(self, settings: Settings, ls: AnnotationPlatform, records: QaRecords, archive: DicomArchive):
         self.settings = settings
         self.ls = ls
         self.records = records
-        self.archive = archive  # the research archive, for disguised copies (built from settings when None)
+        self.archive = archive  # the research archive, for disguised copies
 
     def side_project(self, marker_line: str, title: str, description: str, protocol: Protocol) -> int:
         return Provisioner(self.settings, ls=self.ls).side_project(protocol, marker_line, title, description,

@@ -33,12 +33,13 @@ from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
 from connectors.adjudications import CONSENSUS_USER, Adjudications
-from connectors.database import state_database
+from connectors.database import Database
 from connectors.projects import ProjectKind, load_provisioned, project_kind
 from connectors.readers import Reader, ReaderRegistry, pseudonym_from_name
 from connectors.task_index import IndexedTasks
 from connectors.viewer.outbox import Outbox, Submission
 from connectors.viewer.timing import SCHEMA as TIMING_SCHEMA, reading_time, record_timing
+from connectors.wiring import Adapters
 from radlabel.dicom_files import READ_ERRORS, check_read
 from radlabel.errors import RadlabelError
 from radlabel.settings import Settings
@@ -86,19 +87,15 @@ def _plain(obj) -> dict:
 class LabelStudioTasks:
     """What the API needs from Label Studio, as plain dicts (the SDK behind it)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, adapters: Adapters | None = None):
         self.settings = settings
-        self._ls = None
+        self._adapters = adapters or Adapters(settings)
         self._consensus: int | None = None
 
     @property
     def ls(self):
         """Built on first use: the front must start even while Label Studio is down."""
-        if self._ls is None:
-            from connectors.label_studio import client
-
-            self._ls = client(self.settings)
-        return self._ls
+        return self._adapters.label_studio
 
     def projects(self) -> list[dict]:
         from connectors.label_studio import every_item, label_studio_errors
@@ -176,9 +173,10 @@ class LabelStudioTasks:
         return self._consensus
 
 
-def reader_tasks(settings: Settings) -> IndexedTasks:
+def reader_tasks(settings: Settings, adapters: Adapters | None = None) -> IndexedTasks:
     """Label Studio as the readers' API and the gateway see it: project listings from radlabel's task index."""
-    return IndexedTasks(LabelStudioTasks(settings), state_database(settings))
+    adapters = adapters or Adapters(settings)
+    return IndexedTasks(LabelStudioTasks(settings, adapters), adapters.database)
 
 
 def _reads_of(task: dict, consensus_user: int | None) -> set[int]:
@@ -190,9 +188,10 @@ def _reads_of(task: dict, consensus_user: int | None) -> set[int]:
 class Workspace:
     """Assignment and blinding rules, over a task source and the provisioned protocols."""
 
-    def __init__(self, settings: Settings, tasks):
+    def __init__(self, settings: Settings, tasks, adapters: Adapters | None = None):
         self.settings = settings
         self.tasks = tasks
+        self.database = (adapters or Adapters(settings)).database
         self._protocols: dict[str, object] = {}
         self._counting: dict[str, set[int] | None] = {}
 
@@ -228,7 +227,7 @@ class Workspace:
         from connectors.quality.calibration import counting_readers
 
         if protocol.id not in self._counting:
-            self._counting[protocol.id] = counting_readers(state_database(self.settings), protocol)
+            self._counting[protocol.id] = counting_readers(self.database, protocol)
         counting = self._counting[protocol.id]
         return readers if counting is None else readers & counting
 
@@ -303,7 +302,7 @@ class Workspace:
 
     def arbitration(self, task: dict) -> dict:
         source = task["data"].get("source_task")
-        decision = Adjudications(state_database(self.settings)).decision(source) or {}
+        decision = Adjudications(self.database).decision(source) or {}
         reads = [{"read": n, "reader": p.get("model_version"), "score": p.get("score")}
                  for n, p in enumerate(task["predictions"])]
         return {"source_task": source, "reads": reads, "reasons": decision.get("reasons", []),
@@ -382,10 +381,10 @@ def check_seg(ds, task: dict, reader: Reader, kind: ProjectKind, segment_names: 
     return meta
 
 
-def record_viewing(settings: Settings, key: str, task_id: int, reader: int, protocol: str, viewing: dict,
+def record_viewing(database: Database, key: str, task_id: int, reader: int, protocol: str, viewing: dict,
                    wl_log: list) -> None:
     """The viewing conditions of one read (once per submission key): the QA data of the W/L log."""
-    with state_database(settings).connect() as db:
+    with database.connect() as db:
         db.execute("INSERT INTO reader_viewing VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                    (key, task_id, reader, protocol, viewing["wl_changes"], json.dumps(viewing["presets_used"]),
                     json.dumps(viewing["out_of_preset"]), json.dumps(wl_log)[:1_000_000], time.time()))
@@ -509,20 +508,21 @@ class ReaderApi:
     """The readers' API's handlers, for the reader in ``g.reader``; Label Studio and the outbox are built on
     first use from the settings unless given (the front must start even while Label Studio is down)."""
 
-    def __init__(self, settings: Settings, tasks=None, outbox: Outbox | None = None):
+    def __init__(self, settings: Settings, tasks=None, outbox: Outbox | None = None, adapters: Adapters | None = None):
         self.settings = settings
+        self.adapters = adapters or Adapters(settings)
         self._tasks, self._outbox = tasks, outbox
 
     def workspace(self) -> Workspace:
         if self._tasks is None:
-            self._tasks = reader_tasks(self.settings)
-        return Workspace(self.settings, self._tasks)
+            self._tasks = reader_tasks(self.settings, self.adapters)
+        return Workspace(self.settings, self._tasks, self.adapters)
 
     def outbox(self) -> Outbox:
         if self._outbox is None:
             from connectors.viewer.delivery import default_outbox
 
-            self._outbox = default_outbox(self.settings)
+            self._outbox = default_outbox(self.settings, self.adapters)
         return self._outbox
 
     def me(self):
@@ -580,9 +580,9 @@ class ReaderApi:
         outbox_.keep(Submission(key, task_id, reader.ls_user_id, kind.kind, protocol), body)
         viewing = viewing_conditions(meta.get("wl_log") or [], ohif)
         if first:
-            record_viewing(self.settings, key, task_id, reader.ls_user_id, protocol, viewing, meta.get("wl_log") or [])
+            record_viewing(self.adapters.database, key, task_id, reader.ls_user_id, protocol, viewing, meta.get("wl_log") or [])
             if meta["timing"]:
-                record_timing(self.settings, key, task_id, reader.ls_user_id, protocol, meta["timing"])
+                record_timing(self.adapters.database, key, task_id, reader.ls_user_id, protocol, meta["timing"])
             audit_log(self.settings).append("reader_submit", reader.pseudonym, protocol, task=task_id, kind=kind.kind,
                                             seg=key, wl_changes=viewing["wl_changes"],
                                             presets_used=viewing["presets_used"],
@@ -618,9 +618,9 @@ class ReaderApi:
         annotation_id = space.tasks.create_annotation(task_id, [], reader.ls_user_id,
                                                       **({"lead_time": timing["lead_time_s"]} if timing else {}))
         key = f"empty-{task_id}-{reader.ls_user_id}-{annotation_id}"
-        record_viewing(self.settings, key, task_id, reader.ls_user_id, protocol, viewing, wl_log)
+        record_viewing(self.adapters.database, key, task_id, reader.ls_user_id, protocol, viewing, wl_log)
         if timing:
-            record_timing(self.settings, key, task_id, reader.ls_user_id, protocol, timing)
+            record_timing(self.adapters.database, key, task_id, reader.ls_user_id, protocol, timing)
         audit_log(self.settings).append("reader_submit", reader.pseudonym, protocol, task=task_id, kind=kind.kind,
                                         empty=True, annotation=annotation_id, wl_changes=viewing["wl_changes"],
                                         presets_used=viewing["presets_used"],
@@ -637,7 +637,7 @@ class ReaderApi:
         note = str(payload.get("note") or "")[:1000].encode("utf-8", "replace").decode("utf-8")
         route = space.protocol(kind.protocol_id).escalation.route_to.value
         protocol = f"{kind.protocol_id} {kind.version}"
-        with state_database(self.settings).connect() as db:
+        with self.adapters.database.connect() as db:
             db.execute("INSERT INTO reader_escalations VALUES (?,?,?,?,?,?) ON CONFLICT(task_id, reader) DO UPDATE SET "
                        "note=excluded.note, created=excluded.created",
                        (task_id, reader.ls_user_id, protocol, route, note, time.time()))
@@ -653,15 +653,17 @@ def _unknown(rest: str):
                        "/empty, /escalate]).")
 
 
-def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, retry_interval: float | None = None) -> Blueprint:
-    """The blueprint; ``tasks`` (Label Studio) and ``outbox`` are built from the settings unless given."""
-    state_database(settings).ensure(VIEWING_SCHEMA, ESCALATION_SCHEMA, TIMING_SCHEMA)
-    handlers = ReaderApi(settings, tasks, outbox)
+def create_api(settings: Settings, tasks=None, outbox: Outbox | None = None, retry_interval: float | None = None,
+               adapters: Adapters | None = None) -> Blueprint:
+    """The blueprint; ``tasks`` (Label Studio) and ``outbox`` are built from the adapters unless given."""
+    adapters = adapters or Adapters(settings)
+    adapters.database.ensure(VIEWING_SCHEMA, ESCALATION_SCHEMA, TIMING_SCHEMA)
+    handlers = ReaderApi(settings, tasks, outbox, adapters)
     interval = retry_interval if retry_interval is not None else float(os.environ.get("RADLABEL_OUTBOX_RETRY_S", "10"))
     if interval > 0:
         handlers.outbox().start(interval)
         handlers.outbox().wake()  # anything kept from before a restart goes out now
-    registry = ReaderRegistry.from_settings(settings)
+    registry = ReaderRegistry(adapters.database)
     api = Blueprint("radlabel_api", __name__)
     for method, rule, view in (("GET", "/me", handlers.me), ("GET", "/worklist", handlers.worklist),
                                ("GET", "/tasks/<int:task_id>", handlers.task),

@@ -180,8 +180,10 @@ def create_app() -> Flask:
     from connectors.readers import ReaderRegistry
     from connectors.viewer.api import Workspace, create_api, reader_tasks
     from connectors.viewer.editor import create_editor_api
+    from connectors.wiring import Adapters
 
     settings = load_settings()
+    adapters = Adapters(settings)
     secrets = settings.secrets()
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # werkzeug also holds it for chunked bodies
@@ -193,13 +195,13 @@ def create_app() -> Flask:
             reply.headers.setdefault(name, value)
         return reply
 
-    tasks = reader_tasks(settings)  # one Label Studio view shared by the readers' API and the gateway
-    app.register_blueprint(create_api(settings, tasks=tasks), url_prefix="/radlabel/api")
+    tasks = reader_tasks(settings, adapters)  # one Label Studio view shared by the readers' API and the gateway
+    app.register_blueprint(create_api(settings, tasks=tasks, adapters=adapters), url_prefix="/radlabel/api")
     # the Label Studio door: Label Studio's editor behind the reader's token (issue 17)
-    app.register_blueprint(create_editor_api(settings, tasks=tasks), url_prefix="/radlabel/editor")
+    app.register_blueprint(create_editor_api(settings, tasks=tasks, adapters=adapters), url_prefix="/radlabel/editor")
     gateway = DicomWebGateway(settings.url("orthanc"), (settings.gateway_user, secrets["gateway_password"]),
-                              ReaderScope(lambda reader: Workspace(settings, tasks).accessible_series(reader)))
-    _reader_routes(app, settings, gateway, ReaderRegistry.from_settings(settings))
+                              ReaderScope(lambda reader: Workspace(settings, tasks, adapters).accessible_series(reader)))
+    _reader_routes(app, settings, gateway, ReaderRegistry(adapters.database))
     _slice_route(app, settings, secrets["image_url_key"])
     _public_routes(app, settings.ohif_dist)  # last: its catch-all must not shadow the routes above
     return app

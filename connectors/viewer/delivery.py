@@ -11,36 +11,35 @@ from pathlib import Path
 
 from pydicom import dcmread
 
-from connectors.database import state_database
+from connectors.ports import DicomArchive
 from connectors.viewer.outbox import Outbox, Submission
 from connectors.viewer.timing import seg_reading_time
+from connectors.wiring import Adapters
 from radlabel.errors import RadlabelError
 from radlabel.settings import Settings
 
 
-def stow(settings: Settings, path: Path) -> None:
-    from connectors.dicomweb import OrthancDicomWeb
-
-    result = OrthancDicomWeb.from_settings(settings, timeout=60).store([dcmread(path)])
+def stow(archive: DicomArchive, path: Path) -> None:
+    result = archive.store([dcmread(path)])
     if result.failed or not result.stored:
         raise RadlabelError("Orthanc did not store the SEG: see the Orthanc log.")
 
 
-def import_into_task(settings: Settings, submission: Submission, path: Path) -> int:
-    """The SEG as the reader's annotation of the task; the annotation id."""
-    from connectors.label_studio import client, label_studio_errors
+def import_into_task(settings: Settings, adapters: Adapters, submission: Submission, path: Path) -> int:
+    """The SEG as the reader's annotation of the task (in ``adapters.label_studio``); the annotation id."""
+    from connectors.label_studio import label_studio_errors
     from connectors.projects import load_provisioned
     from connectors.seg_import import ImportedSegs, store_read
     from radlabel import seg as seg_codec
     from radlabel.audit import audit_log
     from radlabel.brush_rle import mask_regions
 
-    imported = ImportedSegs(state_database(settings))
+    imported = ImportedSegs(adapters.database)
     done = imported.get(submission.seg_key)
     if done:
         return done[1]
     protocol = load_provisioned(settings, submission.protocol.split()[0])
-    ls = client(settings)
+    ls = adapters.label_studio
     with label_studio_errors(f"read task {submission.task_id}"):
         task = ls.tasks.get(id=submission.task_id)
     seg = dcmread(path)
@@ -57,6 +56,9 @@ def import_into_task(settings: Settings, submission: Submission, path: Path) -> 
     return annotation_id
 
 
-def default_outbox(settings: Settings) -> Outbox:
-    return Outbox(settings.home, state_database(settings), lambda path: stow(settings, path),
-                  lambda submission, path: import_into_task(settings, submission, path))
+def default_outbox(settings: Settings, adapters: Adapters | None = None) -> Outbox:
+    """The outbox delivering to the research archive (one STOW client with a longer timeout) and Label Studio."""
+    adapters = adapters or Adapters(settings)
+    archive = adapters.research_archive_with(timeout=60)
+    return Outbox(settings.home, adapters.database, lambda path: stow(archive, path),
+                  lambda submission, path: import_into_task(settings, adapters, submission, path))

@@ -33,6 +33,7 @@ from flask import Blueprint, Response, g, jsonify, request, send_from_directory
 
 from connectors.readers import ReaderRegistry
 from connectors.viewer.api import ApiError, Workspace, _annotator, _json_object, reader_tasks
+from connectors.wiring import Adapters
 from connectors.viewer.editor_bundle import bundle_folder, editor_bundle
 from radlabel.errors import RadlabelError
 from radlabel.geometry import positions_along_normal
@@ -360,17 +361,18 @@ def _assist_route(api: Blueprint, workspace, reader_required, assist) -> None:
                 "model_version": version}
 
 
-def create_editor_api(settings: Settings, tasks=None, assist=None) -> Blueprint:
-    """The blueprint; ``tasks`` (Label Studio as the readers' API sees it) is built from the settings unless given,
+def create_editor_api(settings: Settings, tasks=None, assist=None, adapters: Adapters | None = None) -> Blueprint:
+    """The blueprint; ``tasks`` (Label Studio as the readers' API sees it) is built from the adapters unless given,
     ``assist`` (the ML backend's interactive assist, ``ml_backend_assist``) likewise."""
     api = Blueprint("radlabel_editor", __name__)
-    registry = ReaderRegistry.from_settings(settings)
+    adapters = adapters or Adapters(settings)
+    registry = ReaderRegistry(adapters.database)
     state = {"tasks": tasks}
 
     def workspace() -> Workspace:
         if state["tasks"] is None:  # built on first use: the front must start even while Label Studio is down
-            state["tasks"] = reader_tasks(settings)
-        return Workspace(settings, state["tasks"])
+            state["tasks"] = reader_tasks(settings, adapters)
+        return Workspace(settings, state["tasks"], adapters)
 
     def reader_required(view):
         @wraps(view)

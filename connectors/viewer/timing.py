@@ -11,8 +11,7 @@ import json
 import math
 import time
 
-from connectors.database import state_database
-from radlabel.settings import Settings
+from connectors.database import Database
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS reader_timing (
     read_key TEXT PRIMARY KEY, task_id INTEGER NOT NULL, reader INTEGER NOT NULL, protocol TEXT NOT NULL,
@@ -51,8 +50,7 @@ def seg_reading_time(ds) -> dict | None:
         return None
 
 
-def record_timing(settings: Settings, key: str, task_id: int, reader: int, protocol: str, timing: dict) -> None:
-    database = state_database(settings)
+def record_timing(database: Database, key: str, task_id: int, reader: int, protocol: str, timing: dict) -> None:
     database.ensure(SCHEMA)
     with database.connect() as db:
         db.execute("INSERT INTO reader_timing VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",

@@ -1,3 +1,8 @@
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 
@@ -11,6 +16,23 @@ def pytest_collection_modifyitems(items):
 def ohif_screenshots(tmp_path_factory):
     """One folder for every OHIF end-to-end screenshot of the session (printed by the tests that write there)."""
     return tmp_path_factory.mktemp("ohif-screenshots")
+
+
+def radlabel_cli(*args, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m radlabel.cli ARGS`` as an administrator runs it, on this session's state directory."""
+    return subprocess.run([sys.executable, "-m", "radlabel.cli", *args], capture_output=True, text=True,
+                          env=os.environ.copy(), timeout=timeout)
+
+
+def registered_readers(prefix: str, names=("a", "b")) -> dict:
+    """Radiologists registered by ``radlabel readers add PREFIX.NAME@hospital.org --json``: name -> what it printed
+    (each reader holds only that)."""
+    out = {}
+    for name in names:
+        done = radlabel_cli("readers", "add", f"{prefix}.{name}@hospital.org", "--tier", "radiologist", "--json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        out[name] = json.loads(done.stdout)
+    return out
 
 
 TEMPLATES = __import__("pathlib").Path(__file__).resolve().parents[2] / "protocol_templates"

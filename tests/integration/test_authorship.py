@@ -10,9 +10,7 @@ credentials come from ``radlabel readers add --json``; ``readers revoke`` closes
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 import requests
@@ -22,13 +20,7 @@ from connectors.readers import ReaderRegistry
 from radlabel.brush_rle import mask_regions
 from radlabel.protocol.enum import Geometry
 from radlabel.protocol.labelconfig import class_targets
-from tests.integration.conftest import protocol_variant, synced_lung_case
-
-
-def radlabel(*args):
-    done = subprocess.run([sys.executable, "-m", "radlabel.cli", *args], capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=300)
-    return done
+from tests.integration.conftest import protocol_variant, radlabel_cli as radlabel, registered_readers, synced_lung_case
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +35,7 @@ def case(settings, protocol):
 
 @pytest.fixture(scope="module")
 def people(settings):
-    out = {}
-    for name in ("a", "b"):
-        done = radlabel("readers", "add", f"authorship.{name}@hospital.org", "--tier", "radiologist", "--json")
-        assert done.returncode == 0, done.stdout + done.stderr
-        out[name] = json.loads(done.stdout)
-    return out
+    return registered_readers("authorship")
 
 
 # Inside Label Studio's Django: a member of radlabel's organisation who is not a reader, with a token of its own.

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -29,16 +28,11 @@ from connectors.label_studio import client
 from connectors.stack.services import label_studio
 from radlabel.brush_rle import mask_regions
 from tests.chromium import ARTIFACTS
-from tests.integration.conftest import protocol_variant, state_rows, synced_lung_case
+from tests.integration.conftest import protocol_variant, registered_readers, state_rows, synced_lung_case
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).resolve().parent / "editor" / "read_task.mjs"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-
-
-def radlabel(*args):
-    return subprocess.run([sys.executable, "-m", "radlabel.cli", *args], capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +50,7 @@ def case(settings, protocol):
 @pytest.fixture(scope="module")
 def people(settings):
     """Two readers, each with only what `radlabel readers add --json` printed."""
-    out = {}
-    for name in ("a", "b"):
-        done = radlabel("readers", "add", f"editor.{name}@hospital.org", "--tier", "radiologist", "--json")
-        assert done.returncode == 0, done.stdout + done.stderr
-        out[name] = json.loads(done.stdout)
-    return out
+    return registered_readers("editor")
 
 
 def user_id(credentials) -> int:

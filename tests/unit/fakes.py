@@ -79,7 +79,7 @@ def sync_ports(settings, pacs, ls):
 
     database = state_database(settings)
     return SimpleNamespace(source_pacs=pacs, research_archive=FakeArchive(), label_studio=ls, database=database,
-                           series_state=StateStore(database))
+                           series_state=StateStore(database), worker_queue=None)  # no workers: synced in turn
 
 
 class _Resource:

@@ -32,6 +32,7 @@ Run ``python tests/unit/test_architecture.py`` to print the graph's cycles and w
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,9 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("radlabel", "connectors", "ml_backend")
 MAX_FUNCTION_LINES = 60
 
+# The entry layer: the command line and the demo (in the radlabel package, where the console script and
+# `python -m radlabel.cli` name them: the only radlabel modules that may reach connectors and the ML backend),
+# the three servers and the job workers' handler registry. The README's layer table names each one.
 ENTRY = {"radlabel.cli", "radlabel.demo", "connectors.hooks.app", "connectors.viewer.app", "ml_backend.app",
          "connectors.job_handlers"}
 ADAPTERS = {"connectors.database", "connectors.state", "connectors.dicomweb", "connectors.label_studio",
@@ -57,9 +61,14 @@ MAY_IMPORT = {"entry": {"entry", "stages", "ml", "adapters", "domain"},
 KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {}
 # Imports across the layers the wrong way today (importer, imported), and the step that removes each (none left).
 KNOWN_WRONG_WAY: dict[tuple[str, str], str] = {}
-# Entry points that live in the radlabel package (the console script and `python -m radlabel.cli` name them);
-# they may import every layer, and no domain module may import them (a wrong-way import, domain -> entry).
-ENTRY_POINTS_IN_DOMAIN = {"radlabel.cli", "radlabel.demo"}
+# What builds an adapter from settings (a client of Orthanc, Label Studio, the state database or the job queue):
+# only the adapters layer calls these (``connectors.wiring`` for everyone else), and any ``X.from_settings(...)``.
+ADAPTER_CONSTRUCTORS = {"connectors.label_studio.client", "connectors.database.state_database",
+                        "connectors.dicomweb.OrthancDicomWeb", "connectors.jobs.RQQueue",
+                        "connectors.jobs.InProcessQueue", "connectors.jobs.JobStore"}
+ADAPTER_CONSTRUCTOR_METHODS = {"from_settings", "source_pacs", "pacs_loader"}
+# Modules outside the adapters layer that build an adapter today, and what removes each (none left).
+KNOWN_ADAPTER_BUILDERS: dict[str, str] = {}
 # Functions over MAX_FUNCTION_LINES lines today (module:qualified name), and what shortens each (none left).
 KNOWN_LONG_FUNCTIONS: dict[str, str] = {}
 
@@ -162,7 +171,7 @@ def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
 
 
 def layer(module: str) -> str:
-    if module in ENTRY or module in ENTRY_POINTS_IN_DOMAIN:
+    if module in ENTRY:
         return "entry"
     if module in ADAPTERS:
         return "adapters"
@@ -197,6 +206,45 @@ def long_functions(root: Path = REPO) -> dict[str, int]:
     return found
 
 
+def _imported_names(tree: ast.AST) -> dict[str, str]:
+    """Local name -> dotted name, for every ``import``/``from … import`` of a module (absolute names only)."""
+    names = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.update({alias.asname or alias.name: f"{node.module}.{alias.name}" for alias in node.names})
+        elif isinstance(node, ast.Import):
+            names.update({alias.asname or alias.name.partition(".")[0]:
+                          alias.name if alias.asname else alias.name.partition(".")[0] for alias in node.names})
+    return names
+
+
+def _dotted(node: ast.AST, names: dict[str, str]) -> str | None:
+    """The dotted name a call's function stands for (``ls_client`` -> ``connectors.label_studio.client``)."""
+    if isinstance(node, ast.Name):
+        return names.get(node.id, node.id)
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value, names)
+        return f"{base}.{node.attr}" if base else node.attr
+    return None
+
+
+def adapter_builders(root: Path = REPO) -> dict[str, list[str]]:
+    """module -> the adapter constructors it calls (lines), for each module outside the adapters layer."""
+    found: dict[str, list[str]] = {}
+    for name, path in modules(root).items():
+        if layer(name) == "adapters":
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        names = _imported_names(tree)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            called = _dotted(node.func, names) or ""
+            if called in ADAPTER_CONSTRUCTORS or called.rpartition(".")[2] in ADAPTER_CONSTRUCTOR_METHODS:
+                found.setdefault(name, []).append(f"{called} (line {node.lineno})")
+    return found
+
+
 # -- the contract ----------------------------------------------------------------------------------------------
 def test_no_import_cycle_beyond_the_known_ones():
     remaining = cycles(without(import_graph(), KNOWN_CYCLE_EDGES))
@@ -212,14 +260,26 @@ def test_no_import_across_the_layers_the_wrong_way():
 def test_the_domain_imports_neither_connectors_nor_the_ml_backend():
     graph = import_graph()
     offending = {(a, b) for a, targets in graph.items() for b in targets
-                 if a.startswith("radlabel.") and a not in ENTRY_POINTS_IN_DOMAIN
-                 and b.split(".")[0] in ("connectors", "ml_backend")}
-    assert not offending
+                 if layer(a) == "domain" and b.split(".")[0] in ("connectors", "ml_backend")}
+    assert not offending, f"only the entry points (ENTRY) of the radlabel package reach the other packages: {offending}"
+
+
+def test_the_entry_points_are_the_console_script_and_the_readmes_entry_layer():
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert 'radlabel = "radlabel.cli:main"' in pyproject
+    table = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| entry |"))
+    named = {module.replace("/", ".").removesuffix(".py") for module in re.findall(r"`([\w/]+\.py)`", table)}
+    assert named == ENTRY, f"the README's entry row names {sorted(named)}, the contract {sorted(ENTRY)}"
 
 
 def test_no_function_over_60_lines_beyond_the_known_ones():
     new = {name: lines for name, lines in long_functions().items() if name not in KNOWN_LONG_FUNCTIONS}
     assert not new, f"functions over {MAX_FUNCTION_LINES} lines (split them): {new}"
+
+
+def test_only_the_adapters_layer_builds_adapters():
+    new = {name: calls for name, calls in adapter_builders().items() if name not in KNOWN_ADAPTER_BUILDERS}
+    assert not new, f"modules building their own adapters (take them from connectors.wiring.Adapters): {new}"
 
 
 def test_allow_lists_name_only_live_violations():
@@ -229,10 +289,12 @@ def test_allow_lists_name_only_live_violations():
     assert not gone, f"{gone} are gone: remove them from KNOWN_CYCLE_EDGES"
     gone = set(KNOWN_WRONG_WAY) - set(wrong_way(graph))
     assert not gone, f"{gone} are gone or allowed now: remove them from KNOWN_WRONG_WAY"
+    gone = set(KNOWN_ADAPTER_BUILDERS) - set(adapter_builders())
+    assert not gone, f"{gone} no longer build adapters: remove them from KNOWN_ADAPTER_BUILDERS"
     short = set(KNOWN_LONG_FUNCTIONS) - set(long_functions())
     assert not short, f"{short} are short now: remove them from KNOWN_LONG_FUNCTIONS"
-    for module in ENTRY_POINTS_IN_DOMAIN:
-        assert module in graph, f"{module} moved: remove it from ENTRY_POINTS_IN_DOMAIN"
+    for module in ENTRY:
+        assert module in graph, f"{module} moved: rename it in ENTRY"
     # Each known cycle edge still lies on a cycle (else it is only an import, and belongs to no list).
     on_cycles = cycles(graph)
     for edge in KNOWN_CYCLE_EDGES:
@@ -284,6 +346,24 @@ def test_an_injected_wrong_way_import_is_found(tmp_path):
                                                  ("ml_backend.trainer", "connectors.sync")}
 
 
+def test_an_adapter_built_outside_the_adapters_layer_is_found(tmp_path):
+    root = _tree(tmp_path, {
+        "connectors/dicomweb.py": "class OrthancDicomWeb:\n    pass\n",
+        "connectors/label_studio.py": "def client(settings):\n    return settings\n",
+        "connectors/wiring.py": "from connectors.label_studio import client\nls = client(1)\n",
+        "connectors/sync.py": "from connectors.label_studio import client as ls_client\nls = ls_client(1)\n",
+        "connectors/copies.py": "from connectors import dicomweb\narchive = dicomweb.OrthancDicomWeb.pacs_loader(1)\n",
+        "ml_backend/volumes.py": "def f(settings):\n    from connectors.readers import ReaderRegistry\n"
+                                 "    return ReaderRegistry.from_settings(settings)\n",
+        "radlabel/cli.py": "import connectors.label_studio\nconnectors.label_studio.client(2)\n",
+    })
+    assert adapter_builders(root) == {
+        "connectors.sync": ["connectors.label_studio.client (line 2)"],
+        "connectors.copies": ["connectors.dicomweb.OrthancDicomWeb.pacs_loader (line 2)"],
+        "ml_backend.volumes": ["connectors.readers.ReaderRegistry.from_settings (line 3)"],
+        "radlabel.cli": ["connectors.label_studio.client (line 2)"]}
+
+
 def test_a_long_function_is_found_with_its_decorators(tmp_path):
     def body(lines: int, indent: str) -> str:
         return "".join(f"{indent}x{i} = {i}\n" for i in range(lines))
@@ -297,5 +377,7 @@ if __name__ == "__main__":  # a report for people: what the lists hold and what 
     whole = import_graph(Path(sys.argv[1]) if len(sys.argv) > 1 else REPO)
     print("cycles:", *cycles(whole), sep="\n  ")
     print("wrong-way imports:", *(f"{a} -> {b} (line {line})" for (a, b), line in sorted(wrong_way(whole).items())),
+          sep="\n  ")
+    print("adapter builders:", *(f"{n}: {', '.join(calls)}" for n, calls in sorted(adapter_builders().items())),
           sep="\n  ")
     print("long functions:", *(f"{n} ({lines})" for n, lines in sorted(long_functions().items())), sep="\n  ")

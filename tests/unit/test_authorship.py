@@ -194,7 +194,7 @@ def test_the_qa_report_shows_unverified_reads():
 def test_readers_add_hands_out_both_doors_credentials_and_revoke_closes_both(env, monkeypatch):
     from connectors import readers
 
-    monkeypatch.setattr(readers, "label_studio_user", lambda settings, email: 31)
+    monkeypatch.setattr(readers, "label_studio_user", lambda settings, email, adapters=None: 31)
     sealed = []
     credentials = readers.issue_credentials(env.settings, "Dr.New@Hospital.org", "radiologist",
                                             seal_account=lambda s, user: sealed.append(user))
@@ -217,7 +217,7 @@ def test_readers_add_registers_nobody_when_the_label_studio_user_cannot_be_seale
     from connectors import readers
     from radlabel.errors import RadlabelError
 
-    monkeypatch.setattr(readers, "label_studio_user", lambda settings, email: 32)
+    monkeypatch.setattr(readers, "label_studio_user", lambda settings, email, adapters=None: 32)
 
     def down(settings, user):
         raise RadlabelError("Label Studio is not installed at /x: run `radlabel install`.")

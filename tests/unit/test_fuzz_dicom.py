@@ -387,9 +387,9 @@ class RecordingOrthanc:
 
 
 def test_samples_load_reads_every_file_before_storing_any(series, tmp_path, home, capsys, monkeypatch):
-    import connectors.samples
+    import connectors.wiring
 
-    monkeypatch.setattr(connectors.samples, "OrthancDicomWeb", RecordingOrthanc)
+    monkeypatch.setattr(connectors.wiring, "OrthancDicomWeb", RecordingOrthanc)  # the PACS loader the CLI wires
     rng = random.Random(SEED + 4)
     foreign = list(foreign_files(series[0][1]).values())
     for n in range(50):

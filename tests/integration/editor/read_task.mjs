@@ -2,38 +2,23 @@
 // /usr/bin/chromium): sign in with the token → worklist → open the task → paint a brush region → Submit; then tries
 // the same credentials on Label Studio's own UI (login form, and the token as an API header on its pages).
 // Usage: node read_task.mjs VIEWER_URL LABEL_STUDIO_URL CREDENTIALS_FILE TASK_ID OUT_DIR   (prints one JSON line)
-import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 
-const require = createRequire(path.resolve(process.env.RADLABEL_EXTENSION_DIR || '.', 'package.json'));
-const { chromium } = require('playwright-core');
+import { openBrowser, openTask, signIn } from '../browser.mjs';
+
 const [viewer, labelStudio, credentialsFile, taskId, out] = process.argv.slice(2);
 const credentials = JSON.parse(readFileSync(credentialsFile, 'utf8'));
-const errors = [];
-const shots = [];
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
-const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-page.on('console', m => { if (m.type() === 'error') errors.push(m.text().slice(0, 300)); });
-page.on('pageerror', e => errors.push(String(e).slice(0, 300)));
-const shot = async name => { const file = path.join(out, `${shots.length + 1}-${name}.png`); await page.screenshot({ path: file }); shots.push(file); };
+const { browser, page, errors, shots, shot } = await openBrowser(out);
 let result = {};
 try {
   await page.goto(credentials.label_studio.url, { waitUntil: 'domcontentloaded' });
   await page.waitForSelector('#radlabel-signin:not([hidden])', { timeout: 30000 });
-  await page.fill('#radlabel-token', credentials.label_studio.token);
-  await page.click('#radlabel-signin button');
+  await signIn(page, credentials.label_studio.token);
   await page.waitForSelector(`[data-task="${taskId}"]`, { timeout: 60000 });
   result.worklist = await page.evaluate(() => window.radlabelWorklist);
   await shot('worklist');
-  await page.click(`[data-task="${taskId}"]`);
-  await page.waitForFunction(() => window.radlabelReady === true || document.querySelector('#radlabel-status.err'), null, { timeout: 120000 });
-  if (!(await page.evaluate(() => window.radlabelReady === true))) throw new Error(`editor did not open: ${await page.textContent('#radlabel-status')}`);
+  await openTask(page, taskId, 'editor');
   await page.waitForTimeout(3000);  // the slices load
   await shot('editor-opened');
   await page.getByText('lung_field', { exact: true }).first().click();  // selects the label and the brush

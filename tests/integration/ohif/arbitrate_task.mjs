@@ -2,38 +2,17 @@
 // sign in → worklist (the arbitration task) → open it → the reads as overlays with their agreement figures →
 // hide and show each read → accept one → submit the final SEG.
 // Usage: node arbitrate_task.mjs BASE_URL TOKEN_FILE TASK_ID OUT_DIR ACCEPT_READ   (prints one JSON line)
-import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 
-const require = createRequire(path.resolve(process.env.RADLABEL_EXTENSION_DIR || '.', 'package.json'));
-const { chromium } = require('playwright-core');
+import { collectErrorToasts, errorToasts, openBrowser, openTask, signIn } from '../browser.mjs';
+
 const [base, tokenFile, taskId, out, acceptArg] = process.argv.slice(2);
 const token = readFileSync(tokenFile, 'utf8').trim();
 const accept = Number(acceptArg);
-const errors = [];
-const shots = [];
 const seen = {};
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
-const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-page.on('console', m => { if (m.type() === 'error') errors.push(m.text().slice(0, 300)); });
-page.on('pageerror', e => errors.push(String(e).slice(0, 300)));
-// OHIF's error toasts (sonner), collected on every page the senior goes through.
-await page.addInitScript(() => {
-  window.radlabelErrorToasts = [];
-  new MutationObserver(() => {
-    for (const el of document.querySelectorAll('[data-sonner-toast][data-type=error]')) {
-      const text = el.textContent.slice(0, 300);
-      if (!window.radlabelErrorToasts.includes(text)) window.radlabelErrorToasts.push(text);
-    }
-  }).observe(document, { childList: true, subtree: true, attributes: true });
-});
-const shot = async name => { const file = path.join(out, `arbitration-${shots.length + 1}-${name}.png`); await page.screenshot({ path: file }); shots.push(file); };
+const { browser, page, errors, shots, shot } = await openBrowser(out, 'arbitration-');
+await collectErrorToasts(page);  // on every page the senior goes through
 
 // What the viewer holds: the extension's controller (same module instance OHIF imported) and cornerstone's state.
 const viewerState = () => page.evaluate(async () => {
@@ -56,15 +35,11 @@ let result = {};
 try {
   await page.goto(base + '/', { waitUntil: 'domcontentloaded' });
   await page.waitForSelector('#radlabel-signin', { timeout: 60000 });
-  await page.fill('#radlabel-token', token);
-  await page.click('#radlabel-signin button');
+  await signIn(page, token);
   await page.waitForSelector(`[data-task="${taskId}"]`, { timeout: 30000 });
   seen.worklist = await page.textContent('#radlabel-worklist');
   await shot('worklist');
-  await page.click(`[data-task="${taskId}"]`);
-  await page.waitForFunction(() => window.radlabelReady === true || document.querySelector('#radlabel-status.err'), null, { timeout: 120000 });
-  const status = await page.textContent('#radlabel-status');
-  if (!(await page.evaluate(() => window.radlabelReady === true))) throw new Error(`task did not open: ${status}`);
+  await openTask(page, taskId);
   // Show the slice where the reads disagree most (the accepted read's middle nodule slice).
   await page.evaluate(async n => {
     const c = (await import('/radlabel/extension/index.js')).getController();
@@ -108,7 +83,6 @@ try {
   result = { error: String(error.message || error).slice(0, 500) };
   try { await shot('failure'); } catch { /* the page may be gone */ }
 }
-let toasts = [];
-try { toasts = await page.evaluate(() => window.radlabelErrorToasts || []); } catch { /* the page may be gone */ }
+const toasts = await errorToasts(page);
 await browser.close();
 console.log(JSON.stringify({ result, seen, screenshots: shots, console_errors: errors.slice(0, 40), error_toasts: toasts }));

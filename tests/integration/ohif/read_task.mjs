@@ -4,41 +4,19 @@
 // Environment: RADLABEL_PRESET (preset in effect while painting), RADLABEL_DETOUR (a preset applied first),
 // RADLABEL_SEGMENT (class painted), RADLABEL_BAD_TOKEN_FILE (a refused token tried first), RADLABEL_TOOLS=1 (check
 // that OHIF's segmentation tools stay in reach and use its sphere brush and labelmap interpolation once).
-import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 
-const require = createRequire(path.resolve(process.env.RADLABEL_EXTENSION_DIR || '.', 'package.json'));
-const { chromium } = require('playwright-core');
+import { collectErrorToasts, errorToasts, openBrowser, openTask, signIn } from '../browser.mjs';
+
 const [base, tokenFile, taskId, out] = process.argv.slice(2);
 const token = readFileSync(tokenFile, 'utf8').trim();
 const preset = process.env.RADLABEL_PRESET || 'mediastinum';
 const detour = process.env.RADLABEL_DETOUR || '';
 const segment = process.env.RADLABEL_SEGMENT || 'solid_nodule';
-const errors = [];
-const toasts = [];
-const shots = [];
 const seen = {};
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
-const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-page.on('console', m => { if (m.type() === 'error') errors.push(m.text().slice(0, 300)); });
-page.on('pageerror', e => errors.push(String(e).slice(0, 300)));
-const shot = async name => { const file = path.join(out, `read-${taskId}-${shots.length + 1}-${name}.png`); await page.screenshot({ path: file }); shots.push(file); };
-// OHIF's error toasts (sonner), collected on every page the reader goes through.
-await page.addInitScript(() => {
-  window.radlabelErrorToasts = [];
-  new MutationObserver(() => {
-    for (const el of document.querySelectorAll('[data-sonner-toast][data-type=error]')) {
-      const text = el.textContent.slice(0, 300);
-      if (!window.radlabelErrorToasts.includes(text)) window.radlabelErrorToasts.push(text);
-    }
-  }).observe(document, { childList: true, subtree: true, attributes: true });
-});
+const { browser, page, errors, shots, shot } = await openBrowser(out, `read-${taskId}-`);
+await collectErrorToasts(page);  // on every page the reader goes through
 const controllerState = () => page.evaluate(async () => {
   const c = (await import('/radlabel/extension/index.js')).getController();
   return { window: c.viewer.glue.currentWindow(c.viewer.ctx), events: c.log.events, flags: c.state.flags,
@@ -114,29 +92,22 @@ async function useOhifTools() {
   await shot('ohif-tools');
 }
 
-async function signInWith(value) {
-  await page.fill('#radlabel-token', value);
-  await page.click('#radlabel-signin button');
-}
 
 let result = {};
 try {
   await page.goto(base + '/', { waitUntil: 'domcontentloaded' });
   await page.waitForSelector('#radlabel-signin', { timeout: 60000 });
   if (process.env.RADLABEL_BAD_TOKEN_FILE) {
-    await signInWith(readFileSync(process.env.RADLABEL_BAD_TOKEN_FILE, 'utf8').trim());
+    await signIn(page, readFileSync(process.env.RADLABEL_BAD_TOKEN_FILE, 'utf8').trim());
     await page.waitForSelector('#radlabel-token-problem', { timeout: 30000 });
     seen.tokenProblem = await page.textContent('#radlabel-token-problem');
     seen.signInAfterProblem = await page.textContent('#radlabel-signin');
     await shot('token-refused');
   }
-  await signInWith(token);
+  await signIn(page, token);
   await page.waitForSelector(`[data-task="${taskId}"]`, { timeout: 30000 });
   await shot('worklist');
-  await page.click(`[data-task="${taskId}"]`);
-  await page.waitForFunction(() => window.radlabelReady === true || document.querySelector('#radlabel-status.err'), null, { timeout: 120000 });
-  const status = await page.textContent('#radlabel-status');
-  if (!(await page.evaluate(() => window.radlabelReady === true))) throw new Error(`task did not open: ${status}`);
+  await openTask(page, taskId);
   await page.waitForTimeout(3000); // long enough for the viewer's own late window reset
   seen.opened = await controllerState();
   await shot('task-opened');
@@ -161,6 +132,6 @@ try {
   result = { error: String(error.message || error).slice(0, 500) };
   try { await shot('failure'); } catch { /* the page may be gone */ }
 }
-try { toasts.push(...await page.evaluate(() => window.radlabelErrorToasts || [])); } catch { /* the page may be gone */ }
+const toasts = await errorToasts(page);
 await browser.close();
 console.log(JSON.stringify({ result, seen, screenshots: shots, console_errors: errors.slice(0, 40), error_toasts: toasts }));
