@@ -9,13 +9,13 @@ const require = createRequire(path.resolve(process.env.RADLABEL_EXTENSION_DIR ||
 const { chromium } = require('playwright-core');
 
 // A page of a fresh headless browser; `shot(name)` saves OUT/<prefix><n>-<name>.png and lists it in `shots`.
-export async function openBrowser(out, prefix = '') {
+export async function openBrowser(out, prefix = '', viewport = { width: 1400, height: 900 }) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const page = await browser.newPage({ viewport });
   const errors = [];
   const shots = [];
   page.on('console', m => { if (m.type() === 'error') errors.push(m.text().slice(0, 300)); });
@@ -48,6 +48,15 @@ export async function errorToasts(page) {
 export async function signIn(page, token) {
   await page.fill('#radlabel-token', token);
   await page.click('#radlabel-signin button');
+}
+
+// Sign in on the page at `url` and open the task from the worklist (see openTask).
+export async function signInAndOpen(page, url, token, taskId, what = 'task') {
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  await page.waitForSelector('#radlabel-signin:not([hidden])', { timeout: 30000 });
+  await signIn(page, token);
+  await page.waitForSelector(`[data-task="${taskId}"]`, { timeout: 60000 });
+  await openTask(page, taskId, what);
 }
 
 // Click the task on the worklist and wait until it is ready (or its status says why not: thrown).

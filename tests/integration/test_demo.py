@@ -19,7 +19,8 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
                       "ML pre-labels requested by Label Studio",
                       "training export and audit check",
                       "QA campaign: calibration, hidden gold, drift alert, QA report",
-                      "reader registered (one token for OHIF and the Label Studio editor gateway)",
+                      "reader registered (one token for OHIF and the Label Studio editor gateway); "
+                      "an assisted liver click",
                       "trust boundary probed (an outsider, a reader, each archive user)",
                       "arbitration: two readers disagree, the senior's OHIF worklist offers the task"]
     assert {p["protocol_id"] for p in summary["stages"][3]["projects"]} >= {"ct_lung_nodules", "spine_landmarks"}
@@ -59,6 +60,10 @@ def test_demo_runs_every_stage_and_reports_urls(stack, capsys):
     assert any("drifting down" in alert for alert in campaign["alerts"])
     assert campaign["report"].endswith(".html") and "<svg" in open(campaign["report"]).read()
     reader = summary["stages"][9]["reader"]
+    # one click in the synthetic CT's liver, through the gateway's 3-D assist, grows the liver over its slices
+    assisted = reader["assisted_liver"]
+    assert assisted["preset"] == "soft_tissue" and assisted["slices"] >= 10, assisted
+    assert assisted["liver_dice_vs_truth"] >= 0.9, assisted
     assert oct(__import__("os").stat(reader["token_file"]).st_mode & 0o777) == "0o600"
     boundary = summary["stages"][10]["boundary"]
     assert boundary["outsider /dicom-web/studies"] == 401 and boundary["reader /dicom-web/%2e%2e/patients"] == 404

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ import requests
 
 from connectors.label_studio import client
 from tests.chromium import ARTIFACTS
-from tests.integration.conftest import protocol_variant, synced_lung_case
+from tests.integration.conftest import protocol_variant, registered_readers, synced_lung_case
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).resolve().parent / "editor" / "navigate_task.mjs"
@@ -41,10 +40,7 @@ def case(settings, protocol):
 
 @pytest.fixture(scope="module")
 def reader(settings):
-    done = subprocess.run([sys.executable, "-m", "radlabel.cli", "readers", "add", "navigator@hospital.org", "--tier",
-                           "radiologist", "--json"], capture_output=True, text=True, env=os.environ.copy(), timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(done.stdout)
+    return registered_readers("navigator", names=("a",))["a"]
 
 
 @pytest.fixture(scope="module")

@@ -6,27 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from flask import Flask
 
-from connectors.readers import ReaderRegistry
-from connectors.viewer.editor import create_editor_api
 from radlabel.settings import Settings
-from tests.unit.test_editor_gateway import DATA, brush
-from tests.unit.test_reader_api import PROTOCOL, FakeTasks
+from tests.unit.test_editor_gateway import DATA, brush, editor_app
 
 
 @pytest.fixture
 def env(tmp_path):
-    settings = Settings(home=tmp_path / "home", tools=tmp_path / "tools", ports={})
-    (settings.home / "protocols").mkdir(parents=True)
-    (settings.home / "protocols" / f"{PROTOCOL.id}.protocol.json").write_text(PROTOCOL.model_dump_json())
-    registry = ReaderRegistry.from_settings(settings)
-    tokens = {name: registry.issue(f"{name}@hospital.org", "radiologist", user) for name, user in (("a", 11), ("b", 12))}
-    tasks = FakeTasks()
-    tasks.add_project(1, f"Lung nodules.\n\nradlabel-protocol: {PROTOCOL.id} {PROTOCOL.version} {PROTOCOL.fingerprint}")
-    tasks.add_project(2, f"Calibration.\nradlabel-calibration: {PROTOCOL.id} {PROTOCOL.version} 11")
-    tasks.add_task(100, 1, DATA)
-    tasks.add_task(200, 2, DATA)  # a's calibration case
     calls = []
 
     def assist(task, config, regions):
@@ -34,9 +20,7 @@ def env(tmp_path):
         grown = brush(2)[0] | {"id": "grown-2"}
         return [grown], "radlabel-classical-1-assist"
 
-    app = Flask(__name__)
-    app.register_blueprint(create_editor_api(settings, tasks=tasks, assist=assist), url_prefix="/radlabel/editor")
-    return {"client": app.test_client(), "tokens": tokens, "tasks": tasks, "calls": calls}
+    return editor_app(tmp_path, assist=assist) | {"calls": calls}
 
 
 def call(env, task_id, body, who="a", what="assist"):

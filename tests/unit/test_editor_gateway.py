@@ -28,8 +28,9 @@ def brush(index=1):
     return mask_regions({"solid_nodule": mask}, "mask_lung", "image_lung")
 
 
-@pytest.fixture
-def env(tmp_path):
+def editor_app(tmp_path, assist=None) -> dict:
+    """The editor blueprint on the readers' API fake: readers a and b (radiologists), s (senior); task 100 of the
+    protocol's project, task 200 a's calibration case; ``assist`` stands in for the ML backend."""
     settings = Settings(home=tmp_path / "home", tools=tmp_path / "tools", ports={})
     (settings.home / "protocols").mkdir(parents=True)
     (settings.home / "protocols" / f"{PROTOCOL.id}.protocol.json").write_text(PROTOCOL.model_dump_json())
@@ -42,8 +43,13 @@ def env(tmp_path):
     tasks.add_task(100, 1, DATA)
     tasks.add_task(200, 2, DATA)  # a's calibration case
     app = Flask(__name__)
-    app.register_blueprint(create_editor_api(settings, tasks=tasks), url_prefix="/radlabel/editor")
+    app.register_blueprint(create_editor_api(settings, tasks=tasks, assist=assist), url_prefix="/radlabel/editor")
     return {"client": app.test_client(), "tokens": tokens, "tasks": tasks, "settings": settings}
+
+
+@pytest.fixture
+def env(tmp_path):
+    return editor_app(tmp_path)
 
 
 def post(env, task_id, body, who="a"):

@@ -4,26 +4,17 @@
 // Usage: node assist_read.mjs VIEWER_URL CREDENTIALS_FILE TASK_ID PLAN_FILE OUT_DIR   (prints one JSON line)
 // PLAN: {steps: [{preset, control, image, label, smart, slice, points: [[x%, y%], ...] (one point: a click), outside}],
 //        ruler: {preset, control, image, label, slice, a: [x%, y%], b: [x%, y%]}, screenshot: "name.png"}
-import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-const require = createRequire(path.resolve(process.env.RADLABEL_EXTENSION_DIR || '.', 'package.json'));
-const { chromium } = require('playwright-core');
+import { openBrowser, signInAndOpen } from '../browser.mjs';
+
 const [viewer, credentialsFile, taskId, planFile, out] = process.argv.slice(2);
 const credentials = JSON.parse(readFileSync(credentialsFile, 'utf8'));
 const plan = JSON.parse(readFileSync(planFile, 'utf8'));
-const errors = [];
 const count = { strokes: 0, clicks: 0, keys: 0 };
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
-const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
-page.on('pageerror', e => errors.push(String(e).slice(0, 300)));
-page.on('console', m => { if (m.type() === 'error') errors.push(m.text().slice(0, 300)); });
+const { browser, page, errors } = await openBrowser(out, '', { width: 1500, height: 1000 });
 
 // The editor's own model, as its UI changes it: a label click (selects the class and its tool), a tool, a slice.
 const inEditor = (fn, arg) => page.evaluate(fn, arg);
@@ -101,14 +92,7 @@ async function waitForAssist(before) {
 let result = {};
 const started = Date.now();
 try {
-  await page.goto(`${viewer}/radlabel/editor/`, { waitUntil: 'domcontentloaded' });
-  await page.waitForSelector('#radlabel-signin:not([hidden])', { timeout: 30000 });
-  await page.fill('#radlabel-token', credentials.label_studio.token);
-  await page.click('#radlabel-signin button');
-  await page.waitForSelector(`[data-task="${taskId}"]`, { timeout: 60000 });
-  await page.click(`[data-task="${taskId}"]`);
-  await page.waitForFunction(() => window.radlabelReady === true || document.querySelector('#radlabel-status.err'), null, { timeout: 120000 });
-  if (!(await inEditor(() => window.radlabelReady === true))) throw new Error(await page.textContent('#radlabel-status'));
+  await signInAndOpen(page, `${viewer}/radlabel/editor/`, credentials.label_studio.token, taskId, 'editor');
   await page.waitForTimeout(2000);
   let current = {}, assists = 0;
   result.log = [];

@@ -2,25 +2,13 @@
 // /usr/bin/chromium) at 1600x1000: where the side column's controls sit, slice keys, the wheel over the image, the
 // slice number and mm, a brush region on the slice reached, Submit, and a preset switch. Prints one JSON line.
 // Usage: node navigate_task.mjs VIEWER_URL CREDENTIALS_FILE TASK_ID OUT_DIR
-import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 
-const require = createRequire(path.resolve(process.env.RADLABEL_EXTENSION_DIR || '.', 'package.json'));
-const { chromium } = require('playwright-core');
+import { openBrowser, signInAndOpen } from '../browser.mjs';
+
 const [, credentialsFile, taskId, out] = process.argv.slice(2);
 const credentials = JSON.parse(readFileSync(credentialsFile, 'utf8'));
-const errors = [];
-const shots = [];
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
-const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
-page.on('console', m => { if (m.type() === 'error') errors.push(m.text().slice(0, 300)); });
-page.on('pageerror', e => errors.push(String(e).slice(0, 300)));
-const shot = async name => { const file = path.join(out, `${shots.length + 1}-${name}.png`); await page.screenshot({ path: file }); shots.push(file); };
+const { browser, page, errors, shots, shot } = await openBrowser(out, '', { width: 1600, height: 1000 });
 const badge = () => page.evaluate(() => {
   const element = document.getElementById('radlabel-slice');
   const image = window.radlabelNavigation.current();
@@ -51,14 +39,7 @@ const onScreen = () => page.evaluate(() => {
 });
 const result = {};
 try {
-  await page.goto(credentials.label_studio.url, { waitUntil: 'domcontentloaded' });
-  await page.waitForSelector('#radlabel-signin:not([hidden])', { timeout: 30000 });
-  await page.fill('#radlabel-token', credentials.label_studio.token);
-  await page.click('#radlabel-signin button');
-  await page.waitForSelector(`[data-task="${taskId}"]`, { timeout: 60000 });
-  await page.click(`[data-task="${taskId}"]`);
-  await page.waitForFunction(() => window.radlabelReady === true || document.querySelector('#radlabel-status.err'), null, { timeout: 120000 });
-  if (!(await page.evaluate(() => window.radlabelReady === true))) throw new Error(`editor did not open: ${await page.textContent('#radlabel-status')}`);
+  await signInAndOpen(page, credentials.label_studio.url, credentials.label_studio.token, taskId, 'editor');
   await page.waitForSelector('#radlabel-slice:not([hidden])', { timeout: 60000 });
   await page.waitForTimeout(2000);  // the slices load
   const url = page.url();
