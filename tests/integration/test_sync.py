@@ -17,7 +17,6 @@ from PIL import Image
 
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.label_studio import client
-from connectors.provision import Provisioner
 from connectors.samples import shared_ct_datasets
 from connectors.sync import Syncer
 from tests.integration.conftest import protocol_variant, state_dump
@@ -30,12 +29,10 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "protocol_templates"
 
 @pytest.fixture(scope="module")
 def liver(settings):
-    protocol = load_template(TEMPLATES / "ct-liver-lesions.yaml")
-    # the real CT and the burned-in CT are each alone in their linkage class: this file tests sync, not the maximum
-    protocol = protocol.model_copy(update={"deidentification": protocol.deidentification.model_copy(
-        update={"max_linkage_risk": None})})
-    Provisioner(settings).provision(protocol)
-    return protocol
+    # The shipped liver template under its own id (the demo provisions the template itself): the real CT and the
+    # burned-in CT are each alone in their linkage class, and this file tests sync, not the maximum, which
+    # protocol_variant drops.
+    return protocol_variant(settings, "ct-liver-lesions.yaml", "sync_liver")
 
 
 @pytest.fixture(scope="module")
