@@ -6,3 +6,6 @@ the `radlabel` command; `connectors` talks to the outside systems and
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "audit", "brush_rle", "cli", "demo", "dicom_files", "errors", "geometry",
+           "http_guard", "phantom", "seg", "settings", "adjudication", "ingest", "protocol", "qa"]

@@ -1,0 +1,3 @@
+"""Label Studio's webhooks into radlabel: the hooks server (``app``)."""
+
+__all__ = ["app"]

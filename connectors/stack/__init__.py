@@ -12,6 +12,8 @@ from connectors.stack.services import all_services, check_installed, postgres_da
 from radlabel.errors import RadlabelError
 from radlabel.settings import Settings
 
+__all__ = ["ServiceState", "Stack", "make_private"]
+
 
 @dataclass
 class ServiceState:

@@ -2,3 +2,6 @@
 
 Domain logic only (no servers): the connector side lives in ``connectors/quality/``.
 """
+
+__all__ = ["certification", "control_chart", "report", "representativeness", "sampling", "scoring",
+           "simulate", "workload"]

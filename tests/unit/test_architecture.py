@@ -282,6 +282,42 @@ def test_only_the_adapters_layer_builds_adapters():
     assert not new, f"modules building their own adapters (take them from connectors.wiring.Adapters): {new}"
 
 
+def packages_without_a_public_surface(root: Path = REPO) -> dict[str, str]:
+    """Package -> what is wrong with its ``__all__``: each package's ``__init__`` lists its public surface, and every
+    name listed is defined there or is one of its modules."""
+    found = {}
+    for init in sorted(p for package in PACKAGES for p in (root / package).rglob("__init__.py")):
+        package = ".".join(init.parent.relative_to(root).parts)
+        tree = ast.parse(init.read_text())
+        listed = [ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                  and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)]
+        if not listed:
+            found[package] = "no __all__"
+            continue
+        defined = set(_imported_names(tree)) | {t.id for node in tree.body if isinstance(node, ast.Assign)
+                                                for t in node.targets if isinstance(t, ast.Name)}
+        defined |= {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+        modules_here = {p.stem for p in init.parent.glob("*.py")} | {p.name for p in init.parent.iterdir()
+                                                                     if (p / "__init__.py").exists()}
+        unknown = sorted(set(listed[0]) - defined - modules_here)
+        if unknown:
+            found[package] = "lists what it does not have: " + ", ".join(unknown)
+    return found
+
+
+def test_every_package_declares_its_public_surface():
+    assert packages_without_a_public_surface() == {}
+
+
+def test_a_package_without_all_or_listing_a_missing_name_is_found(tmp_path):
+    root = _tree(tmp_path, {"radlabel/__init__.py": "__all__ = ['geometry', 'missing']\n",
+                            "radlabel/geometry.py": "", "connectors/__init__.py": "",
+                            "ml_backend/__init__.py": "from ml_backend.model import Model\n__all__ = ['Model']\n",
+                            "ml_backend/model.py": "class Model: ...\n"})
+    assert packages_without_a_public_surface(root) == {"radlabel": "lists what it does not have: missing",
+                                                        "connectors": "no __all__"}
+
+
 def test_allow_lists_name_only_live_violations():
     graph = import_graph()
     edges = {(a, b) for a, targets in graph.items() for b in targets}
