@@ -2,7 +2,8 @@
 
 Orthanc's /series/{id}/anonymize reads, rewrites and stores a copy server-side. We compare it, in
 alternating runs, with radlabel's path to the same end state:
-(a) our de-identification of the instances already in memory;
+(a) our de-identification of the instances already in memory, as read from DICOM files (sync reads its sources
+    from the PACS: elements it keeps stay in their encoded form);
 (b) that plus the STOW-RS of the copies into the same Orthanc, as sync stores them
     (``OrthancDicomWeb.store``: batches sent as they fill, over the client's kept-alive STOW sessions,
     so de-identifying the next batch overlaps Orthanc storing the last);
@@ -13,16 +14,19 @@ Goal >= 1x for (b) and (c). Prints one JSON line per comparison, instances per s
 
 from __future__ import annotations
 
+import io
 import statistics
 import sys
 from pathlib import Path
 
+import pydicom
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import bench_args, report, scratch_orthanc, timed  # noqa: E402
 
 from connectors.dicomweb import OrthancDicomWeb  # noqa: E402
+from radlabel.dicom_files import part10_bytes  # noqa: E402
 from radlabel.ingest.deid import Deidentifier  # noqa: E402
 from radlabel.phantom import make_ct_study  # noqa: E402
 from radlabel.protocol.enum import DeidentificationOption as Option  # noqa: E402
@@ -31,6 +35,9 @@ from radlabel.protocol.enum import DeidentificationOption as Option  # noqa: E40
 def main() -> None:
     args = bench_args(__doc__)
     study = make_ct_study(seed=7, slices=args.slices)
+    for ds in study.datasets:
+        ds.preamble = b"\x00" * 128  # as STOW-RS sends them
+    as_read = [pydicom.dcmread(io.BytesIO(part10_bytes(ds))) for ds in study.datasets]
     with scratch_orthanc() as settings:
         auth = ("admin", settings.secrets()["orthanc_admin_password"])  # Orthanc's REST API: administrator only
         base = settings.url("orthanc")
@@ -58,9 +65,9 @@ def main() -> None:
         memory, with_stow, whole, theirs_times = [], [], [], []
         for _ in range(args.runs):
             copies = deid()
-            memory.append(timed(lambda: [copies.deidentify(ds) for ds in study.datasets]))
+            memory.append(timed(lambda: [copies.deidentify(ds) for ds in as_read]))
             theirs_times.append(timed(theirs))
-            with_stow.append(timed(lambda: stored(study.datasets)))
+            with_stow.append(timed(lambda: stored(as_read)))
             theirs_times.append(timed(theirs))
             whole.append(timed(lambda: stored(orthanc.iter_series(study.study_uid, study.series_uid))))
         rate = {"orthanc_instances_per_s": round(args.slices / statistics.median(theirs_times))}

@@ -3,25 +3,32 @@
 Transport concerns live here and nowhere else: authentication, no gzip
 (Orthanc's gzip made frame retrieval ~15x slower), explicit timeouts, and
 STOW-RS in concurrent batches (measured in ``bench/stow.py``). The DICOM logic
-is dicomweb-client's, and so is riding out an Orthanc restart: it tries every
-request 5 times, 2, 4, 8 and 16 s apart; what still fails becomes one
+is dicomweb-client's, except the STOW-RS request, written here for speed
+(``_store_batch``), and so is riding out an Orthanc restart: every request is
+tried 5 times, 2, 4, 8 and 16 s apart; what still fails becomes one
 RadlabelError here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import threading
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator
 
+import pydicom
 import requests
 from dicomweb_client.api import DICOMwebClient
 from pydicom import Dataset
 from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
+from radlabel.dicom_files import write_part10
 from radlabel.errors import RadlabelError
 from radlabel.settings import Settings
 
@@ -36,15 +43,56 @@ class StoreResult:
         self.failed += other.failed
 
 
-def _sop_uids(sequence: Sequence[Dataset] | None) -> list[str]:
-    return [str(item.ReferencedSOPInstanceUID) for item in (sequence or []) if "ReferencedSOPInstanceUID" in item]
+_ATTEMPTS = 5
+_RETRIED_STATUSES = (408, 429, 503, 504)
+_AS_STORED = (("application/dicom", "*"),)
+
+
+def _boundary(headers) -> bytes:
+    """The boundary of a multipart/related reply."""
+    for parameter in headers.get("Content-Type", "").split(";")[1:]:
+        name, _, value = parameter.strip().partition("=")
+        if name.lower() == "boundary" and value.strip('"'):
+            return value.strip('"').encode()
+    raise RadlabelError(f"a WADO-RS reply came as {headers.get('Content-Type')!r}, not multipart/related with a "
+                        "boundary.")
+
+
+def _multipart_parts(chunks: Iterable[bytes], boundary: bytes) -> Iterator[bytes]:
+    """The bodies of a multipart message's parts (RFC 2046), each as soon as its closing delimiter arrives,
+    copied once out of the buffer the chunks are added to (deleting from a bytearray's front is cheap)."""
+    delimiter = b"\r\n--" + boundary
+    buffer = bytearray(b"\r\n")  # so the first boundary reads like every later one
+    opened, search_from = False, 0
+    for chunk in chunks:
+        buffer += chunk
+        while (end := buffer.find(delimiter, search_from)) >= 0:
+            if opened:  # (what comes before the first boundary is the preamble)
+                headers_end = buffer.find(b"\r\n\r\n", 0, end)
+                if headers_end < 0:
+                    raise RadlabelError("a WADO-RS reply has a part without the blank line that ends its headers.")
+                with memoryview(buffer) as view:
+                    part = bytes(view[headers_end + 4:end])
+                yield part
+            opened = True
+            del buffer[:end + len(delimiter)]
+            search_from = 0
+        search_from = max(0, len(buffer) - len(delimiter) + 1)
+    if not (opened and buffer.startswith(b"--")):
+        raise RadlabelError("a WADO-RS reply ended before its closing boundary: it was cut short.")
+
+
+def _json_sop_uids(outcome: dict, sequence_tag: str) -> list[str]:
+    """The SOP Instance UIDs (0008,1155) in a STOW-RS reply's Referenced or Failed SOP Sequence (DICOM JSON)."""
+    items = (outcome.get(sequence_tag) or {}).get("Value") or []
+    return [str(uid) for item in items for uid in ((item.get("00081155") or {}).get("Value") or [])[:1]]
 
 
 class OrthancDicomWeb:
     """A DICOMweb client for our Orthanc (QIDO-RS, WADO-RS, STOW-RS)."""
 
     def __init__(self, url: str, username: str, password: str, timeout: float = 300.0,
-                 stow_batch: int = 16, stow_workers: int = 2, name: str = "Orthanc"):
+                 stow_batch: int = 8, stow_workers: int = 3, name: str = "Orthanc"):
         self.url = url.rstrip("/")
         self.name = name  # says which archive a sentence is about
         self.stow_batch = stow_batch
@@ -80,7 +128,12 @@ class OrthancDicomWeb:
         session = requests.Session()
         session.auth = self._auth
         session.headers["Accept-Encoding"] = "identity"
-        session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=max(4, self.stow_workers)))
+        # A kept-alive connection that Orthanc closed as it was reused fails before any reply: every request here
+        # may be sent again (reads, and STOW-RS: an instance stored twice is stored once).
+        retries = Retry(total=2, connect=2, read=2, status=0, other=0, allowed_methods=None, raise_on_status=False,
+                        backoff_factor=0.2)
+        session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=max(4, self.stow_workers),
+                                             max_retries=retries))
         return session
 
     @contextlib.contextmanager
@@ -102,13 +155,12 @@ class OrthancDicomWeb:
         return self._local.client
 
     @property
-    def _stow_client(self) -> DICOMwebClient:
-        """A STOW worker's client: a request body goes with its length, not in 1 MB chunks (dicomweb-client's
-        default above 1 MB): Orthanc took chunked STOW requests markedly slower."""
-        if not hasattr(self._local, "stow_client"):
-            self._local.stow_client = DICOMwebClient(self.url, session=self.session(), timeout=self._timeout,
-                                                     chunk_size=1 << 40)
-        return self._local.stow_client
+    def _thread_session(self) -> requests.Session:
+        """This thread's kept-alive session for the requests made here, not by dicomweb-client (a STOW body goes
+        with its length: Orthanc took chunked STOW requests markedly slower)."""
+        if not hasattr(self._local, "session"):
+            self._local.session = self.session()
+        return self._local.session
 
     # -- STOW-RS -----------------------------------------------------------
     def store(self, datasets: Iterable[Dataset]) -> StoreResult:
@@ -154,21 +206,49 @@ class OrthancDicomWeb:
             return self._pool
 
     def _store_batch(self, batch: list[Dataset]) -> StoreResult:
+        """One STOW-RS request. Measured need (bench/deid.py): dicomweb-client encodes each instance with pydicom
+        and copies the message twice; here each instance is written straight into the message
+        (``write_part10``, byte for byte what pydicom writes), and the request is retried as dicomweb-client
+        retries it (408, 429, 503, 504: 5 tries, 2 to 16 s apart)."""
+        boundary = uuid.uuid4().hex.encode()
+        body = io.BytesIO()
         for ds in batch:
-            # dicomweb-client writes a dataset as it is: one made in memory has no preamble, and
-            # Orthanc would then store and serve a file that pydicom (and others) refuse to read.
+            # A dataset made in memory has no preamble, and Orthanc would then store and serve a file that
+            # pydicom (and others) refuse to read.
             if getattr(ds, "preamble", None) is None:
                 ds.preamble = b"\x00" * 128
+            body.write(b"--" + boundary + b"\r\nContent-Type: application/dicom\r\n\r\n")
+            write_part10(body, ds)
+            body.write(b"\r\n")
+        body.write(b"--" + boundary + b"--\r\n")
+        headers = {"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary.decode()}',
+                   "Accept": "application/dicom+json"}
         try:
-            reply = self._stow_client.store_instances(batch)
-        except requests.HTTPError as exc:
-            raise RadlabelError(f"{self.name} refused a STOW-RS request ({exc.response.status_code}): see its log.") from None
+            reply = self._send("post", self.url + "/studies", self._thread_session, data=body.getvalue(),
+                               headers=headers)
         except requests.ConnectionError:
             raise RadlabelError(f"{self.name} is not reachable at {self.url}: run `radlabel up`.") from None
-        return StoreResult(
-            stored=_sop_uids(reply.get("ReferencedSOPSequence")),
-            failed=_sop_uids(reply.get("FailedSOPSequence")),
-        )
+        if reply.status_code >= 400:
+            raise RadlabelError(f"{self.name} refused a STOW-RS request ({reply.status_code}): see its log.")
+        outcome = reply.json() if reply.content else {}
+        return StoreResult(stored=_json_sop_uids(outcome, "00081199"), failed=_json_sop_uids(outcome, "00081198"))
+
+    def _send(self, method: str, url: str, session: requests.Session, **kwargs) -> requests.Response:
+        """One request, tried again as dicomweb-client tries its own (no connection, or 408, 429, 503, 504:
+        5 tries, 2 to 16 s apart, so an Orthanc restart is ridden out); the last reply is returned whatever its
+        status, the last connection failure raised."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                reply = session.request(method, url, timeout=self._timeout, **kwargs)
+            except requests.ConnectionError:
+                if attempt == _ATTEMPTS:
+                    raise
+            else:
+                if reply.status_code not in _RETRIED_STATUSES or attempt == _ATTEMPTS:
+                    return reply
+                reply.close()
+            time.sleep(2 ** attempt)
+        raise AssertionError("unreachable")
 
     # -- QIDO-RS / WADO-RS ---------------------------------------------------
     def search_studies(self, **filters) -> list[dict]:
@@ -184,12 +264,24 @@ class OrthancDicomWeb:
         with self._reachable("search instances"):
             return self.client.search_for_instances(study_instance_uid=study_uid, series_instance_uid=series_uid)
 
-    def iter_series(self, study_uid: str, series_uid: str) -> Iterator[Dataset]:
-        """The series' instances as stored, one by one as they arrive (WADO-RS, one streamed response)."""
+    def iter_series(self, study_uid: str, series_uid: str, media_types: tuple | None = _AS_STORED) -> Iterator[Dataset]:
+        """The series' instances (as stored, unless ``media_types`` asks for dicomweb-client's default transfer
+        syntax), one by one as they arrive: WADO-RS, one streamed response.
+
+        Measured need (bench/deid.py): dicomweb-client copies each instance four times on its way out of the
+        multipart response; ``_multipart_parts`` copies it once."""
+        accept = 'multipart/related; type="application/dicom"'
+        if media_types == _AS_STORED:
+            accept += "; transfer-syntax=*"
+        elif media_types is not None:
+            raise ValueError(f"media_types {media_types!r}: only None or {_AS_STORED!r} are retrieved here.")
         with self._reachable("retrieve a series"):
-            yield from self.client.iter_series(study_uid, series_uid, media_types=(("application/dicom", "*"),))
+            reply = self._send("get", f"{self.url}/studies/{study_uid}/series/{series_uid}", self._thread_session,
+                               headers={"Accept": accept}, stream=True)
+            with reply:
+                reply.raise_for_status()
+                for part in _multipart_parts(reply.iter_content(1 << 20), _boundary(reply.headers)):
+                    yield pydicom.dcmread(io.BytesIO(part))
 
     def retrieve_series(self, study_uid: str, series_uid: str, media_types: tuple | None = None) -> list[Dataset]:
-        with self._reachable("retrieve a series"):
-            return self.client.retrieve_series(study_uid, series_uid, media_types=media_types)
-
+        return list(self.iter_series(study_uid, series_uid, media_types))

@@ -52,6 +52,12 @@ _FREE_TEXT_VRS = ("LO", "SH", "ST", "LT", "UT", "UC")
 _TYPE1_ENHANCED = {"DeviceSerialNumber", "AcquisitionDateTime", "ContentDate", "ContentTime", "ManufacturerModelName",
                    "SoftwareVersions"}
 _SEGMENTATION = "1.2.840.10008.5.1.4.1.1.66.4"
+_PHI_NAMES = ("PatientName", "PatientID", "OtherPatientIDs", "AccessionNumber", "PatientBirthDate", "InstitutionName",
+              "ReferringPhysicianName", "OperatorsName", "PerformingPhysicianName", "StationName", "DeviceSerialNumber",
+              "InstitutionAddress")
+# (the character set too: it decides what the encoded values say)
+_PHI_TAGS = tuple(int(Tag(name)) for name in ("SpecificCharacterSet",) + _PHI_NAMES)
+_MEMO_SIZE = 20_000
 # A time offset must move the time of day: between 1 h and 23 h on top of the day shift.
 _MIN_SECONDS, _SECONDS_SPAN = 3600, 79200
 
@@ -89,6 +95,8 @@ class Deidentifier:
         self.key = key
         self.options = set(options)
         self.method_note = method_note
+        # Values already worked out, by their source value: a series repeats most of them on every instance.
+        self._memo: dict[tuple, object] = {}
         # keyword -> K/C for the options in force (a later option never weakens an earlier K).
         self._option_actions: dict[str, str] = {}
         for option in sorted(self.options, key=lambda o: o.value):
@@ -104,7 +112,16 @@ class Deidentifier:
     def uid(self, value: str) -> str:
         if Option.RETAIN_UIDS in self.options or not value:
             return value
-        return "2.25." + str(int.from_bytes(self.digest("uid", value)[:16], "big"))
+        return self._remembered(("uid", value),
+                                lambda: "2.25." + str(int.from_bytes(self.digest("uid", value)[:16], "big")))
+
+    def _remembered(self, key: tuple, work):
+        """``work()``, once per key (a bounded memo: a long-lived worker sees many series)."""
+        if key not in self._memo:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = work()
+        return self._memo[key]
 
     def patient_pseudonym(self, patient_id: str) -> str:
         return "RL" + self.digest("patient", patient_id).hex()[:12].upper()
@@ -144,49 +161,33 @@ class Deidentifier:
             out.file_meta.MediaStorageSOPInstanceUID = out.SOPInstanceUID
         return out
 
-    def _phi_strings(self, ds: Dataset) -> list[str]:
+    def _phi_strings(self, ds: Dataset) -> tuple[str, ...]:
         """Identifying strings to scrub out of kept free text."""
-        values = []
-        for name in ("PatientName", "PatientID", "OtherPatientIDs", "AccessionNumber", "PatientBirthDate",
-                     "InstitutionName", "ReferringPhysicianName", "OperatorsName", "PerformingPhysicianName",
-                     "StationName", "DeviceSerialNumber", "InstitutionAddress"):
-            value = str(ds.get(name, "") or "")
-            values += [part for part in re.split(r"[\^ ,]+", value) if len(part) >= 3]
-            if len(value) >= 3:
-                values.append(value)
-        return sorted(set(values), key=len, reverse=True)
+        encoded = tuple(_value_key(ds.get_item(tag)) if tag in ds else None for tag in _PHI_TAGS)
+        return self._remembered(("phi", encoded), lambda: _identifying_strings(ds))
 
-    def _scrub(self, text: str, phi: list[str]) -> str:
-        for value in phi:
-            text = re.sub(re.escape(value), "", text, flags=re.IGNORECASE)
-        return " ".join(text.split())
+    def _scrub(self, text: str, phi: tuple[str, ...]) -> str:
+        def scrubbed() -> str:
+            cleaned = text
+            for value in phi:
+                cleaned = re.sub(re.escape(value), "", cleaned, flags=re.IGNORECASE)
+            return " ".join(cleaned.split())
+        return self._remembered(("scrub", text, phi), scrubbed)
 
-    def _context(self, ds: Dataset, phi: list[str]) -> "_Context":
+    def _context(self, ds: Dataset, phi: tuple[str, ...]) -> "_Context":
         sop_class = ds.get("SOPClassUID", "")
         enhanced = ("SharedFunctionalGroupsSequence" in ds or str(sop_class) == _SEGMENTATION
                     or any(word in getattr(sop_class, "name", "") for word in ("Enhanced", "SR", "Waveform", "ECG")))
         return _Context(str(ds.get("PatientID", "") or ""), phi, _TYPE1_ENHANCED if enhanced else set(), ds)
 
     def _copy(self, source: Dataset, target: Dataset, ctx: "_Context", report: DeidReport) -> None:
-        """One level of the recursive pass. An element read from a file and kept as it is stays in its encoded
-        form (pydicom's raw element): neither decoded here nor encoded again when the copy is stored (STOW), which
-        is most of an image's elements, pixel data included. Everything else is decoded and decided on its value."""
+        """One level of the recursive pass. An element read from a file stays in its encoded form (pydicom's raw
+        element) unless its action needs its value: one kept as it is is neither decoded here nor encoded again
+        when the copy is stored (STOW), which is most of an image's elements, pixel data included, and one removed
+        is never decoded. Everything else is decoded and decided on its value."""
         raw_kept = _same_encoding(source, target)
         for tag in sorted(source.keys()):
             element = source.get_item(tag)
-            # (pydicom gives a known tag written as UN its dictionary VR; one still UN is decoded and decided)
-            if raw_kept and element.is_raw and element.VR not in (None, "SQ", "UN") and not element.tag.is_private:
-                group = tag >> 16
-                name = tables.keyword(tag)
-                if not (0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF or tag in _PSEUDONYM_ELEMENTS
-                        or group == 0x0002) and self._action(tag, name, element, ctx) == "K":
-                    target._dict[element.tag] = element  # an immutable tuple: the copy shares nothing mutable
-                    continue
-            element = source[tag]
-            tag = int(element.tag)
-            if element.tag.is_private:
-                self._private(element, source, target, report)
-                continue
             group = tag >> 16
             if 0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF:
                 # Curves and overlays (Table E.1-1 lists their data as X): the whole group goes, or the
@@ -195,9 +196,23 @@ class Deidentifier:
                 continue
             if tag in _PSEUDONYM_ELEMENTS or group == 0x0002:
                 continue  # set after the pass
+            if group & 1:
+                if Option.RETAIN_SAFE_PRIVATE in self.options:
+                    self._private(source[tag], source, target, report)
+                else:
+                    report.count("removed_private")
+                continue
+            # (pydicom gives a known tag written as UN its dictionary VR; one still UN is decoded and decided)
+            if element.is_raw and element.VR in (None, "UN"):
+                element = source[tag]
             name = tables.keyword(tag)
             action = self._action(tag, name, element, ctx)
-            self._apply(action, element, target, ctx, report)
+            if action == "K" and raw_kept and element.is_raw and element.VR not in ("SQ", "UN"):
+                target._dict[element.tag] = element  # an immutable tuple: the copy shares nothing mutable
+            elif action not in ("X", "Z", "D"):
+                self._apply(action, source[tag], target, ctx, report)
+            else:  # these need the element's tag and VR only
+                self._apply(action, element, target, ctx, report)
 
     def _action(self, tag: int, name: str, element: DataElement, ctx: "_Context") -> str:
         """What happens to one element: K, C, S (shift), Z, D, X, U or R (recurse into a kept sequence)."""
@@ -274,20 +289,19 @@ class Deidentifier:
             report.count("removed" if tables.basic_actions().get(int(element.tag)) else "removed_unlisted")
 
     def _private(self, element: DataElement, source: Dataset, target: Dataset, report: DeidReport) -> None:
-        """Private elements: removed, except the safe-private dictionary's under Retain Safe Private."""
-        if Option.RETAIN_SAFE_PRIVATE in self.options:
-            tag = element.tag
-            if tag.is_private_creator:
-                if any(key[0] == tag.group and key[1] == str(element.value).strip() for key in tables.SAFE_PRIVATE):
-                    target.add(element)
-                    return
-            else:
-                creator_tag = Tag(tag.group, tag.element >> 8)
-                creator = str(source[creator_tag].value).strip() if creator_tag in source else ""
-                if (tag.group, creator, tag.element & 0xFF) in tables.SAFE_PRIVATE:
-                    target.add(element)
-                    report.count("kept_safe_private")
-                    return
+        """A private element under Retain Safe Private: kept only if the safe-private dictionary lists it."""
+        tag = element.tag
+        if tag.is_private_creator:
+            if any(key[0] == tag.group and key[1] == str(element.value).strip() for key in tables.SAFE_PRIVATE):
+                target.add(element)
+                return
+        else:
+            creator_tag = Tag(tag.group, tag.element >> 8)
+            creator = str(source[creator_tag].value).strip() if creator_tag in source else ""
+            if (tag.group, creator, tag.element & 0xFF) in tables.SAFE_PRIVATE:
+                target.add(element)
+                report.count("kept_safe_private")
+                return
         report.count("removed_private")
 
     # -- time ------------------------------------------------------------------
@@ -298,9 +312,27 @@ class Deidentifier:
 
     def _shifted(self, element: DataElement, ctx: "_Context"):
         """A date, time or date-time moved by the patient's offset; a date and its paired time move together."""
-        offset = self.time_shift(ctx.patient_id)
-        name = tables.keyword(int(element.tag))
-        return _shift_value(element.value, element.VR, offset, _pair_value(ctx.root, name, element.VR))
+        offset = self._remembered(("offset", ctx.patient_id), lambda: self.time_shift(ctx.patient_id))
+        pair = _pair_value(ctx.root, tables.keyword(int(element.tag)), element.VR)
+        value = element.value
+        key = value if isinstance(value, str) or not hasattr(value, "__iter__") else tuple(value)
+        return self._remembered(("shift", element.VR, key, offset, pair),
+                                lambda: _shift_value(value, element.VR, offset, pair))
+
+
+def _identifying_strings(ds: Dataset) -> tuple[str, ...]:
+    values = []
+    for name in _PHI_NAMES:
+        value = str(ds.get(name, "") or "")
+        values += [part for part in re.split(r"[\^ ,]+", value) if len(part) >= 3]
+        if len(value) >= 3:
+            values.append(value)
+    return tuple(sorted(set(values), key=len, reverse=True))
+
+
+def _value_key(element) -> object:
+    """A hashable stand-in for an element's value: the encoded bytes of a raw element, else its text."""
+    return (element.value, element.VR) if element.is_raw else str(element.value)
 
 
 def _own(element: DataElement) -> DataElement:
@@ -324,7 +356,7 @@ def _same_encoding(source: Dataset, target: Dataset) -> bool:
 @dataclass
 class _Context:
     patient_id: str
-    phi: list[str]
+    phi: tuple[str, ...]
     required: set
     root: Dataset
 
