@@ -1,14 +1,19 @@
-"""radlabel's de-identification vs dicognito (an established Python de-identifier), same corpus, one run.
+"""radlabel's de-identification vs its peers, same corpus, one run: dicognito (an established Python
+de-identifier) and Orthanc's own ``/instances/{id}/anonymize`` (a real Orthanc, its default profile).
 
-Corpus: pydicom's and pydicom-data's test files (real DICOM with PHI-like headers; two ultrasound files with
-burned-in text) plus synthetic CT/MR studies with known PHI. Measured per tool:
+Corpus: pydicom's and pydicom-data's test files as installed with those packages (real DICOM with PHI-like
+headers; two ultrasound files with burned-in text; nothing downloaded) plus synthetic CT/MR studies with known
+PHI. Measured per tool:
   - header PHI surviving: identifying values of the source (names, IDs, dates, times, institution, device,
     source UIDs) equal to any element value of the output, nested sequences included;
   - pixel PHI surviving: words Tesseract reads confidently in the source's burned-in text that an
     independently configured OCR still reads in the output;
   - clinical attributes kept exactly (geometry, pixel description, rescale, acquisition parameters);
-  - instances per second (headers only, and radlabel with its pixel stage).
-Prints JSON lines, then one line of ratios (radlabel / dicognito). No timing assertions anywhere: bench only.
+  - linkage-unique output series: series whose linking quasi-identifiers and shape class
+    (``release.linkage_signature``, radlabel's measure, applied to every tool's output) no other series shares;
+  - instances per second (headers only, and radlabel with its pixel stage; Orthanc's time is its anonymize
+    calls alone, after every file was stored in it).
+Prints JSON lines, then one line of ratios per radlabel variant and peer. No timing assertions: bench only.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import pydicom  # noqa: E402
@@ -44,9 +50,9 @@ BURNED_IN = ("US1_UNCR.dcm", "OBXXXX1A.dcm")
 
 def corpus() -> list[tuple[str, pydicom.Dataset]]:
     import data_store
-    from pydicom.data import get_testdata_files
 
-    paths = sorted(set(get_testdata_files("*.dcm")))
+    paths = sorted(glob.glob(os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files", "**", "*.dcm"),
+                             recursive=True))
     paths += sorted(glob.glob(os.path.join(os.path.dirname(data_store.__file__), "data", "*.dcm")))
     items = []
     for path in paths:
@@ -111,26 +117,86 @@ def run_dicognito(items):
 
     anonymizer = Anonymizer(seed="bench")
     outputs = []
+    started = time.perf_counter()
     for _, ds in items:
         out = copy.deepcopy(ds)
         anonymizer.anonymize(out)
         outputs.append(out)
-    return outputs
+    return outputs, time.perf_counter() - started
+
+
+def run_orthanc(items):
+    """Every file stored in a scratch Orthanc, then anonymized one by one (the copy comes back in the reply,
+    nothing more is stored). A file Orthanc refuses to store or anonymize has no output (``not_processed``)."""
+    import io
+
+    import requests
+    from common import scratch_orthanc
+
+    with scratch_orthanc() as settings:
+        session = requests.Session()
+        session.auth = ("admin", settings.secrets()["orthanc_admin_password"])
+        base = settings.url("orthanc")
+        ids = []
+        for _, ds in items:
+            reply = session.post(base + "/instances", data=_file_bytes(ds), timeout=60)
+            ids.append(reply.json().get("ID") if reply.ok else None)
+        outputs = []
+        started = time.perf_counter()
+        for instance in ids:
+            reply = session.post(f"{base}/instances/{instance}/anonymize", json={"Force": True}, timeout=60) \
+                if instance else None
+            outputs.append(reply.content if reply is not None and reply.ok else None)
+        seconds = time.perf_counter() - started
+    return [pydicom.dcmread(io.BytesIO(out)) if out else None for out in outputs], seconds
+
+
+def _file_bytes(ds: pydicom.Dataset) -> bytes:
+    """The file as it came (a corpus file), or the synthetic data set written as one."""
+    from radlabel.dicom_files import part10_bytes
+
+    if isinstance(getattr(ds, "filename", None), str) and os.path.isfile(ds.filename):
+        return Path(ds.filename).read_bytes()
+    source = copy.deepcopy(ds)
+    source.preamble = b"\x00" * 128
+    return part10_bytes(source)
 
 
 def run_radlabel(items, pixels: bool):
     deid = Deidentifier(b"benchmark-key-0123456789abcdef!!")
+    started = time.perf_counter()
     if not pixels:
-        return [deid.deidentify(ds, DeidReport()) for _, ds in items]
+        return [deid.deidentify(ds, DeidReport()) for _, ds in items], time.perf_counter() - started
     outputs = []
     for name, ds in items:
         release = prepare_series(deid, [copy.deepcopy(ds)], [name], DeidReport())
         outputs.append(None if release.is_held else release.copies[0][1])
-    return outputs
+    return outputs, time.perf_counter() - started
+
+
+def _follows_restored_pixels(name: str, ds: pydicom.Dataset, out: pydicom.Dataset) -> bool:
+    """A colour image whose masked frames were stored uncompressed: its YBR pixels were decoded to RGB, so an
+    RGB PhotometricInterpretation is the pixel data's true description, not a value lost (counted apart)."""
+    return (name == "PhotometricInterpretation" and str(ds.get(name, "")).startswith("YBR")
+            and str(out.get(name, "")) == "RGB" and not out.file_meta.TransferSyntaxUID.is_compressed)
+
+
+def linkage_unique(outputs) -> tuple[int, int]:
+    """(output series, series alone in their linkage class), by radlabel's measure on each tool's output."""
+    from collections import Counter
+
+    from radlabel.ingest.release import linkage_signature
+
+    series: dict[str, list] = {}
+    for out in outputs:
+        if out is not None:
+            series.setdefault(str(out.get("SeriesInstanceUID", "")) or f"no-uid-{id(out)}", []).append(out)
+    sizes = Counter(linkage_signature(copies) for copies in series.values())
+    return len(series), sum(1 for copies in series.values() if sizes[linkage_signature(copies)] == 1)
 
 
 def measure(tool: str, items, outputs, seconds: float) -> dict:
-    surviving = total = kept = present = 0
+    surviving = total = kept = present = restored = 0
     for (_, ds), out in zip(items, outputs):
         if out is None:
             continue  # held: nothing released
@@ -139,9 +205,11 @@ def measure(tool: str, items, outputs, seconds: float) -> dict:
         total += len(values)
         surviving += sum(1 for v in values if v in text)
         for name in CLINICAL:
-            if name in ds:
+            if name in ds and not _follows_restored_pixels(name, ds, out):
                 present += 1
                 kept += int(name in out and out[name].value == ds[name].value)
+            restored += int(name in ds and _follows_restored_pixels(name, ds, out))
+    series, unique = linkage_unique(outputs)
     pixel_total = pixel_left = 0
     for (name, ds), out in zip(items, outputs):
         if name in BURNED_IN and out is not None:
@@ -151,6 +219,9 @@ def measure(tool: str, items, outputs, seconds: float) -> dict:
     return {"tool": tool, "instances": len(items), "released": sum(o is not None for o in outputs),
             "header_phi_values": total, "header_phi_surviving": surviving, "pixel_phi_words": pixel_total,
             "pixel_phi_surviving": pixel_left, "clinical_present": present, "clinical_kept_exactly": kept,
+            "pixel_description_follows_masked_pixels": restored,
+            "not_processed_or_held": sum(o is None for o in outputs),
+            "output_series": series, "linkage_unique_series": unique,
             "instances_per_s": round(len(items) / seconds, 1)}
 
 
@@ -158,22 +229,26 @@ def main() -> None:
     warnings.simplefilter("ignore")
     items = corpus()
     results = {}
-    for tool, function in (("dicognito", run_dicognito), ("radlabel_headers", lambda i: run_radlabel(i, False)),
+    for tool, function in (("dicognito", run_dicognito), ("orthanc_anonymize", run_orthanc),
+                           ("radlabel_headers", lambda i: run_radlabel(i, False)),
                            ("radlabel_full", lambda i: run_radlabel(i, True))):
-        started = time.perf_counter()
-        outputs = function(items)
-        results[tool] = measure(tool, items, outputs, time.perf_counter() - started)
+        outputs, seconds = function(items)
+        results[tool] = measure(tool, items, outputs, seconds)
         print(json.dumps(results[tool]))
-    theirs = results["dicognito"]
-    for tool in ("radlabel_headers", "radlabel_full"):
-        ours = results[tool]
-        print(json.dumps({"ratio": f"{tool}/dicognito",
-                          "header_phi_surviving": [ours["header_phi_surviving"], theirs["header_phi_surviving"]],
-                          "pixel_phi_surviving": [ours["pixel_phi_surviving"], theirs["pixel_phi_surviving"]],
-                          "clinical_kept_share": round((ours["clinical_kept_exactly"] / max(ours["clinical_present"], 1))
-                                                       / max(theirs["clinical_kept_exactly"]
-                                                             / max(theirs["clinical_present"], 1), 1e-9), 3),
-                          "speed": round(ours["instances_per_s"] / theirs["instances_per_s"], 3)}))
+    for peer in ("dicognito", "orthanc_anonymize"):
+        theirs = results[peer]
+        for tool in ("radlabel_headers", "radlabel_full"):
+            ours = results[tool]
+            print(json.dumps({"ratio": f"{tool}/{peer}",
+                              "header_phi_surviving": [ours["header_phi_surviving"], theirs["header_phi_surviving"]],
+                              "pixel_phi_surviving": [ours["pixel_phi_surviving"], theirs["pixel_phi_surviving"]],
+                              "linkage_unique_series": [ours["linkage_unique_series"], theirs["linkage_unique_series"]],
+                              "clinical_kept_share": round(_share(ours) / max(_share(theirs), 1e-9), 3),
+                              "speed": round(ours["instances_per_s"] / theirs["instances_per_s"], 3)}))
+
+
+def _share(result: dict) -> float:
+    return result["clinical_kept_exactly"] / max(result["clinical_present"], 1)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,9 @@ OCR_SCALE = 2  # Tesseract reads 10-12 px ultrasound fonts only when enlarged
 REGION_MARGIN = 6  # ground left around a text region for OCR
 KNOWN_PHOTOMETRIC = {"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "HSV", "ARGB", "CMYK", "YBR_FULL",
                      "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "XYB"}
+# JPEG 2000 (lossless, lossy) and HTJ2K (lossless, RPCL lossless, lossy)
+JPEG_2000_SYNTAXES = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
+                      "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"}
 SUPPORTED_PHOTOMETRIC = {"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "PALETTE COLOR"}
 MIN_HEAD_COVERAGE_MM = 100  # a head series this long can reconstruct a face
 
@@ -157,7 +160,7 @@ def clean_pixels(ds: Dataset, file: str, ocr: bool | None = None, mask: bool = T
     if not (ocr_available() if ocr is None else ocr):
         return _hold(outcome, "OCR (tesseract) is not installed, so the burned-in text cannot be checked")
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
-    if photometric not in SUPPORTED_PHOTOMETRIC:
+    if photometric not in SUPPORTED_PHOTOMETRIC and not _colour_undone_by_codec(ds, photometric):
         named = photometric if photometric in KNOWN_PHOTOMETRIC else "(an unrecognised value)"  # never echo free text
         return _hold(outcome, f"photometric interpretation {named} cannot be checked for text")
     try:
@@ -261,6 +264,13 @@ def text_lines(boxes: list[TextBox]) -> list[TextBox]:
 def _hold(outcome: PixelOutcome, reason: str) -> PixelOutcome:
     outcome.status, outcome.reason = "held", reason
     return outcome
+
+
+def _colour_undone_by_codec(ds: Dataset, photometric: str) -> bool:
+    """YBR_ICT and YBR_RCT name JPEG 2000's own colour transforms, which its decoder undoes: the frames come out
+    RGB. Anywhere else those terms are not conformant (PS3.3 C.7.6.3.1.2) and the values' meaning is unknown."""
+    syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    return photometric in ("YBR_ICT", "YBR_RCT") and syntax in JPEG_2000_SYNTAXES
 
 
 def stored_frames(ds: Dataset) -> list[np.ndarray]:

@@ -23,10 +23,10 @@ TEXT_REGIONS = [(18, 24, 172, 104), (495, 24, 622, 104), (245, 358, 362, 378), (
 WORDS = ["BAPTIST", "MED", "CTR", "LYMPH", "NODE", "MSCSKEL", "CINE"]
 
 
-def _us_path() -> str:
+def _us_path(name: str = "US1_UNCR.dcm") -> str:
     from pydicom.data import get_testdata_file
 
-    return get_testdata_file("US1_UNCR.dcm")
+    return get_testdata_file(name)
 
 
 def _bright_in_regions(rgb: np.ndarray) -> int:
@@ -61,12 +61,30 @@ def test_real_ultrasound_text_is_masked_where_it_is_and_nowhere_readable():
     assert (~inside).mean() > 0.85  # and the masks are text-sized, not the image
 
 
+@pytest.mark.parametrize("name", ["US1_J2KR.dcm", "US1_J2KI.dcm"])
+def test_the_same_frame_in_jpeg_2000_colour_is_masked_too(name):
+    """YBR_RCT (lossless) and YBR_ICT (lossy): JPEG 2000's decoder undoes its colour transform, so the frame is
+    read and masked as RGB and stored uncompressed as RGB (it was held before: a colour space not checked)."""
+    source = pydicom.dcmread(_us_path(name))
+    assert source.PhotometricInterpretation in ("YBR_RCT", "YBR_ICT")
+    before = source.pixel_array.copy()
+    reference = pydicom.dcmread(_us_path()).pixel_array.astype(int)
+    assert np.abs(before.astype(int) - reference).mean() < 2  # decoded to the RGB of the uncompressed file
+    assert len(_independent_words(before)) >= 3
+    outcome = burned_in.clean_pixels(source, f"us/{name}")
+    assert outcome.status == "masked" and outcome.masked
+    assert source.PhotometricInterpretation == "RGB" and not source.file_meta.TransferSyntaxUID.is_compressed
+    after = source.pixel_array
+    assert _bright_in_regions(after) < 0.02 * _bright_in_regions(before)
+    assert _independent_words(after) == set()
+
+
 def test_images_that_cannot_be_checked_are_held_with_a_reason():
     copy = pydicom.dcmread(_us_path())
     held = burned_in.clean_pixels(copy, "a.dcm", ocr=False)
     assert held.status == "held" and "OCR" in held.reason
     odd = pydicom.dcmread(_us_path())
-    odd.PhotometricInterpretation = "YBR_ICT"
+    odd.PhotometricInterpretation = "YBR_ICT"  # JPEG 2000's term on uncompressed pixels: meaning unknown
     assert burned_in.clean_pixels(odd, "b.dcm").status == "held"
     attack = pydicom.dcmread(_us_path())
     attack.PhotometricInterpretation = "SMITH^JOHN"  # free text where a term belongs must not be echoed
