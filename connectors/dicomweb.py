@@ -2,12 +2,12 @@
 
 Transport concerns live here and nowhere else: authentication, no gzip
 (Orthanc's gzip made frame retrieval ~15x slower), explicit timeouts, and
-STOW-RS in concurrent batches (measured in ``bench/stow.py``). The DICOM logic
-is dicomweb-client's, except the STOW-RS request, written here for speed
-(``_store_batch``), and so is riding out an Orthanc restart: every request is
-tried 5 times, 2, 4, 8 and 16 s apart; what still fails becomes one
-RadlabelError here.
-"""
+STOW-RS in concurrent batches (measured in ``bench/stow.py``). QIDO-RS is
+dicomweb-client's; the STOW-RS request and the series retrieval (WADO-RS) are
+written here for speed (``_store_batch``, ``iter_series``; measured in
+``bench/deid.py``). Every request rides out an Orthanc restart as
+dicomweb-client does: tried 5 times, 2, 4, 8 and 16 s apart; what still fails
+becomes one RadlabelError here."""
 
 from __future__ import annotations
 
@@ -138,8 +138,8 @@ class OrthancDicomWeb:
 
     @contextlib.contextmanager
     def _reachable(self, what: str):
-        """Transport failures that outlived dicomweb-client's retries become one sentence (HTTP errors pass
-        unchanged: callers may expect a 404)."""
+        """Transport failures that outlived the retries become one sentence (HTTP errors pass unchanged: callers
+        may expect a 404)."""
         try:
             yield
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
@@ -207,9 +207,8 @@ class OrthancDicomWeb:
 
     def _store_batch(self, batch: list[Dataset]) -> StoreResult:
         """One STOW-RS request. Measured need (bench/deid.py): dicomweb-client encodes each instance with pydicom
-        and copies the message twice; here each instance is written straight into the message
-        (``write_part10``, byte for byte what pydicom writes), and the request is retried as dicomweb-client
-        retries it (408, 429, 503, 504: 5 tries, 2 to 16 s apart)."""
+        and copies the message twice; here each instance is written straight into the message (``write_part10``,
+        byte for byte what pydicom writes)."""
         boundary = uuid.uuid4().hex.encode()
         body = io.BytesIO()
         for ds in batch:

@@ -234,7 +234,7 @@ def as_little_endian(ds: Dataset) -> Dataset:
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if syntax is None or syntax.is_little_endian:
         return ds
-    copy = pydicom.dcmread(io.BytesIO(_bytes_of(ds)))  # never change the caller's data set
+    copy = pydicom.dcmread(io.BytesIO(part10_bytes(ds)))  # never change the caller's data set
     if "PixelData" in copy and int(copy.get("BitsAllocated", 8)) > 8:
         array = copy.pixel_array
         copy.PixelData = array.astype(array.dtype.newbyteorder("<")).tobytes()
@@ -243,14 +243,6 @@ def as_little_endian(ds: Dataset) -> Dataset:
     buffer = io.BytesIO()
     dcmwrite(buffer, copy, little_endian=True, implicit_vr=False, force_encoding=True)
     return pydicom.dcmread(io.BytesIO(buffer.getvalue()))
-
-
-def _bytes_of(ds: Dataset) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    ds.save_as(buffer)
-    return buffer.getvalue()
 
 
 _SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"

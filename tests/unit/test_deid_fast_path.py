@@ -98,3 +98,27 @@ def test_a_failing_producer_stops_the_sending_and_raises():
     with pytest.raises(ValueError, match="broken source"):
         client.store(copies())
     assert sum(len(batch) for batch in client.batches) <= 2  # the incomplete batch is never sent
+
+
+def test_what_one_deidentifier_remembers_never_changes_a_later_copy():
+    """One Deidentifier works out repeated values once (a series repeats most of them); its copies must equal a
+    fresh Deidentifier's whatever came before: other patients, other paired times, other identifying strings."""
+    base = make_ct_study(seed=32, slices=1, size=32).datasets[0]
+    variants = []
+    for patient, institution, day, time in (("P1", "St Mary Hospital", "20200101", "000100"),
+                                            ("P2", "Other Clinic", "20200101", "000100"),
+                                            ("P1", "St Mary Hospital", "20200101", "235900"),
+                                            ("P1", "Other Clinic", "20200101", "235900")):
+        ds = base.copy()
+        ds.file_meta = base.file_meta.copy()
+        ds.PatientID, ds.InstitutionName, ds.StudyDate, ds.StudyTime = patient, institution, day, time
+        ds.Manufacturer = "St Mary workshop"  # kept free text: cleaned only where it names the institution
+        variants.append(_as_read_from_a_file(ds))
+    shared = Deidentifier(KEY, [Option.RETAIN_LONGITUDINAL_MODIFIED_DATES])
+    remembered = [shared.deidentify(ds) for ds in variants]
+    fresh = [Deidentifier(KEY, [Option.RETAIN_LONGITUDINAL_MODIFIED_DATES]).deidentify(ds) for ds in variants]
+    assert [_encoded(ds) for ds in remembered] == [_encoded(ds) for ds in fresh]  # byte for byte
+    # and the variants do differ where the remembered values could be wrongly reused
+    assert remembered[0].StudyTime != remembered[1].StudyTime  # another patient, another offset
+    assert remembered[0].StudyDate != remembered[2].StudyDate  # 23:59 plus the offset's hours is the next day
+    assert "Mary" not in remembered[0].Manufacturer and remembered[1].Manufacturer == "St Mary workshop"
