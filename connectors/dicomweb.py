@@ -26,7 +26,6 @@ import requests
 from dicomweb_client.api import DICOMwebClient
 from pydicom import Dataset
 from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from radlabel.dicom_files import write_part10
 from radlabel.errors import RadlabelError
@@ -128,12 +127,10 @@ class OrthancDicomWeb:
         session = requests.Session()
         session.auth = self._auth
         session.headers["Accept-Encoding"] = "identity"
-        # A kept-alive connection that Orthanc closed as it was reused fails before any reply: every request here
-        # may be sent again (reads, and STOW-RS: an instance stored twice is stored once).
-        retries = Retry(total=2, connect=2, read=2, status=0, other=0, allowed_methods=None, raise_on_status=False,
-                        backoff_factor=0.2)
-        session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=max(4, self.stow_workers),
-                                             max_retries=retries))
+        # No urllib3 retries: they log each retried URL, and a retrieval's URL names the source study and series.
+        # A connection that fails is tried again by ``_send`` (every request here may be sent again: reads, and
+        # STOW-RS, where an instance stored twice is stored once).
+        session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=max(4, self.stow_workers)))
         return session
 
     @contextlib.contextmanager

@@ -163,3 +163,13 @@ def test_an_archive_restarting_is_ridden_out_and_one_gone_for_good_is_one_senten
     with pytest.raises(RadlabelError, match=r"not reachable at http://archive.invalid/dicom-web: run `radlabel up`"):
         _client(gone)._store_batch(study.datasets)
     assert len(gone.sent) == 5 and waits[2:] == [2, 4, 8, 16]
+
+
+def test_a_retried_retrieval_logs_no_source_uid(monkeypatch, caplog):
+    """A retrieval's URL names the source study and series (identifiers of the PACS side): retrying it must not
+    write that URL to a log (urllib3's own retries log it as a warning)."""
+    monkeypatch.setattr(dicomweb.time, "sleep", lambda seconds: None)
+    client = OrthancDicomWeb("http://127.0.0.1:9/dicom-web", "user", "password")  # the discard port: refused
+    with caplog.at_level("DEBUG"), pytest.raises(RadlabelError, match="did not answer a request to retrieve"):
+        client.retrieve_series("1.2.3.4444", "1.2.3.5555")
+    assert "4444" not in caplog.text and "5555" not in caplog.text
