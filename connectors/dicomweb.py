@@ -275,7 +275,9 @@ class OrthancDicomWeb:
             reply = self._send("get", f"{self.url}/studies/{study_uid}/series/{series_uid}", self._thread_session,
                                headers={"Accept": accept}, stream=True)
             with reply:
-                reply.raise_for_status()
+                if reply.status_code >= 400:  # one sentence without the URL: it names the source study and series
+                    raise RadlabelError(f"{self.name} answered {reply.status_code} to a request to retrieve a series: "
+                                        "see its log.")
                 for part in _multipart_parts(reply.iter_content(1 << 20), _boundary(reply.headers)):
                     yield pydicom.dcmread(io.BytesIO(part))
 

@@ -173,3 +173,21 @@ def test_a_retried_retrieval_logs_no_source_uid(monkeypatch, caplog):
     with caplog.at_level("DEBUG"), pytest.raises(RadlabelError, match="did not answer a request to retrieve"):
         client.retrieve_series("1.2.3.4444", "1.2.3.5555")
     assert "4444" not in caplog.text and "5555" not in caplog.text
+
+
+class _Refusal(_Reply):
+    headers: dict = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_a_refused_retrieval_is_one_sentence_without_the_source_uids():
+    client = _client(_Transport([_Refusal(404)]))
+    with pytest.raises(RadlabelError) as refused:
+        client.retrieve_series("1.2.3.4444", "1.2.3.5555")
+    assert "answered 404 to a request to retrieve a series" in str(refused.value)
+    assert "4444" not in str(refused.value) and "5555" not in str(refused.value)
