@@ -135,10 +135,13 @@ class OrthancDicomWeb:
 
     @contextlib.contextmanager
     def _reachable(self, what: str):
-        """Transport failures that outlived the retries become one sentence (HTTP errors pass unchanged: callers
-        may expect a 404)."""
+        """Transport failures that outlived the retries, and refusals, become one sentence. Never requests' own
+        text: its URL names the source study or series."""
         try:
             yield
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else "an error"
+            raise RadlabelError(f"{self.name} answered {status} to a request to {what}: see its log.") from None
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             raise RadlabelError(f"{self.name} at {self.url} did not answer a request to {what} "
                                 f"({exc.__class__.__name__}): check it with `radlabel status` or start it with "
@@ -275,9 +278,7 @@ class OrthancDicomWeb:
             reply = self._send("get", f"{self.url}/studies/{study_uid}/series/{series_uid}", self._thread_session,
                                headers={"Accept": accept}, stream=True)
             with reply:
-                if reply.status_code >= 400:  # one sentence without the URL: it names the source study and series
-                    raise RadlabelError(f"{self.name} answered {reply.status_code} to a request to retrieve a series: "
-                                        "see its log.")
+                reply.raise_for_status()  # (``_reachable`` says it in one sentence, without the URL)
                 for part in _multipart_parts(reply.iter_content(1 << 20), _boundary(reply.headers)):
                     yield pydicom.dcmread(io.BytesIO(part))
 

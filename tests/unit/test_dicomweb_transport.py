@@ -178,11 +178,19 @@ def test_a_retried_retrieval_logs_no_source_uid(monkeypatch, caplog):
 class _Refusal(_Reply):
     headers: dict = {}
 
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.url = "http://archive.invalid/dicom-web/studies/1.2.3.4444/series/1.2.3.5555"
+        self.reason = "Not Found"
+
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         return False
+
+    def raise_for_status(self):
+        requests.Response.raise_for_status(self)
 
 
 def test_a_refused_retrieval_is_one_sentence_without_the_source_uids():
@@ -191,3 +199,19 @@ def test_a_refused_retrieval_is_one_sentence_without_the_source_uids():
         client.retrieve_series("1.2.3.4444", "1.2.3.5555")
     assert "answered 404 to a request to retrieve a series" in str(refused.value)
     assert "4444" not in str(refused.value) and "5555" not in str(refused.value)
+
+
+def test_a_refused_search_is_one_sentence_without_the_source_uids(monkeypatch):
+    client = OrthancDicomWeb("http://archive.invalid/dicom-web", "user", "password")
+
+    class Refusing:
+        def search_for_series(self, **kwargs):
+            reply = requests.Response()
+            reply.status_code, reply.reason = 403, "Forbidden"
+            reply.url = "http://archive.invalid/dicom-web/studies/1.2.3.4444/series"
+            reply.raise_for_status()
+
+    client._local.client = Refusing()
+    with pytest.raises(RadlabelError) as refused:
+        client.search_series("1.2.3.4444")
+    assert "answered 403 to a request to search series" in str(refused.value) and "4444" not in str(refused.value)

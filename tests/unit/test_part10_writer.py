@@ -85,7 +85,8 @@ def test_explicit_little_endian_copies_take_the_raw_path_not_pydicom(monkeypatch
     assert ds.original_encoding == (False, True)
     written = []
     real = dicom_files._write_raw
-    monkeypatch.setattr(dicom_files, "_write_raw", lambda out, element: written.append(element.tag) or real(out, element))
+    monkeypatch.setattr(dicom_files, "_write_raw",
+                        lambda out, element: written.append(element.tag) or real(out, element))
     monkeypatch.setattr("pydicom.filewriter.dcmwrite", lambda *a, **k: pytest.fail("pydicom's dcmwrite was used"))
     assert part10_bytes(ds) == expected
     assert 0x7FE00010 in written and len(written) > 20  # the pixel data and the other elements, straight
