@@ -126,6 +126,9 @@ try {
     result.ruler_tools = await chooseLabel(r.control, r.label, false);
     await goToSlice(r.image, r.slice);
     await click(r.a);
+    // the editor starts the ruler on this click; a second click sent before it has (a loaded machine) ended a
+    // zero-length ruler in one CI run
+    await page.waitForTimeout(500);
     await click(r.b);
     await page.waitForTimeout(500);
     result.rulers = (await inEditor(c => window.radlabelEditor.annotationStore.selected.serializeAnnotation()
