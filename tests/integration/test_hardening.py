@@ -16,6 +16,7 @@ import requests
 
 from connectors.dicomweb import OrthancDicomWeb
 from connectors.label_studio import client
+from connectors.projects import find_protocol_project
 from radlabel.audit import audit_log
 from radlabel.phantom import make_ct_study
 from tests.integration.conftest import protocol_variant, state_rows
@@ -105,7 +106,7 @@ def test_label_studio_refuses_an_ml_backend_on_another_local_address(settings, s
 def test_webhooks_still_reach_the_hooks_server(settings):
     protocol_variant(settings, "cxr-findings.yaml", "hardening_hooks", "^hardening hooks$")
     ls = client(settings)
-    [project] = [p for p in ls.projects.list(page_size=100) if "radlabel-protocol: hardening_hooks " in (p.description or "")]
+    project, _ = find_protocol_project(ls, "hardening_hooks")
     ls.projects.import_tasks(id=project.id, request=[{"images": ["/x/1.png"], "images_by_preset": {
         "radiograph": ["/x/1.png"], "lung_detail": ["/x/1.png"]}}])
     task = list(ls.tasks.list(project=project.id))[0]

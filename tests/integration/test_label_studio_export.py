@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from connectors.label_studio import client
+from connectors.projects import find_protocol_project
 from radlabel.brush_rle import mask_regions
 from radlabel.protocol.enum import Geometry
 from radlabel.protocol.labelconfig import class_targets, region_control, image_name
@@ -42,8 +43,7 @@ def test_project_with_a_read_exports_as_json(settings, template):
     protocol = protocol_variant(settings, template, "export_" + template.split(".")[0].replace("-", "_"),
                                 f"^export {template}$")
     ls = client(settings)
-    [project] = [p for p in ls.projects.list(page_size=200)
-                 if f"radlabel-protocol: {protocol.id} " in (p.description or "")]
+    project, _ = find_protocol_project(ls, protocol.id)  # the lookup provisioning itself uses
     slices = [f"/x/{k}.png" for k in range(SLICES)]
     ls.projects.import_tasks(id=project.id, request=[{
         "images": slices, "rows": SIZE, "columns": SIZE,

@@ -3,6 +3,10 @@ labels or go back a version (the integration test checks the same on the real se
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import threading
+
 import pytest
 
 from connectors.provision import Provisioner, project_description
@@ -107,3 +111,20 @@ def test_a_class_read_in_another_preset_takes_its_regions_there_and_a_verified_r
 
     again = Provisioner(settings, ls=ls).provision(_version(protocol, "1.3.1", classes=_moved(protocol, "liver_cyst", "soft_tissue")))
     assert not [c for c in again.changes if c.startswith("moved")]  # regions already in place are not written again
+
+
+def test_two_provisioners_at_once_make_one_project(settings, protocol):
+    """Each lister waits (up to a second) for the other to list too: without the lock both find no project."""
+    ls = FakeLabelStudio()
+    meeting, listed = threading.Barrier(2, timeout=1.0), ls.projects.list
+
+    def list_when_both_look(**kwargs):
+        with contextlib.suppress(threading.BrokenBarrierError):
+            meeting.wait()
+        return listed(**kwargs)
+
+    ls.projects.list = list_when_both_look
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: Provisioner(settings, ls=ls).provision(protocol), range(2)))
+    assert sorted(r.action for r in results) == ["created", "unchanged"]
+    assert list(ls.projects.items) == [results[0].project_id] == [results[1].project_id]
