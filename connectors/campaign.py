@@ -119,12 +119,16 @@ class Campaign:
         self.truth: dict[str, dict] = {}
         self.tokens: dict[str, str] = {}  # simulated reader -> its reader token (in memory only)
 
-    def _user(self, name: str) -> int:
-        from connectors.readers import issue_credentials
+    def _register(self, names: list[str]) -> dict[str, int]:
+        """The simulated readers registered as radiologists (their Label Studio users sealed together): name -> id."""
+        from connectors.readers import register_readers
 
-        credentials = issue_credentials(self.settings, f"{name}@{READER_DOMAIN}", ReaderTier.RADIOLOGIST.value)
-        self.tokens[name] = credentials["label_studio"]["token"]
-        return int(credentials["reader"].removeprefix("reader-"))
+        people = [(f"{name}@{READER_DOMAIN}", ReaderTier.RADIOLOGIST.value) for name in names]
+        ids = {}
+        for name, credentials in zip(names, register_readers(self.settings, people)):
+            self.tokens[name] = credentials["label_studio"]["token"]
+            ids[name] = int(credentials["reader"].removeprefix("reader-"))
+        return ids
 
     def _post(self, task_id: int, reader: str, masks: dict, lead_time: float) -> None:
         regions = mask_regions(masks, targets=class_targets(self.protocol, Geometry.MASK))
@@ -163,11 +167,10 @@ class Campaign:
     def run(self, gold: int = 3, production: int = 16, first_seed: int = 700) -> CampaignResult:
         Provisioner(self.settings, self.progress).provision(self.protocol)
         readers = campaign_readers(gold)
-        ids = {r.name: self._user(r.name) for r in readers}
+        ids = self._register([r.name for r in readers] + ["gold-builder"])
         self.progress(f"campaign: building a gold standard of {gold} series …")
         gold_tasks, _ = self.store_and_sync(range(first_seed, first_seed + gold))
         builders = [readers[0], readers[1], SimulatedReader("gold-builder", 0.05, seed=9)]
-        ids["gold-builder"] = self._user("gold-builder")
         for task_id in gold_tasks:
             truth = self._truth_of(task_id)
             for reader in builders:

@@ -206,21 +206,46 @@ def issue_credentials(settings: Settings, email: str, tier: str, seal_account=No
                       adapters: Adapters | None = None) -> dict:
     """Register the reader: {"reader", "tier", "ohif_token", "label_studio": {url, email, token}}. Both doors are
     radlabel's and take the same token. ``seal_account(settings, user_id)`` is Label Studio's side (injected by tests)."""
+    seal = None if seal_account is None else (lambda s, user_ids: [seal_account(s, user) for user in user_ids])
+    [credentials] = register_readers(settings, [(email, tier)], seal, adapters)
+    return credentials
+
+
+def register_readers(settings: Settings, people: list[tuple[str, str]], seal_accounts=None,
+                     adapters: Adapters | None = None) -> list[dict]:
+    """``issue_credentials`` for each (email, tier), their Label Studio users sealed together
+    (``seal_accounts(settings, user_ids)``): one start of Label Studio's Django, not one per reader. If anything
+    fails, no token issued here works and none is shown."""
     from radlabel.audit import audit_log
 
-    if seal_account is None:
-        from connectors.label_studio_accounts import seal_account
+    if seal_accounts is None:
+        from connectors.label_studio_accounts import seal_accounts
     adapters = adapters or Adapters(settings)
-    reader, token = add_reader(settings, email, tier, adapters)
+    registry, added = ReaderRegistry(adapters.database), []
+
+    def withdraw() -> None:  # the tokens just issued are never shown, and stop working now
+        for reader, _ in added:
+            registry.revoke(reader.email)
+
     try:
-        seal_account(settings, reader.ls_user_id)
-    except RadlabelError as exc:  # the token just issued is never shown, and stops working now
-        ReaderRegistry(adapters.database).revoke(reader.email)
-        raise RadlabelError(f"{reader.pseudonym} was not registered: their Label Studio user could not be sealed: "
+        for email, tier in people:
+            added.append(add_reader(settings, email, tier, adapters))
+    except Exception:
+        withdraw()
+        raise
+    try:
+        seal_accounts(settings, [reader.ls_user_id for reader, _ in added])
+    except RadlabelError as exc:
+        withdraw()
+        names = ", ".join(reader.pseudonym for reader, _ in added)
+        were, users = ("was", "user") if len(added) == 1 else ("were", "users")
+        raise RadlabelError(f"{names} {were} not registered: their Label Studio {users} could not be sealed: "
                             f"{exc} Run `radlabel readers add` again.") from None
-    audit_log(settings).append("reader_label_studio_user_sealed", "admin", None, reader=reader.pseudonym)
-    return {"reader": reader.pseudonym, "tier": reader.tier, "ohif_token": token,
-            "label_studio": {"url": editor_url(settings), "email": reader.email, "token": token}}
+    for reader, _ in added:
+        audit_log(settings).append("reader_label_studio_user_sealed", "admin", None, reader=reader.pseudonym)
+    return [{"reader": reader.pseudonym, "tier": reader.tier, "ohif_token": token,
+             "label_studio": {"url": editor_url(settings), "email": reader.email, "token": token}}
+            for reader, token in added]
 
 
 def revoke_reader(settings: Settings, email: str, seal_account=None, adapters: Adapters | None = None) -> Reader:

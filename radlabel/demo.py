@@ -290,11 +290,12 @@ def _demo_readers_read(settings, ls, task_id: int, reads: list[list], progress) 
     """The two simulated readers, registered readers each saving their read with their own token through the
     editor gateway, as in Label Studio's editor (once: a reader who has read the task is skipped)."""
     from connectors.campaign import save_through_gateway
-    from connectors.readers import issue_credentials
+    from connectors.readers import register_readers
 
     existing = {a.completed_by for a in ls.annotations.list(id=task_id)}
-    for name, result in zip(("demo-reader-1", "demo-reader-2"), reads):
-        credentials = issue_credentials(settings, f"{name}@readers.radlabel.local", "radiologist")
+    names = ("demo-reader-1", "demo-reader-2")
+    registered = register_readers(settings, [(f"{name}@readers.radlabel.local", "radiologist") for name in names])
+    for name, result, credentials in zip(names, reads, registered):
         if int(credentials["reader"].removeprefix("reader-")) not in existing:
             progress(f"{name} ({credentials['reader']}) submits a read of task {task_id} through the editor gateway …")
             save_through_gateway(settings, credentials["label_studio"]["token"], task_id, result)

@@ -274,3 +274,37 @@ def test_a_record_claimed_by_the_webhook_first_does_not_break_the_save(env):
         rows = db.execute("SELECT id FROM vouched_reads WHERE annotation_id=950").fetchall()
     assert rows == [(stale,)]
     assert env.authorship.verified(9, [saved], "proto") == [saved]
+
+
+def test_readers_registered_together_are_sealed_in_one_go_or_not_registered_at_all(env, monkeypatch):
+    from connectors import readers
+    from radlabel.errors import RadlabelError
+
+    users = iter([41, 42, 43, 44])
+    monkeypatch.setattr(readers, "label_studio_user", lambda settings, email, adapters=None: next(users))
+    calls = []
+    people = [("one@hospital.org", "radiologist"), ("two@hospital.org", "senior")]
+    credentials = readers.register_readers(env.settings, people, seal_accounts=lambda s, ids: calls.append(list(ids)))
+    assert calls == [[41, 42]]  # one start of Label Studio's Django for both
+    assert [c["reader"] for c in credentials] == ["reader-41", "reader-42"]
+    assert [env.registry.authenticate(c["ohif_token"]).pseudonym for c in credentials] == ["reader-41", "reader-42"]
+
+    def down(settings, ids):
+        raise RadlabelError("Label Studio is not installed at /x: run `radlabel install`.")
+
+    people = [("three@hospital.org", "radiologist"), ("four@hospital.org", "radiologist")]
+    with pytest.raises(RadlabelError, match="reader-43, reader-44 were not registered: their Label Studio users could not"):
+        readers.register_readers(env.settings, people, seal_accounts=down)
+    assert {r.ls_user_id: r.active for r in env.registry.readers() if r.ls_user_id in (43, 44)} == {43: False, 44: False}
+
+
+def test_a_reader_that_cannot_be_added_withdraws_the_ones_added_before_it(env, monkeypatch):
+    from connectors import readers
+    from radlabel.errors import RadlabelError
+
+    monkeypatch.setattr(readers, "label_studio_user", lambda settings, email, adapters=None: 51)
+    sealed = []
+    with pytest.raises(RadlabelError, match="'no-at-sign' is not an email address"):
+        readers.register_readers(env.settings, [("five@hospital.org", "radiologist"), ("no-at-sign", "radiologist")],
+                                 seal_accounts=lambda s, ids: sealed.append(ids))
+    assert sealed == [] and [r.active for r in env.registry.readers() if r.ls_user_id == 51] == [False]
