@@ -117,10 +117,10 @@ class Provisioner:
     # -- the job ----------------------------------------------------------
     def provision(self, protocol: Protocol, migrations: dict[str, str | None] | None = None) -> ProvisionResult:
         # Two provisioners at once (the CLI beside the demo, two admins) must not both find no project and each
-        # create one: a protocol with two projects splits its readers.
+        # create one (a protocol with two projects splits its readers), nor write the viewer's files together.
         with state_lock(self.settings, "projects"):
             result = self._provision(protocol, migrations or {})
-        self._write_ohif_config(protocol)
+            self._write_ohif_config(protocol)
         if result.action != "unchanged":
             audit_log(self.settings).append("provision", "admin", f"{protocol.id} {protocol.version}",
                                             project=result.project_id, outcome=result.action, changes=result.changes)
