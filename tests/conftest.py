@@ -18,16 +18,27 @@ SERVICE_PORT_VARIABLES = ("RADLABEL_PACS_PORT", "RADLABEL_ORTHANC_PORT", "RADLAB
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: every probe stays bound until all are drawn (probes released one by one can
+    be handed the same port: a clean-clone CI run gave the hooks server the research Orthanc's port)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 @pytest.fixture(scope="session")
 def stack_env(tmp_path_factory):
     """Environment of the session stack: its own RADLABEL_HOME and free ports."""
     home = tmp_path_factory.mktemp("radlabel-home")
-    env = {"RADLABEL_HOME": str(home)} | {name: str(free_port()) for name in SERVICE_PORT_VARIABLES}
+    env = {"RADLABEL_HOME": str(home)} | dict(zip(SERVICE_PORT_VARIABLES, map(str, free_ports(len(SERVICE_PORT_VARIABLES)))))
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     umask = os.umask(0o077)  # as the radlabel command sets it: what the tests write in-process stays private too

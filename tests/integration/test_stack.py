@@ -12,7 +12,7 @@ import time
 import requests
 
 from connectors.hooks.app import SECRET_HEADER
-from tests.conftest import SERVICE_PORT_VARIABLES, free_port
+from tests.conftest import SERVICE_PORT_VARIABLES, free_ports
 
 
 def radlabel(*args, env=None, timeout=300):
@@ -169,7 +169,7 @@ def test_port_in_use_gives_one_clear_line_and_starts_nothing(stack, tmp_path):
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        others = {name: str(free_port()) for name in SERVICE_PORT_VARIABLES}  # only Orthanc's port is taken
+        others = dict(zip(SERVICE_PORT_VARIABLES, map(str, free_ports(len(SERVICE_PORT_VARIABLES)))))  # only Orthanc's port is taken
         env = os.environ.copy() | others | {"RADLABEL_HOME": str(tmp_path / "other"), "RADLABEL_ORTHANC_PORT": str(port)}
         done = radlabel("up", env=env)
     assert done.returncode == 2
